@@ -1,0 +1,47 @@
+//! The config error: a JSON path and what was expected there.
+
+use riffle_common::{ClassifyError, ErrorCode};
+
+/// An invalid schema, table config or stream config. `path` is a JSON path such as
+/// `$.ingestionConfig.streamIngestionConfig.streamConfigMaps[0].streamType`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    /// Where the problem is.
+    pub path: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// A new error at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Converts a serde error that carries its path (`what` says which document).
+    pub fn from_path_error(what: &str, e: serde_path_to_error::Error<serde_json::Error>) -> Self {
+        let path = e.path().to_string();
+        let path = if path == "." || path.is_empty() {
+            "$".to_string()
+        } else {
+            format!("$.{path}")
+        };
+        let inner = e.into_inner();
+        let mut message = inner.to_string();
+        // serde_json appends " at line X column Y"; keep it, it helps with big files.
+        if message.starts_with("missing field") {
+            message = format!("{what} {message}");
+        }
+        ConfigError { path, message }
+    }
+}
+
+impl ClassifyError for ConfigError {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::BadRequest
+    }
+}

@@ -1,0 +1,25 @@
+//! Pinot configuration as users write it: schema JSON, table-config JSON and the flat
+//! stream-config map.
+//!
+//! Owns:
+//! - [`Schema`] and [`Column`]: field specs, data types, Pinot's default null values and
+//!   date-time formats (colon and pipe syntax).
+//! - [`TableConfig`]: the typed parts Riffle acts on; every other key is kept so a config
+//!   round-trips, and [`TableConfig::unrecognized`] reports keys Pinot would not know.
+//! - [`StreamConfig`]: the stream map with Pinot's keys, aliases and defaults, the flush
+//!   policy ([`FlushConfig`]) and offset criteria ([`OffsetCriteria`]).
+//!
+//! Invariants: parsing never panics on any input; every rejection is a [`ConfigError`] whose
+//! `path` is the JSON path of the offending value and whose message says what was expected.
+
+pub mod datetime;
+pub mod error;
+pub mod schema;
+pub mod stream;
+pub mod table;
+
+pub use datetime::{DateTimeFormat, Granularity, TimeFormat, TimeUnit};
+pub use error::ConfigError;
+pub use schema::{Column, DataType, DefaultValue, FieldSpec, FieldType, Schema};
+pub use stream::{FlushConfig, OffsetCriteria, StreamConfig};
+pub use table::TableConfig;

@@ -1,0 +1,1 @@
+//! riffle-decode
