@@ -96,7 +96,7 @@ impl DateTimeFormat {
     pub fn parse(s: &str) -> Result<DateTimeFormat, String> {
         let s = s.trim();
         if s.is_empty() {
-            return Err("empty date-time format".into());
+            return Err("empty date-time format: expected e.g. 1:MILLISECONDS:EPOCH".into());
         }
         if s.as_bytes()[0].is_ascii_digit() {
             // size:unit:format[:pattern]
@@ -109,14 +109,14 @@ impl DateTimeFormat {
                 .parse()
                 .ok()
                 .filter(|n| *n > 0)
-                .ok_or_else(|| format!("invalid size '{size}' in date-time format '{s}'"))?;
+                .ok_or_else(|| format!("invalid size '{size}' in date-time format '{s}': expected a positive whole number"))?;
             let unit = TimeUnit::parse(unit)?;
             let kind = match fmt.to_ascii_uppercase().as_str() {
                 "EPOCH" => TimeFormat::Epoch,
                 "TIMESTAMP" => TimeFormat::Timestamp,
                 "SIMPLE_DATE_FORMAT" => {
                     let p = pattern.ok_or_else(|| {
-                        format!("SIMPLE_DATE_FORMAT needs a pattern in date-time format '{s}'")
+                        format!("missing pattern in date-time format '{s}': expected e.g. 1:DAYS:SIMPLE_DATE_FORMAT:yyyyMMdd")
                     })?;
                     sdf(p)
                 }
@@ -141,11 +141,13 @@ impl DateTimeFormat {
                             .parse()
                             .ok()
                             .filter(|n| *n > 0)
-                            .ok_or_else(|| format!("invalid size '{n}' in date-time format '{s}'"))?,
+                            .ok_or_else(|| format!("invalid size '{n}' in date-time format '{s}': expected a positive whole number"))?,
                         None => 1,
                     };
                     if parts.len() > 3 {
-                        return Err(format!("too many parts in date-time format '{s}'"));
+                        return Err(format!(
+                            "too many parts in date-time format '{s}': expected EPOCH|unit|size"
+                        ));
                     }
                     Ok(DateTimeFormat {
                         size,
@@ -156,7 +158,7 @@ impl DateTimeFormat {
                 "TIMESTAMP" => Ok(DateTimeFormat::timestamp()),
                 "SIMPLE_DATE_FORMAT" => {
                     let pattern = parts.get(1).ok_or_else(|| {
-                        format!("SIMPLE_DATE_FORMAT needs a pattern in date-time format '{s}'")
+                        format!("missing pattern in date-time format '{s}': expected e.g. 1:DAYS:SIMPLE_DATE_FORMAT:yyyyMMdd")
                     })?;
                     let zone = parts.get(2).map(|z| z.to_string()).unwrap_or("UTC".into());
                     Ok(DateTimeFormat {
@@ -226,12 +228,10 @@ impl Granularity {
         } else {
             ("1", s)
         };
-        let size: u32 = size
-            .trim()
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("invalid granularity '{s}', expected e.g. 1:MILLISECONDS"))?;
+        let size: u32 =
+            size.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                format!("invalid granularity '{s}', expected e.g. 1:MILLISECONDS")
+            })?;
         Ok(Granularity {
             size,
             unit: TimeUnit::parse(unit)?,
@@ -311,19 +311,94 @@ pub fn parse_data_size(s: &str) -> Option<u64> {
     Some((v * mult as f64) as u64)
 }
 
+/// Letters Joda-Time accepts in a date-time pattern (Pinot parses SIMPLE_DATE_FORMAT
+/// patterns with Joda); any other unquoted ASCII letter is an illegal pattern component.
+const JODA_PATTERN_LETTERS: &str = "GCxyYMdahHkKmsSeEDwzZ";
+
+/// Checks a SIMPLE_DATE_FORMAT pattern the way Pinot does for date-time field specs: only
+/// Joda-Time pattern letters outside quotes, and the fields `y M d H m s S` in that order so
+/// that values sort lexicographically in time order (`yyyyMMdd` is fine, `MM/dd/yyyy` is not).
+pub fn validate_sdf_pattern(pattern: &str) -> Result<(), String> {
+    if pattern.trim().is_empty() {
+        return Err("empty SIMPLE_DATE_FORMAT pattern: expected a pattern such as yyyyMMdd".into());
+    }
+    let mut quoted = false;
+    for c in pattern.chars() {
+        if c == '\'' {
+            quoted = !quoted;
+        } else if !quoted && c.is_ascii_alphabetic() && !JODA_PATTERN_LETTERS.contains(c) {
+            return Err(format!(
+                "illegal letter '{c}' in SIMPLE_DATE_FORMAT pattern '{pattern}': expected \
+                 Joda-Time pattern letters such as yyyy, MM, dd, HH, mm, ss, SSS (quote literal text)"
+            ));
+        }
+    }
+    let rank = |c: char| match c {
+        'y' => 0,
+        'M' => 1,
+        'd' => 2,
+        'H' => 3,
+        'm' => 4,
+        's' => 5,
+        'S' => 6,
+        _ => 7,
+    };
+    let mut last = [-1i64; 8];
+    for (i, c) in pattern.chars().enumerate() {
+        last[rank(c)] = i as i64;
+    }
+    for i in 0..6 {
+        if !(last[i] <= last[i + 1] || last[i + 1] == -1) {
+            return Err(format!(
+                "the SIMPLE_DATE_FORMAT pattern '{pattern}' has to be sorted by both lexicographical and \
+                 datetime order: expected the fields in the order yyyy MM dd HH mm ss SSS"
+            ));
+        }
+        last[i + 1] = last[i + 1].max(last[i]);
+    }
+    Ok(())
+}
+
+/// Parses a TIMESTAMP value given as text: epoch milliseconds, `yyyy-MM-dd HH:mm:ss[.S...]`
+/// (Java `Timestamp.valueOf`, read as UTC), ISO-8601 (`2024-01-02T03:04:05Z`,
+/// `2024-01-02T03:04:05.123`) or a date `yyyy-MM-dd`.
+pub fn parse_timestamp_millis(s: &str) -> Option<i64> {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<i64>() {
+        return Some(n);
+    }
+    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Some(dt.timestamp_millis());
+    }
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(t, fmt) {
+            return Some(dt.and_utc().timestamp_millis());
+        }
+    }
+    chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|dt| dt.and_utc().timestamp_millis())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn test_formats() {
-        let f = DateTimeFormat::parse("1:MILLISECONDS:EPOCH").unwrap();
+        let f = DateTimeFormat::parse("1:MILLISECONDS:EPOCH").expect("should parse");
         assert_eq!(f.kind, TimeFormat::Epoch);
-        let f = DateTimeFormat::parse("EPOCH|DAYS").unwrap();
+        let f = DateTimeFormat::parse("EPOCH|DAYS").expect("should parse");
         assert_eq!((f.unit, f.size), (TimeUnit::Days, 1));
         assert_eq!(f.epoch_to_millis(2), Some(172_800_000));
         let f = DateTimeFormat::parse("1:DAYS:SIMPLE_DATE_FORMAT:yyyyMMdd tz(America/New_York)")
-            .unwrap();
+            .expect("should parse");
         assert_eq!(
             f.kind,
             TimeFormat::SimpleDateFormat {
@@ -333,7 +408,10 @@ mod tests {
         );
         assert!(DateTimeFormat::parse("1:FORTNIGHTS:EPOCH").is_err());
         assert!(DateTimeFormat::parse("EPOCH|MILLISECONDS|0").is_err());
-        assert_eq!(Granularity::parse("MINUTES|15").unwrap().size, 15);
+        assert_eq!(
+            Granularity::parse("MINUTES|15").expect("should parse").size,
+            15
+        );
     }
 
     #[test]
@@ -350,5 +428,29 @@ mod tests {
         assert_eq!(parse_data_size("12"), Some(12));
         assert_eq!(parse_data_size("lots"), None);
         assert_eq!(parse_data_size("M"), None);
+        assert_eq!(parse_data_size("50Q"), None);
+        assert_eq!(parse_data_size("100M"), Some(104_857_600));
+        assert_eq!(parse_period_or_millis("6x"), None);
+        assert_eq!(parse_period_or_millis("24h"), Some(86_400_000));
+    }
+
+    #[test]
+    fn test_sdf_patterns_and_timestamps() {
+        assert!(validate_sdf_pattern("yyyyMMdd").is_ok());
+        assert!(validate_sdf_pattern("yyyy-MM-dd'T'HH:mm:ss.SSS'Z'").is_ok());
+        assert!(validate_sdf_pattern("MM/dd/yyyy").is_err());
+        assert!(validate_sdf_pattern("yyyyMMddQ").is_err());
+        assert!(validate_sdf_pattern("").is_err());
+        assert_eq!(
+            parse_timestamp_millis("1571900400000"),
+            Some(1_571_900_400_000)
+        );
+        assert_eq!(parse_timestamp_millis("1970-01-01 00:00:01.5"), Some(1_500));
+        assert_eq!(parse_timestamp_millis("1970-01-02"), Some(86_400_000));
+        assert_eq!(
+            parse_timestamp_millis("2022-08-09T12:31:38.222Z"),
+            Some(1_660_048_298_222)
+        );
+        assert_eq!(parse_timestamp_millis("yesterday"), None);
     }
 }

@@ -22,19 +22,23 @@ impl ConfigError {
         }
     }
 
-    /// Converts a serde error that carries its path (`what` says which document).
+    /// Converts a serde error that carries its path (`what` says which document). A missing
+    /// field is reported at the field's own path (`$.segmentsConfig`), not at its parent.
     pub fn from_path_error(what: &str, e: serde_path_to_error::Error<serde_json::Error>) -> Self {
         let path = e.path().to_string();
-        let path = if path == "." || path.is_empty() {
+        let mut path = if path == "." || path.is_empty() {
             "$".to_string()
         } else {
             format!("$.{path}")
         };
         let inner = e.into_inner();
-        let mut message = inner.to_string();
         // serde_json appends " at line X column Y"; keep it, it helps with big files.
-        if message.starts_with("missing field") {
-            message = format!("{what} {message}");
+        let mut message = inner.to_string();
+        if let Some(rest) = message.strip_prefix("missing field `") {
+            if let Some((field, tail)) = rest.split_once('`') {
+                path = format!("{path}.{field}");
+                message = format!("{what} is missing required field {field}{tail}");
+            }
         }
         ConfigError { path, message }
     }

@@ -7,7 +7,13 @@
 //! - [`TableConfig`]: the typed parts Riffle acts on; every other key is kept so a config
 //!   round-trips, and [`TableConfig::unrecognized`] reports keys Pinot would not know.
 //! - [`StreamConfig`]: the stream map with Pinot's keys, aliases and defaults, the flush
-//!   policy ([`FlushConfig`]) and offset criteria ([`OffsetCriteria`]).
+//!   policy ([`FlushConfig`]) and offset criteria ([`OffsetCriteria`]). Class names go
+//!   through Pinot's aliases (kafka20/kafka2/kafka3 factories become kafka30, the Kafka JSON
+//!   decoder becomes `JSONMessageDecoder`); [`decoder_supported`] says whether Riffle can
+//!   decode a class, but validation leaves that decision to the server.
+//! - Validation ([`TableConfig::validate`], [`Schema::validate`]): what Pinot's controller
+//!   rejects (PINOT-SPEC §1.12, §4, §5), each with the JSON path of the offending key.
+//!   `tests/data/invalid_configs.json` lists the rejections with their paths and messages.
 //!
 //! Invariants: parsing never panics on any input; every rejection is a [`ConfigError`] whose
 //! `path` is the JSON path of the offending value and whose message says what was expected.
@@ -21,5 +27,7 @@ pub mod table;
 pub use datetime::{DateTimeFormat, Granularity, TimeFormat, TimeUnit};
 pub use error::ConfigError;
 pub use schema::{Column, DataType, DefaultValue, FieldSpec, FieldType, Schema};
-pub use stream::{FlushConfig, OffsetCriteria, StreamConfig};
+pub use stream::{
+    decoder_supported, FlushConfig, OffsetAutoReset, OffsetCriteria, StreamConfig, StreamMap,
+};
 pub use table::TableConfig;

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::datetime::{DateTimeFormat, Granularity};
+use crate::datetime::{
+    parse_timestamp_millis, validate_sdf_pattern, DateTimeFormat, Granularity, TimeFormat,
+};
 use crate::error::ConfigError;
 
 /// Pinot's column data types.
@@ -82,7 +84,11 @@ impl DataType {
     pub fn is_numeric(self) -> bool {
         matches!(
             self,
-            DataType::Int | DataType::Long | DataType::Float | DataType::Double | DataType::BigDecimal
+            DataType::Int
+                | DataType::Long
+                | DataType::Float
+                | DataType::Double
+                | DataType::BigDecimal
         )
     }
 }
@@ -306,10 +312,26 @@ impl Schema {
     fn specs(&self) -> Vec<(String, FieldType, &FieldSpec)> {
         let mut out = Vec::new();
         for (key, list, ft) in [
-            ("dimensionFieldSpecs", &self.dimension_field_specs, FieldType::Dimension),
-            ("metricFieldSpecs", &self.metric_field_specs, FieldType::Metric),
-            ("dateTimeFieldSpecs", &self.date_time_field_specs, FieldType::DateTime),
-            ("complexFieldSpecs", &self.complex_field_specs, FieldType::Complex),
+            (
+                "dimensionFieldSpecs",
+                &self.dimension_field_specs,
+                FieldType::Dimension,
+            ),
+            (
+                "metricFieldSpecs",
+                &self.metric_field_specs,
+                FieldType::Metric,
+            ),
+            (
+                "dateTimeFieldSpecs",
+                &self.date_time_field_specs,
+                FieldType::DateTime,
+            ),
+            (
+                "complexFieldSpecs",
+                &self.complex_field_specs,
+                FieldType::Complex,
+            ),
         ] {
             for (i, f) in list.iter().enumerate() {
                 out.push((format!("$.{key}[{i}]"), ft, f));
@@ -322,12 +344,18 @@ impl Schema {
     /// kind, single-valued date-times, parsable formats and default values.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.schema_name.trim().is_empty() {
-            return Err(ConfigError::new("$.schemaName", "must not be empty"));
+            return Err(ConfigError::new(
+                "$.schemaName",
+                "schema name must not be empty: expected the raw table name, e.g. \"transcript\"",
+            ));
         }
         if self.schema_name.contains("__") {
             return Err(ConfigError::new(
                 "$.schemaName",
-                format!("'{}' must not contain '__'", self.schema_name),
+                format!(
+                    "schema name '{}' must not contain double underscore ('__')",
+                    self.schema_name
+                ),
             ));
         }
         self.columns().map(|_| ())
@@ -339,13 +367,14 @@ impl Schema {
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         let mut out = Vec::new();
         for (path, ft, spec) in self.specs() {
-            if spec.name.is_empty() {
-                return Err(ConfigError::new(format!("{path}.name"), "must not be empty"));
-            }
+            check_column_name(&path, &spec.name)?;
             if let Some(first) = seen.insert(spec.name.clone(), path.clone()) {
                 return Err(ConfigError::new(
                     format!("{path}.name"),
-                    format!("duplicate column '{}' (first defined at {first})", spec.name),
+                    format!(
+                        "duplicate column '{}' (first defined at {first}): expected column names to be unique across all field specs",
+                        spec.name
+                    ),
                 ));
             }
             check_type_allowed(&path, ft, spec.data_type)?;
@@ -354,18 +383,25 @@ impl Schema {
                 if !spec.single_value_field {
                     return Err(ConfigError::new(
                         format!("{path}.singleValueField"),
-                        "date-time fields must be single-valued",
+                        "a dateTime field must be single-valued: expected singleValueField true",
                     ));
                 }
                 let fmt = spec.format.as_deref().ok_or_else(|| {
-                    ConfigError::new(format!("{path}.format"), "is required for a date-time field")
+                    ConfigError::new(
+                        format!("{path}.format"),
+                        "format is required for a dateTime field: expected e.g. 1:MILLISECONDS:EPOCH",
+                    )
                 })?;
                 let parsed = DateTimeFormat::parse(fmt)
                     .map_err(|m| ConfigError::new(format!("{path}.format"), m))?;
+                if let TimeFormat::SimpleDateFormat { pattern, .. } = &parsed.kind {
+                    validate_sdf_pattern(pattern)
+                        .map_err(|m| ConfigError::new(format!("{path}.format"), m))?;
+                }
                 let gran = spec.granularity.as_deref().ok_or_else(|| {
                     ConfigError::new(
                         format!("{path}.granularity"),
-                        "is required for a date-time field",
+                        "granularity is required for a dateTime field: expected e.g. 1:MILLISECONDS",
                     )
                 })?;
                 Granularity::parse(gran)
@@ -378,9 +414,8 @@ impl Schema {
             }
             let default_null = match &spec.default_null_value {
                 None => pinot_default_null(spec.data_type, ft),
-                Some(v) => convert_default(spec.data_type, v).map_err(|m| {
-                    ConfigError::new(format!("{path}.defaultNullValue"), m)
-                })?,
+                Some(v) => convert_default(spec.data_type, v)
+                    .map_err(|m| ConfigError::new(format!("{path}.defaultNullValue"), m))?,
             };
             out.push(Column {
                 name: spec.name.clone(),
@@ -393,25 +428,54 @@ impl Schema {
         }
         if let Some(tfs) = &self.time_field_spec {
             let path = "$.timeFieldSpec".to_string();
-            let g = tfs
-                .outgoing_granularity_spec
-                .as_ref()
-                .unwrap_or(&tfs.incoming_granularity_spec);
-            if let Some(first) = seen.insert(g.name.clone(), path.clone()) {
+            let inc = &tfs.incoming_granularity_spec;
+            if let Some(out) = &tfs.outgoing_granularity_spec {
+                if out != inc {
+                    if out.name == inc.name {
+                        return Err(ConfigError::new(
+                            format!("{path}.outgoingGranularitySpec.name"),
+                            format!(
+                                "cannot convert the incoming time column '{}' to an outgoing spec of the same name: expected a different outgoing column name",
+                                inc.name
+                            ),
+                        ));
+                    }
+                    let is_epoch = |g: &TimeGranularitySpec| {
+                        g.time_format
+                            .as_deref()
+                            .is_none_or(|f| f.eq_ignore_ascii_case("EPOCH"))
+                    };
+                    if !is_epoch(inc) || !is_epoch(out) {
+                        return Err(ConfigError::new(
+                            format!("{path}.outgoingGranularitySpec.timeFormat"),
+                            "time conversion is only supported between EPOCH formats: expected timeFormat EPOCH on both granularity specs",
+                        ));
+                    }
+                }
+            }
+            let (g, gpath) = match &tfs.outgoing_granularity_spec {
+                Some(out) => (out, format!("{path}.outgoingGranularitySpec")),
+                None => (inc, format!("{path}.incomingGranularitySpec")),
+            };
+            check_column_name(&gpath, &g.name)?;
+            if let Some(first) = seen.insert(g.name.clone(), gpath.clone()) {
                 return Err(ConfigError::new(
-                    format!("{path}.name"),
-                    format!("duplicate column '{}' (first defined at {first})", g.name),
+                    format!("{gpath}.name"),
+                    format!(
+                        "duplicate column '{}' (first defined at {first}): expected column names to be unique across all field specs",
+                        g.name
+                    ),
                 ));
             }
-            check_type_allowed(&path, FieldType::Time, g.data_type)?;
+            check_type_allowed(&gpath, FieldType::Time, g.data_type)?;
             let unit = g.time_type.clone().unwrap_or_else(|| "MILLISECONDS".into());
             let size = g.time_unit_size.unwrap_or(1);
             let fmt_text = match g.time_format.as_deref() {
                 None | Some("EPOCH") => format!("{size}:{unit}:EPOCH"),
                 Some(other) => format!("{size}:{unit}:{other}"),
             };
-            let format = DateTimeFormat::parse(&fmt_text)
-                .map_err(|m| ConfigError::new(format!("{path}.incomingGranularitySpec"), m))?;
+            let format =
+                DateTimeFormat::parse(&fmt_text).map_err(|m| ConfigError::new(gpath.clone(), m))?;
             let default_null = match &tfs.default_null_value {
                 None => pinot_default_null(g.data_type, FieldType::Time),
                 Some(v) => convert_default(g.data_type, v)
@@ -430,11 +494,54 @@ impl Schema {
             if !seen.contains_key(pk) {
                 return Err(ConfigError::new(
                     format!("$.primaryKeyColumns[{i}]"),
-                    format!("primary key column '{pk}' is not a column of the schema"),
+                    format!(
+                        "primary key column '{pk}' is not a column of schema '{}': expected one of its columns",
+                        self.schema_name
+                    ),
                 ));
             }
         }
         Ok(out)
+    }
+
+    /// Whether `name` is a date-time column or the legacy time column: what Pinot accepts as
+    /// `segmentsConfig.timeColumnName`.
+    pub fn is_time_column(&self, name: &str) -> bool {
+        self.date_time_field_specs.iter().any(|f| f.name == name)
+            || self.time_field_spec.as_ref().is_some_and(|t| {
+                t.outgoing_granularity_spec
+                    .as_ref()
+                    .unwrap_or(&t.incoming_granularity_spec)
+                    .name
+                    == name
+            })
+    }
+
+    /// The field spec of a column with its kind (legacy time columns are not included).
+    pub fn field_spec(&self, name: &str) -> Option<(FieldType, &FieldSpec)> {
+        self.specs()
+            .into_iter()
+            .find(|(_, _, f)| f.name == name)
+            .map(|(_, ft, f)| (ft, f))
+    }
+
+    /// Whether a column is single-valued (unknown columns count as single-valued).
+    pub fn is_single_value(&self, name: &str) -> bool {
+        self.field_spec(name)
+            .is_none_or(|(_, f)| f.single_value_field)
+    }
+
+    /// The data type of a column, including the legacy time column.
+    pub fn data_type_of(&self, name: &str) -> Option<DataType> {
+        if let Some((_, f)) = self.field_spec(name) {
+            return Some(f.data_type);
+        }
+        let t = self.time_field_spec.as_ref()?;
+        let g = t
+            .outgoing_granularity_spec
+            .as_ref()
+            .unwrap_or(&t.incoming_granularity_spec);
+        (g.name == name).then_some(g.data_type)
     }
 
     /// Whether the schema has a column of that name.
@@ -457,6 +564,23 @@ impl Schema {
         }
         out
     }
+}
+
+/// Pinot's column-name rule: not empty, no whitespace.
+fn check_column_name(path: &str, name: &str) -> Result<(), ConfigError> {
+    if name.trim().is_empty() {
+        return Err(ConfigError::new(
+            format!("{path}.name"),
+            "column name must not be empty: expected a name such as \"userId\"",
+        ));
+    }
+    if name.chars().any(char::is_whitespace) {
+        return Err(ConfigError::new(
+            format!("{path}.name"),
+            format!("column name '{name}' must not contain whitespace"),
+        ));
+    }
+    Ok(())
 }
 
 /// Adds keys of `extra` not in `known` to `out` under `prefix.key`.
@@ -490,6 +614,11 @@ fn check_type_allowed(path: &str, ft: FieldType, dt: DataType) -> Result<(), Con
     if ok {
         Ok(())
     } else {
+        let allowed = match ft {
+            FieldType::Metric => "INT, LONG, FLOAT, DOUBLE, BIG_DECIMAL, BYTES",
+            FieldType::Complex => "MAP, LIST, STRUCT, OPEN_STRUCT",
+            _ => "INT, LONG, FLOAT, DOUBLE, BIG_DECIMAL, BOOLEAN, TIMESTAMP, STRING, JSON, BYTES, UUID",
+        };
         let kind = match ft {
             FieldType::Dimension => "dimension",
             FieldType::Metric => "metric",
@@ -499,7 +628,11 @@ fn check_type_allowed(path: &str, ft: FieldType, dt: DataType) -> Result<(), Con
         };
         Err(ConfigError::new(
             format!("{path}.dataType"),
-            format!("data type {} is not allowed for a {kind} field", dt.name()),
+            format!(
+                "data type {} is not allowed for a {kind} field: expected one of {}",
+                dt.name(),
+                allowed
+            ),
         ))
     }
 }
@@ -518,7 +651,9 @@ pub fn pinot_default_null(dt: DataType, ft: FieldType) -> DefaultValue {
         DataType::String | DataType::Json => DefaultValue::String("null".into()),
         DataType::Bytes => DefaultValue::Bytes(Vec::new()),
         DataType::Uuid => DefaultValue::String("00000000-0000-0000-0000-000000000000".into()),
-        DataType::Map | DataType::Struct | DataType::OpenStruct => DefaultValue::String("{}".into()),
+        DataType::Map | DataType::Struct | DataType::OpenStruct => {
+            DefaultValue::String("{}".into())
+        }
         DataType::List => DefaultValue::String("[]".into()),
     }
 }
@@ -536,12 +671,21 @@ pub fn convert_default(dt: DataType, v: &Value) -> Result<DefaultValue, String> 
             ))
         }
     };
-    let bad = || format!("'{text}' is not a valid {} value", dt.name());
+    let bad = || {
+        format!(
+            "default null value '{text}' cannot be converted to {}: expected {}",
+            dt.name(),
+            expected_literal(dt)
+        )
+    };
     Ok(match dt {
         DataType::Int => DefaultValue::Int(parse_int_like(&text).ok_or_else(bad)?),
-        DataType::Long | DataType::Timestamp => {
-            DefaultValue::Long(parse_long_like(&text).ok_or_else(bad)?)
-        }
+        DataType::Long => DefaultValue::Long(parse_long_like(&text).ok_or_else(bad)?),
+        DataType::Timestamp => DefaultValue::Long(
+            parse_long_like(&text)
+                .or_else(|| parse_timestamp_millis(&text))
+                .ok_or_else(bad)?,
+        ),
         DataType::Float => DefaultValue::Float(text.trim().parse().map_err(|_| bad())?),
         DataType::Double => DefaultValue::Double(text.trim().parse().map_err(|_| bad())?),
         DataType::Boolean => DefaultValue::Boolean(match text.trim() {
@@ -551,11 +695,61 @@ pub fn convert_default(dt: DataType, v: &Value) -> Result<DefaultValue, String> 
         }),
         DataType::Bytes => DefaultValue::Bytes(hex_decode(&text).ok_or_else(bad)?),
         DataType::BigDecimal => {
-            text.trim().parse::<f64>().map_err(|_| bad())?;
+            if !is_java_big_decimal(text.trim()) {
+                return Err(bad());
+            }
             DefaultValue::String(text.trim().to_string())
+        }
+        DataType::Uuid => {
+            if !is_uuid(text.trim()) {
+                return Err(bad());
+            }
+            DefaultValue::String(text.trim().to_ascii_lowercase())
         }
         _ => DefaultValue::String(text),
     })
+}
+
+/// What a default value of a type looks like, for messages.
+fn expected_literal(dt: DataType) -> &'static str {
+    match dt {
+        DataType::Int => "a whole number from -2147483648 to 2147483647",
+        DataType::Long => "a whole number (64-bit)",
+        DataType::Float | DataType::Double => "a number such as 0 or -1.5",
+        DataType::BigDecimal => "a decimal number such as 0 or 12.50",
+        DataType::Boolean => "true, false, 1 or 0",
+        DataType::Timestamp => "epoch milliseconds or a time such as 2024-01-01 00:00:00",
+        DataType::Bytes => "hex digits such as 00ff",
+        DataType::Uuid => "a UUID such as 00000000-0000-0000-0000-000000000000",
+        _ => "a string",
+    }
+}
+
+/// Java `BigDecimal(String)` syntax: sign, digits with an optional point, optional exponent.
+fn is_java_big_decimal(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let (mantissa, exp) = match s.find(['e', 'E']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = digits(int) && digits(frac) && !(int.is_empty() && frac.is_empty());
+    let exp_ok = exp.is_none_or(|e| {
+        let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !e.is_empty() && digits(e)
+    });
+    mantissa_ok && exp_ok
+}
+
+/// Canonical 8-4-4-4-12 hex UUID text.
+fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
 }
 
 fn parse_int_like(s: &str) -> Option<i32> {
@@ -606,8 +800,8 @@ mod tests {
             "dateTimeFieldSpecs":[{"name":"ts","dataType":"LONG","format":"1:MILLISECONDS:EPOCH","granularity":"1:MILLISECONDS"}],
             "surprise": 1}"#,
         )
-        .unwrap();
-        let cols = s.columns().unwrap();
+        .expect("should parse");
+        let cols = s.columns().expect("should parse");
         assert_eq!(cols[0].default_null, DefaultValue::Int(i32::MIN));
         assert!(!cols[1].single_value);
         assert_eq!(cols[2].default_null, DefaultValue::Double(0.0));
@@ -622,12 +816,15 @@ mod tests {
         let e = Schema::from_json(
             br#"{"schemaName":"t","dimensionFieldSpecs":[{"name":"a","dataType":"INTEGER"}]}"#,
         )
-        .unwrap_err();
-        assert!(e.path.starts_with("$.dimensionFieldSpecs[0].dataType"), "{e}");
+        .expect_err("should be rejected");
+        assert!(
+            e.path.starts_with("$.dimensionFieldSpecs[0].dataType"),
+            "{e}"
+        );
         let e = Schema::from_json(
             br#"{"schemaName":"t","dimensionFieldSpecs":[{"name":"a","dataType":"INT"}],"metricFieldSpecs":[{"name":"a","dataType":"INT"}]}"#,
         )
-        .unwrap_err();
+        .expect_err("should be rejected");
         assert_eq!(e.path, "$.metricFieldSpecs[0].name");
     }
 }

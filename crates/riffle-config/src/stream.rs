@@ -37,7 +37,10 @@ impl OffsetCriteria {
         }
         if let Some(p) = parse_period_ms(t) {
             if p < 0 {
-                return Err(format!("negative period '{t}' is not a valid offset criteria"));
+                return Err(format!(
+                    "negative period '{t}' is not a valid offset criteria: expected smallest, \
+                     largest, a positive period such as 2d or an ISO-8601 instant"
+                ));
             }
             return Ok(OffsetCriteria::Period(p));
         }
@@ -66,14 +69,15 @@ impl OffsetCriteria {
 /// When a consuming segment ends (PINOT-SPEC §1.11, §2.5).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FlushConfig {
-    /// Rows per segment (`realtime.segment.flush.threshold.rows` and its aliases). `Some(0)`
-    /// means size-based autotune.
+    /// Rows per segment (`realtime.segment.flush.threshold.rows` and its aliases `.size`,
+    /// `.size.llc`). `Some(0)` means size-based autotune.
     pub rows: Option<u64>,
     /// Exact rows per segment (`realtime.segment.flush.threshold.segment.rows`).
     pub segment_rows: Option<u64>,
     /// Maximum age of a consuming segment in milliseconds (default 6 h).
     pub time_ms: i64,
-    /// Target sealed size in bytes for autotune (`...segment.size`; default target 200M).
+    /// Target sealed size in bytes for autotune (`...segment.size`, alias
+    /// `realtime.segment.flush.desired.size`); unset means the 200M default target.
     pub segment_size_bytes: Option<u64>,
     /// Rows of the first segment under autotune (default 100,000).
     pub autotune_initial_rows: u64,
@@ -84,13 +88,46 @@ pub struct FlushConfig {
 impl FlushConfig {
     /// Pinot's default autotune target size (200M).
     pub const DEFAULT_TARGET_SIZE: u64 = 200 * 1024 * 1024;
+    /// Pinot's default flush time (6 h).
+    pub const DEFAULT_TIME_MS: i64 = 6 * 3_600_000;
+    /// Pinot's default rows of the first autotuned segment.
+    pub const DEFAULT_AUTOTUNE_INITIAL_ROWS: u64 = 100_000;
 
-    /// Whether the row threshold is chosen by autotune from the target size.
+    /// Whether the row threshold is chosen by autotune from the target size: no positive
+    /// `segment.rows` and no positive `rows`.
     pub fn is_autotune(&self) -> bool {
-        self.segment_size_bytes.is_some()
-            || self.rows == Some(0)
-            || (self.rows.is_none() && self.segment_rows.is_none())
+        self.segment_rows.is_none_or(|r| r == 0) && self.rows.is_none_or(|r| r == 0)
     }
+
+    /// The autotune target size in bytes (the configured one or 200M).
+    pub fn target_size_bytes(&self) -> u64 {
+        self.segment_size_bytes
+            .filter(|s| *s > 0)
+            .unwrap_or(Self::DEFAULT_TARGET_SIZE)
+    }
+
+    /// Whether two streams of one table agree on the settings Pinot requires to be equal
+    /// (rows, segment rows, time, segment size, variance).
+    pub fn same_thresholds(&self, other: &FlushConfig) -> bool {
+        self.rows == other.rows
+            && self.segment_rows == other.segment_rows
+            && self.time_ms == other.time_ms
+            && self.segment_size_bytes == other.segment_size_bytes
+            && self.variance_fraction == other.variance_fraction
+    }
+}
+
+/// Automatic offset reset of a lagging partition (`realtime.segment.offsetAutoReset.*`).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct OffsetAutoReset {
+    /// `realtime.segment.offsetAutoReset.enable` (false).
+    pub enabled: bool,
+    /// `realtime.segment.offsetAutoReset.offsetThreshold` (unset = off).
+    pub offset_threshold: Option<i64>,
+    /// `realtime.segment.offsetAutoReset.timeThresholdSeconds` (unset = off).
+    pub time_threshold_seconds: Option<i64>,
+    /// `realtime.segment.isBackfillTopic`: disables auto reset for this stream.
+    pub backfill_topic: bool,
 }
 
 /// A parsed stream config.
@@ -100,7 +137,8 @@ pub struct StreamConfig {
     pub stream_type: String,
     /// `stream.<t>.topic.name`.
     pub topic: String,
-    /// The consumer factory class as written (or Pinot's default).
+    /// The consumer factory class, canonicalised through Pinot's aliases (kafka20, kafka2
+    /// and kafka3 become kafka30), or Pinot's default. The raw map keeps what was written.
     pub factory_class: String,
     /// The decoder class, canonicalised through Pinot's aliases.
     pub decoder_class: String,
@@ -122,9 +160,22 @@ pub struct StreamConfig {
     pub metadata_populate: bool,
     /// `partition.consumption.rate.limit` in messages per second, if positive.
     pub partition_rate_limit: Option<f64>,
+    /// `topic.consumption.rate.limit` in messages per second, if positive.
+    pub topic_rate_limit: Option<f64>,
+    /// `realtime.segment.commit.timeoutSeconds`: overrides the controller's 120 s commit time.
+    pub commit_timeout_seconds: Option<u64>,
+    /// `realtime.segment.serverUploadToDeepStore`; unset = the server-level setting.
+    pub server_upload_to_deep_store: Option<bool>,
+    /// `realtime.segment.pauseless.download.timeoutSeconds` (600).
+    pub pauseless_download_timeout_seconds: u64,
+    /// `realtime.segment.offsetAutoReset.*` and `realtime.segment.isBackfillTopic`.
+    pub offset_auto_reset: OffsetAutoReset,
     /// The whole map, for the plugin's own keys.
     pub raw: BTreeMap<String, String>,
 }
+
+/// A stream map as written: string keys to string values.
+pub type StreamMap = BTreeMap<String, String>;
 
 /// Pinot's default consumer factory.
 pub const DEFAULT_FACTORY: &str = "org.apache.pinot.plugin.stream.kafka30.KafkaConsumerFactory";
@@ -132,13 +183,30 @@ pub const DEFAULT_FACTORY: &str = "org.apache.pinot.plugin.stream.kafka30.KafkaC
 /// Canonical JSON decoder class.
 pub const JSON_DECODER: &str = "org.apache.pinot.plugin.inputformat.json.JSONMessageDecoder";
 
+/// Pinot's Kafka JSON decoder (a deprecated subclass of [`JSON_DECODER`], used by every
+/// quickstart config).
+pub const KAFKA_JSON_DECODER: &str = "org.apache.pinot.plugin.stream.kafka.KafkaJSONMessageDecoder";
+
+/// The protobuf decoder whose decoder props Pinot checks at table creation.
+pub const PROTOBUF_DECODER: &str =
+    "org.apache.pinot.plugin.inputformat.protobuf.ProtoBufMessageDecoder";
+
 /// Decoder classes Riffle can decode today, canonical names.
 pub const SUPPORTED_DECODERS: &[&str] = &[JSON_DECODER];
 
+/// Strips Pinot's optional `pluginName:` prefix from a class name.
+fn strip_plugin_prefix(class: &str) -> &str {
+    let class = class.trim();
+    match class.rsplit_once(':') {
+        Some((_, name)) => name.trim(),
+        None => class,
+    }
+}
+
 /// Maps Pinot's old and alias decoder class names to the canonical one (PINOT-SPEC §1.14).
 pub fn canonical_decoder(class: &str) -> String {
-    match class.trim() {
-        "org.apache.pinot.plugin.stream.kafka.KafkaJSONMessageDecoder"
+    match strip_plugin_prefix(class) {
+        KAFKA_JSON_DECODER
         | "org.apache.pinot.core.realtime.impl.kafka.KafkaJSONMessageDecoder"
         | "json"
         | "JSON" => JSON_DECODER.to_string(),
@@ -154,7 +222,7 @@ pub fn canonical_decoder(class: &str) -> String {
 
 /// Maps Pinot's old factory class names to the current one (PINOT-SPEC §1.14).
 pub fn canonical_factory(class: &str) -> String {
-    match class.trim() {
+    match strip_plugin_prefix(class) {
         "org.apache.pinot.plugin.stream.kafka20.KafkaConsumerFactory"
         | "org.apache.pinot.core.realtime.impl.kafka2.KafkaConsumerFactory"
         | "org.apache.pinot.core.realtime.impl.kafka3.KafkaConsumerFactory" => {
@@ -164,12 +232,26 @@ pub fn canonical_factory(class: &str) -> String {
     }
 }
 
+/// Whether Riffle can decode messages written for this decoder class (any alias). Config
+/// validation does not reject other decoders: the server decides when it starts consuming.
+pub fn decoder_supported(class: &str) -> bool {
+    let c = canonical_decoder(class);
+    SUPPORTED_DECODERS.contains(&c.as_str())
+}
+
 /// Converts a JSON object of a stream map into a string map, as Jackson does for
-/// `Map<String, String>`: scalars become their text, nested values are an error.
+/// `Map<String, String>`: scalars become their text, nulls are dropped, nested values are an
+/// error.
 pub fn string_map(path: &str, v: &Value) -> Result<BTreeMap<String, String>, ConfigError> {
-    let obj = v
-        .as_object()
-        .ok_or_else(|| ConfigError::new(path, "expected an object of string keys to string values"))?;
+    let obj = v.as_object().ok_or_else(|| {
+        ConfigError::new(
+            path,
+            format!(
+                "expected an object of string keys to string values, got {}",
+                json_kind(v)
+            ),
+        )
+    })?;
     let mut out = BTreeMap::new();
     for (k, v) in obj {
         let s = match v {
@@ -177,10 +259,13 @@ pub fn string_map(path: &str, v: &Value) -> Result<BTreeMap<String, String>, Con
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
             Value::Null => continue,
-            _ => {
+            other => {
                 return Err(ConfigError::new(
                     format!("{path}.{k}"),
-                    "expected a string value, got a nested object or array",
+                    format!(
+                        "expected a string value, got {}: stream config values are flat strings",
+                        json_kind(other)
+                    ),
                 ))
             }
         };
@@ -189,151 +274,262 @@ pub fn string_map(path: &str, v: &Value) -> Result<BTreeMap<String, String>, Con
     Ok(out)
 }
 
+/// `an object`, `an array`, ... for messages.
+pub(crate) fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Flush-row keys in Pinot's order of precedence.
+pub(crate) const ROWS_KEYS: &[&str] = &[
+    "realtime.segment.flush.threshold.rows",
+    "realtime.segment.flush.threshold.size",
+    "realtime.segment.flush.threshold.size.llc",
+];
+pub(crate) const SEGMENT_ROWS_KEY: &str = "realtime.segment.flush.threshold.segment.rows";
+pub(crate) const TIME_KEYS: &[&str] = &[
+    "realtime.segment.flush.threshold.time",
+    "realtime.segment.flush.threshold.time.llc",
+];
+pub(crate) const SIZE_KEYS: &[&str] = &[
+    "realtime.segment.flush.threshold.segment.size",
+    "realtime.segment.flush.desired.size",
+];
+pub(crate) const VARIANCE_KEY: &str = "realtime.segment.flush.threshold.variance.fraction";
+const INITIAL_ROWS_KEY: &str = "realtime.segment.flush.autotune.initialRows";
+
+/// The first of `keys` present in `raw`, with its value.
+fn first_of<'a>(
+    raw: &'a BTreeMap<String, String>,
+    keys: &[&'static str],
+) -> Option<(&'static str, &'a str)> {
+    keys.iter()
+        .find_map(|k| raw.get(*k).map(|v| (*k, v.trim())))
+}
+
+/// Parses a Java `int` row count (0 ..= 2^31-1).
+fn parse_rows(v: &str) -> Option<u64> {
+    v.parse::<i32>().ok().filter(|n| *n >= 0).map(|n| n as u64)
+}
+
+fn parse_bool(v: &str) -> bool {
+    v.trim().eq_ignore_ascii_case("true")
+}
+
 impl StreamConfig {
-    /// Parses a stream map; `path` is the JSON path of the map, for errors.
+    /// Parses a stream map; `path` is the JSON path of the map, for errors. Applies Pinot's
+    /// defaults and aliases and the checks Pinot's controller makes on each stream
+    /// (PINOT-SPEC §1.11, §1.12).
     pub fn parse(path: &str, raw: &BTreeMap<String, String>) -> Result<StreamConfig, ConfigError> {
         let key_path = |k: &str| format!("{path}.{k}");
-        let stream_type = raw
+        let written_type = raw
             .get("streamType")
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .ok_or_else(|| {
-                ConfigError::new(key_path("streamType"), "is required (e.g. \"kafka\" or \"file\")")
+                ConfigError::new(
+                    key_path("streamType"),
+                    "streamType is required: expected the stream system, e.g. \"kafka\" or \"file\"",
+                )
             })?;
-        let t = stream_type.to_ascii_lowercase();
-        let pfx = format!("stream.{t}.");
-        let get = |suffix: &str| raw.get(&format!("{pfx}{suffix}")).map(|s| s.trim());
+        let t = written_type.to_ascii_lowercase();
+        // Pinot builds keys from the type as written; Riffle also accepts the lower-case form.
+        let pfx = format!("stream.{written_type}.");
+        let lower_pfx = format!("stream.{t}.");
+        let key_of = |suffix: &str| -> String {
+            let k = format!("{pfx}{suffix}");
+            if raw.contains_key(&k) {
+                k
+            } else {
+                format!("{lower_pfx}{suffix}")
+            }
+        };
+        let get = |suffix: &str| raw.get(&key_of(suffix)).map(|s| s.trim());
+
         let topic = get("topic.name")
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| ConfigError::new(key_path(&format!("{pfx}topic.name")), "is required"))?
+            .ok_or_else(|| {
+                ConfigError::new(
+                    key_path(&format!("{pfx}topic.name")),
+                    format!(
+                        "{pfx}topic.name is required: expected the name of the topic to consume"
+                    ),
+                )
+            })?
             .to_string();
+
+        let consumer_type_key = key_of("consumer.type");
+        if let Some(v) = raw.get(&consumer_type_key) {
+            if v.split(',')
+                .any(|c| c.trim().eq_ignore_ascii_case("highlevel"))
+            {
+                return Err(ConfigError::new(
+                    key_path(&consumer_type_key),
+                    format!(
+                        "high-level consumer '{}' is no longer supported: expected \"lowlevel\" or no {consumer_type_key} key",
+                        v.trim()
+                    ),
+                ));
+            }
+        }
+
         let decoder_class = get("decoder.class.name")
             .filter(|s| !s.is_empty())
             .ok_or_else(|| {
                 ConfigError::new(
                     key_path(&format!("{pfx}decoder.class.name")),
-                    format!("is required (e.g. \"{JSON_DECODER}\")"),
+                    format!(
+                        "{pfx}decoder.class.name is required: expected a decoder class such as \"{KAFKA_JSON_DECODER}\""
+                    ),
                 )
             })?;
         let decoder_class = canonical_decoder(decoder_class);
         let factory_class = get("consumer.factory.class.name")
-            .map(|s| s.to_string())
+            .filter(|s| !s.is_empty())
+            .map(canonical_factory)
             .unwrap_or_else(|| DEFAULT_FACTORY.to_string());
-        let decoder_prefix = format!("{pfx}decoder.prop.");
-        let decoder_props = raw
-            .iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix(&decoder_prefix)
-                    .map(|p| (p.to_string(), v.clone()))
-            })
-            .collect();
-        let offset_key = format!("{pfx}consumer.prop.auto.offset.reset");
+
+        let mut decoder_props = BTreeMap::new();
+        for dp in [&lower_pfx, &pfx] {
+            let decoder_prefix = format!("{dp}decoder.prop.");
+            for (k, v) in raw {
+                if let Some(p) = k.strip_prefix(&decoder_prefix) {
+                    decoder_props.insert(p.to_string(), v.clone());
+                }
+            }
+        }
+        if decoder_class == PROTOBUF_DECODER {
+            for prop in ["descriptorFile", "protoClassName"] {
+                if !decoder_props.contains_key(prop) {
+                    return Err(ConfigError::new(
+                        key_path(&format!("{pfx}decoder.prop.{prop}")),
+                        format!("missing decoder property {prop}: ProtoBufMessageDecoder requires decoder props descriptorFile and protoClassName"),
+                    ));
+                }
+            }
+        }
+
+        let offset_key = key_of("consumer.prop.auto.offset.reset");
         let offset_criteria = match raw.get(&offset_key) {
             None => OffsetCriteria::Largest,
             Some(v) => {
                 OffsetCriteria::parse(v).map_err(|m| ConfigError::new(key_path(&offset_key), m))?
             }
         };
-        // Timeouts: unparsable values fall back to the default, as Pinot does.
-        let ms = |suffix: &str, default: u64| -> u64 {
+
+        // Timeouts: unparsable values fall back to the default, as Pinot does (with a warning).
+        let connection_timeout_ms = get("connection.timeout.millis")
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|n| *n >= 0)
+            .map(|n| n as u64)
+            .unwrap_or(30_000);
+        let int_ms = |suffix: &str, default: u64| -> u64 {
             get(suffix)
-                .and_then(|v| v.parse::<u64>().ok())
+                .and_then(|v| v.parse::<i32>().ok())
+                .filter(|n| *n >= 0)
+                .map(|n| n as u64)
                 .unwrap_or(default)
         };
-        let connection_timeout_ms = ms("connection.timeout.millis", 30_000);
-        let fetch_timeout_ms = ms("fetch.timeout.millis", 5_000);
-        let idle_timeout_ms = ms("idle.timeout.millis", 180_000);
+        let fetch_timeout_ms = int_ms("fetch.timeout.millis", 5_000);
+        let idle_timeout_ms = int_ms("idle.timeout.millis", 180_000);
 
-        let int_key = |keys: &[&str]| -> Result<Option<u64>, ConfigError> {
-            for k in keys {
-                if let Some(v) = raw.get(*k) {
-                    let v = v.trim();
-                    let n: i64 = v.parse().map_err(|_| {
-                        ConfigError::new(
-                            key_path(k),
-                            format!("'{v}' is not a whole number of rows"),
-                        )
-                    })?;
-                    if n < 0 {
-                        return Err(ConfigError::new(
-                            key_path(k),
-                            format!("'{v}' must not be negative"),
-                        ));
-                    }
-                    return Ok(Some(n as u64));
-                }
-            }
-            Ok(None)
+        let rows_entry = first_of(raw, ROWS_KEYS);
+        let rows = match rows_entry {
+            None => None,
+            Some((k, v)) => Some(parse_rows(v).ok_or_else(|| {
+                ConfigError::new(
+                    key_path(k),
+                    format!("'{v}' is not a valid row count: expected a whole number from 0 to 2147483647 (0 = size-based autotune)"),
+                )
+            })?),
         };
-        let rows = int_key(&[
-            "realtime.segment.flush.threshold.rows",
-            "realtime.segment.flush.threshold.size",
-            "realtime.segment.flush.threshold.size.llc",
-        ])?;
-        let segment_rows = int_key(&["realtime.segment.flush.threshold.segment.rows"])?;
-        let mut time_ms = 6 * 3_600_000;
-        for k in [
-            "realtime.segment.flush.threshold.time",
-            "realtime.segment.flush.threshold.time.llc",
-        ] {
-            if let Some(v) = raw.get(k) {
-                time_ms = parse_period_or_millis(v).ok_or_else(|| {
+        let segment_rows = match raw.get(SEGMENT_ROWS_KEY).map(|v| v.trim()) {
+            None => None,
+            Some(v) => Some(parse_rows(v).ok_or_else(|| {
+                ConfigError::new(
+                    key_path(SEGMENT_ROWS_KEY),
+                    format!("'{v}' is not a valid row count: expected a whole number from 0 to 2147483647"),
+                )
+            })?),
+        };
+        let time_entry = first_of(raw, TIME_KEYS);
+        let time_ms = match time_entry {
+            None => FlushConfig::DEFAULT_TIME_MS,
+            Some((k, v)) => {
+                let ms = parse_period_or_millis(v).ok_or_else(|| {
                     ConfigError::new(
                         key_path(k),
-                        format!(
-                            "'{v}' is not a period (e.g. 6h, 1h30m, 2d) or a number of milliseconds"
-                        ),
+                        format!("'{v}' is not a valid flush threshold time: expected a period such as 6h, 1h30m or 2d, or a number of milliseconds"),
                     )
                 })?;
-                if time_ms <= 0 {
+                if ms <= 0 {
                     return Err(ConfigError::new(
                         key_path(k),
-                        format!("flush threshold time must be positive, got '{v}'"),
+                        format!(
+                            "invalid flush threshold time '{v}': expected a time greater than 0"
+                        ),
                     ));
                 }
-                break;
+                ms
+            }
+        };
+        let size_entry = first_of(raw, SIZE_KEYS);
+        let segment_size_bytes = match size_entry {
+            None => None,
+            Some((k, v)) => Some(parse_data_size(v).ok_or_else(|| {
+                ConfigError::new(
+                    key_path(k),
+                    format!("'{v}' is not a valid data size: expected a number with an optional unit K, M, G, T or P (e.g. 50M, 200MB, 1.5G)"),
+                )
+            })?),
+        };
+        // Pinot: at most one of rows > 0, segment rows > 0, segment size > 0. Point at the
+        // second one set.
+        let mut set: Vec<&str> = Vec::new();
+        if let (Some((k, _)), Some(r)) = (rows_entry, rows) {
+            if r > 0 {
+                set.push(k);
             }
         }
-        let mut segment_size_bytes = None;
-        for k in [
-            "realtime.segment.flush.threshold.segment.size",
-            "realtime.segment.flush.desired.size",
-        ] {
-            if let Some(v) = raw.get(k) {
-                let n = parse_data_size(v).ok_or_else(|| {
-                    ConfigError::new(
-                        key_path(k),
-                        format!("'{v}' is not a data size, expected e.g. 50M, 200MB, 1G or bytes"),
-                    )
-                })?;
-                segment_size_bytes = Some(n);
-                break;
+        if segment_rows.is_some_and(|r| r > 0) {
+            set.push(SEGMENT_ROWS_KEY);
+        }
+        if let (Some((k, _)), Some(s)) = (size_entry, segment_size_bytes) {
+            if s > 0 {
+                set.push(k);
             }
         }
-        let set = [
-            rows.is_some_and(|r| r > 0),
-            segment_rows.is_some_and(|r| r > 0),
-            segment_size_bytes.is_some_and(|s| s > 0),
-        ];
-        if set.iter().filter(|b| **b).count() > 1 {
+        if set.len() > 1 {
             return Err(ConfigError::new(
-                path,
-                "only 1 of flush threshold rows, segment rows and segment size can be set",
+                key_path(set[1]),
+                format!(
+                    "only 1 of flush threshold rows, segment rows and segment size can be set, but both {} and {} are: expected one of them, or rows \"0\" with a segment size",
+                    set[0], set[1]
+                ),
             ));
         }
         let autotune_initial_rows = raw
-            .get("realtime.segment.flush.autotune.initialRows")
-            .and_then(|v| v.trim().parse::<i64>().ok())
+            .get(INITIAL_ROWS_KEY)
+            .and_then(|v| v.trim().parse::<i32>().ok())
             .filter(|n| *n > 0)
             .map(|n| n as u64)
-            .unwrap_or(100_000);
-        let variance_key = "realtime.segment.flush.threshold.variance.fraction";
-        let variance_fraction = match raw.get(variance_key) {
+            .unwrap_or(FlushConfig::DEFAULT_AUTOTUNE_INITIAL_ROWS);
+        let variance_fraction = match raw.get(VARIANCE_KEY) {
             None => 0.0,
             Some(v) => {
                 let f: f64 = v.trim().parse().map_err(|_| {
-                    ConfigError::new(key_path(variance_key), format!("'{v}' is not a number"))
+                    ConfigError::new(
+                        key_path(VARIANCE_KEY),
+                        format!("'{v}' is not a number: expected a fraction from 0.0 to below 0.5"),
+                    )
                 })?;
+                // Out of range: Pinot warns and uses 0.
                 if (0.0..0.5).contains(&f) {
                     f
                 } else {
@@ -341,14 +537,56 @@ impl StreamConfig {
                 }
             }
         };
-        let stop_on_decode_error = raw
-            .get("stopOnDecodeError")
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-        let metadata_populate = get("metadata.populate").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let stop_on_decode_error = raw.get("stopOnDecodeError").is_some_and(|v| parse_bool(v));
+        let metadata_populate = get("metadata.populate").is_some_and(parse_bool);
         let partition_rate_limit = raw
             .get("partition.consumption.rate.limit")
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|r| *r > 0.0);
+        let topic_rate_key = "topic.consumption.rate.limit";
+        let topic_rate_limit = match raw.get(topic_rate_key) {
+            None => None,
+            Some(v) => {
+                let r: f64 = v.trim().parse().map_err(|_| {
+                    ConfigError::new(
+                        key_path(topic_rate_key),
+                        format!("'{v}' is not a number: expected messages per second, e.g. 1000"),
+                    )
+                })?;
+                (r > 0.0).then_some(r)
+            }
+        };
+        let commit_timeout_seconds = raw
+            .get("realtime.segment.commit.timeoutSeconds")
+            .and_then(|v| v.trim().parse::<i32>().ok())
+            .filter(|n| *n > 0)
+            .map(|n| n as u64);
+        let server_upload_to_deep_store = raw
+            .get("realtime.segment.serverUploadToDeepStore")
+            .map(|v| parse_bool(v));
+        let pauseless_download_timeout_seconds = raw
+            .get("realtime.segment.pauseless.download.timeoutSeconds")
+            .and_then(|v| v.trim().parse::<i32>().ok())
+            .filter(|n| *n > 0)
+            .map(|n| n as u64)
+            .unwrap_or(600);
+        let threshold = |k: &str| {
+            raw.get(k)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .filter(|n| *n >= 0)
+        };
+        let offset_auto_reset = OffsetAutoReset {
+            enabled: raw
+                .get("realtime.segment.offsetAutoReset.enable")
+                .is_some_and(|v| parse_bool(v)),
+            offset_threshold: threshold("realtime.segment.offsetAutoReset.offsetThreshold"),
+            time_threshold_seconds: threshold(
+                "realtime.segment.offsetAutoReset.timeThresholdSeconds",
+            ),
+            backfill_topic: raw
+                .get("realtime.segment.isBackfillTopic")
+                .is_some_and(|v| parse_bool(v)),
+        };
         Ok(StreamConfig {
             stream_type: t,
             topic,
@@ -370,15 +608,31 @@ impl StreamConfig {
             stop_on_decode_error,
             metadata_populate,
             partition_rate_limit,
+            topic_rate_limit,
+            commit_timeout_seconds,
+            server_upload_to_deep_store,
+            pauseless_download_timeout_seconds,
+            offset_auto_reset,
             raw: raw.clone(),
         })
     }
 
-    /// A key of the plugin's namespace, `stream.<type>.<suffix>`.
+    /// A key of the plugin's namespace, `stream.<type>.<suffix>` (the type as written in
+    /// `streamType` or lower-case).
     pub fn plugin_key(&self, suffix: &str) -> Option<&str> {
-        self.raw
-            .get(&format!("stream.{}.{suffix}", self.stream_type))
+        let written = self.raw.get("streamType").map(|s| s.trim());
+        written
+            .and_then(|w| self.raw.get(&format!("stream.{w}.{suffix}")))
+            .or_else(|| {
+                self.raw
+                    .get(&format!("stream.{}.{suffix}", self.stream_type))
+            })
             .map(|s| s.as_str())
+    }
+
+    /// Whether Riffle can decode this stream's messages (see [`decoder_supported`]).
+    pub fn decoder_supported(&self) -> bool {
+        decoder_supported(&self.decoder_class)
     }
 }
 
@@ -387,7 +641,10 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -405,7 +662,7 @@ mod tests {
                 ("realtime.segment.flush.threshold.time", "3600000"),
             ]),
         )
-        .unwrap();
+        .expect("should parse");
         assert_eq!(c.decoder_class, JSON_DECODER);
         assert_eq!(c.flush.rows, Some(50_000));
         assert_eq!(c.flush.time_ms, 3_600_000);
@@ -417,8 +674,14 @@ mod tests {
 
     #[test]
     fn test_offset_criteria() {
-        assert_eq!(OffsetCriteria::parse("SMALLEST"), Ok(OffsetCriteria::Smallest));
-        assert_eq!(OffsetCriteria::parse("2d"), Ok(OffsetCriteria::Period(172_800_000)));
+        assert_eq!(
+            OffsetCriteria::parse("SMALLEST"),
+            Ok(OffsetCriteria::Smallest)
+        );
+        assert_eq!(
+            OffsetCriteria::parse("2d"),
+            Ok(OffsetCriteria::Period(172_800_000))
+        );
         assert_eq!(
             OffsetCriteria::parse("2022-08-09T12:31:38.222Z"),
             Ok(OffsetCriteria::Timestamp(1_660_048_298_222))
