@@ -15,7 +15,7 @@
 //!
 //! 1. **Offsets are opaque, ordered within a partition and half-open.** A [`StreamOffset`]
 //!    names the position of one message; `next_offset` of a message is the offset to read
-//!    after it. The string form ([`StreamOffset::to_string`] / [`StreamOffset::parse`]) is
+//!    after it. The string form (`Display` / [`StreamOffset::parse`]) is
 //!    what the catalog stores and must stay stable across versions.
 //! 2. **The consumer keeps no committed state.** The ingestion loop owns the offset: every
 //!    `fetch` says where to start (inclusive). Fetching twice from the same offset returns
@@ -50,8 +50,9 @@ use riffle_common::{ClassifyError, ErrorCode, PartitionId};
 pub use riffle_config::{OffsetCriteria, StreamConfig};
 
 /// A position in a partition. Kafka and the file stream use integers; other streams (Kinesis
-/// sequence numbers, Pulsar message ids) use text. Integers compare numerically, text
-/// lexicographically.
+/// sequence numbers, Pulsar message ids) use text. Integers compare numerically; text made
+/// only of decimal digits (big sequence numbers) compares numerically too, by length then
+/// digits; other text compares lexicographically. A partition uses one kind of offset.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum StreamOffset {
     /// An integer offset.
@@ -97,7 +98,15 @@ impl Ord for StreamOffset {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         match (self, other) {
             (StreamOffset::Long(a), StreamOffset::Long(b)) => a.cmp(b),
-            (StreamOffset::Text(a), StreamOffset::Text(b)) => a.cmp(b),
+            (StreamOffset::Text(a), StreamOffset::Text(b)) => {
+                let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+                if digits(a) && digits(b) {
+                    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+                    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+                } else {
+                    a.cmp(b)
+                }
+            }
             (StreamOffset::Long(_), StreamOffset::Text(_)) => std::cmp::Ordering::Less,
             (StreamOffset::Text(_), StreamOffset::Long(_)) => std::cmp::Ordering::Greater,
         }
@@ -208,7 +217,10 @@ impl StreamError {
 
     /// Whether the ingestion loop should retry.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.kind, StreamErrorKind::Transient | StreamErrorKind::Timeout)
+        matches!(
+            self.kind,
+            StreamErrorKind::Transient | StreamErrorKind::Timeout
+        )
     }
 }
 
@@ -250,7 +262,11 @@ pub trait StreamPlugin: Send + Sync + 'static {
 
     /// Checks the plugin's own keys when a table is created; errors name the key. Returns
     /// warnings for keys that are accepted but not honoured.
-    fn validate(&self, config: &StreamConfig, ctx: &StreamContext) -> Result<Vec<String>, StreamError>;
+    fn validate(
+        &self,
+        config: &StreamConfig,
+        ctx: &StreamContext,
+    ) -> Result<Vec<String>, StreamError>;
 
     /// A metadata provider for the whole stream.
     async fn metadata_provider(
@@ -276,7 +292,10 @@ pub trait StreamPlugin: Send + Sync + 'static {
     ) -> Result<Box<dyn StreamLevelConsumer>, StreamError> {
         Err(StreamError::new(
             StreamErrorKind::Unsupported,
-            format!("stream type '{}' has no stream-level consumer", self.stream_type()),
+            format!(
+                "stream type '{}' has no stream-level consumer",
+                self.stream_type()
+            ),
         ))
     }
 }
@@ -308,7 +327,11 @@ pub trait MetadataProvider: Send {
 #[async_trait]
 pub trait PartitionConsumer: Send {
     /// Messages from `from` (inclusive), waiting at most about `timeout` for some to arrive.
-    async fn fetch(&mut self, from: &StreamOffset, timeout: Duration) -> Result<MessageBatch, StreamError>;
+    async fn fetch(
+        &mut self,
+        from: &StreamOffset,
+        timeout: Duration,
+    ) -> Result<MessageBatch, StreamError>;
 
     /// Told when the segment ending at `up_to` is committed. Informational: errors are
     /// logged, never fatal.
@@ -383,8 +406,12 @@ impl StreamRegistry {
         if let Some(p) = self.by_type.get(&config.stream_type) {
             return Ok(p.clone());
         }
-        if let Some(p) = self.by_class.get(&config.factory_class) {
-            return Ok(p.clone());
+        // Pinot chooses the plugin by factory class; only a class the user wrote counts
+        // here, so a misspelt stream type never falls back to the default (Kafka) factory.
+        if config.plugin_key("consumer.factory.class.name").is_some() {
+            if let Some(p) = self.by_class.get(&config.factory_class) {
+                return Ok(p.clone());
+            }
         }
         Err(StreamError::config(format!(
             "unknown stream type '{}', known stream types: {}",
