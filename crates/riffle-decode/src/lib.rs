@@ -1,1 +1,246 @@
-//! riffle-decode
+//! Message decoders: message bytes to rows, written straight into a consuming segment's
+//! column builders ([`riffle_segment::BlockBuilder`]). Transport-agnostic: a decoder sees
+//! a [`StreamMessage`], never a Kafka record.
+//!
+//! Owns:
+//! - the [`MessageDecoder`] trait and [`decoder_for`], which picks a decoder by Pinot class
+//!   name (aliases resolved by `riffle-config`);
+//! - the JSON decoder ([`json::JsonDecoder`]) with Pinot's semantics;
+//! - [`decode_batch`]: decodes a fetched batch, fills Pinot's special columns (`__key`,
+//!   `__header$<name>`, `__metadata$offset|partition|recordTimestamp`,
+//!   `__metadata$recordSerializedValueSize`) when the schema declares them, and rolls back
+//!   malformed messages.
+//!
+//! Invariants: a malformed message never leaves a partial row behind and never panics; the
+//! first error of a batch is reported with the offset of the message that caused it.
+
+pub mod json;
+
+use std::sync::Arc;
+
+use riffle_config::stream::JSON_DECODER;
+use riffle_config::StreamConfig;
+use riffle_segment::{BlockBuilder, Physical, TableColumns};
+use riffle_stream::StreamMessage;
+
+/// A message that could not be decoded.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct DecodeError {
+    /// What is wrong, naming the column and value where known.
+    pub message: String,
+}
+
+impl DecodeError {
+    /// A new error.
+    pub fn new(message: impl Into<String>) -> DecodeError {
+        DecodeError {
+            message: message.into(),
+        }
+    }
+}
+
+/// Decodes one message into the current row of a block, without ending the row.
+pub trait MessageDecoder: Send {
+    /// Writes the message's values; on error the caller rolls the row back.
+    fn decode(&mut self, msg: &StreamMessage, out: &mut BlockBuilder) -> Result<(), DecodeError>;
+}
+
+/// Decoder class names Riffle can decode (canonical names).
+pub fn supported_decoders() -> &'static [&'static str] {
+    &[JSON_DECODER]
+}
+
+/// The decoder for a stream config's decoder class, or an error naming the class and the
+/// supported ones.
+pub fn decoder_for(
+    config: &StreamConfig,
+    columns: &Arc<TableColumns>,
+) -> Result<Box<dyn MessageDecoder>, DecodeError> {
+    if config.decoder_class == JSON_DECODER {
+        return Ok(Box::new(json::JsonDecoder::new(columns)));
+    }
+    Err(DecodeError::new(format!(
+        "decoder class '{}' is not supported yet, supported: {} (and its alias \
+         org.apache.pinot.plugin.stream.kafka.KafkaJSONMessageDecoder)",
+        config.decoder_class,
+        supported_decoders().join(", ")
+    )))
+}
+
+/// Where Pinot's special columns are in the table, if declared.
+#[derive(Debug, Clone, Default)]
+pub struct SpecialColumns {
+    key: Option<usize>,
+    headers: Vec<(String, usize)>,
+    offset: Option<usize>,
+    partition: Option<usize>,
+    record_timestamp: Option<usize>,
+    value_size: Option<usize>,
+    populate: bool,
+}
+
+impl SpecialColumns {
+    /// Finds the special columns; headers, key and `__metadata$*` (except the value size)
+    /// are filled only with `metadata.populate=true`, as Pinot does.
+    pub fn new(columns: &TableColumns, metadata_populate: bool) -> SpecialColumns {
+        let mut s = SpecialColumns {
+            populate: metadata_populate,
+            ..Default::default()
+        };
+        for (i, c) in columns.columns.iter().enumerate() {
+            match c.name.as_str() {
+                "__key" => s.key = Some(i),
+                "__metadata$offset" => s.offset = Some(i),
+                "__metadata$partition" => s.partition = Some(i),
+                "__metadata$recordTimestamp" => s.record_timestamp = Some(i),
+                "__metadata$recordSerializedValueSize" => s.value_size = Some(i),
+                n => {
+                    if let Some(h) = n.strip_prefix("__header$") {
+                        s.headers.push((h.to_string(), i));
+                    }
+                }
+            }
+        }
+        s
+    }
+
+    fn fill(&self, msg: &StreamMessage, partition: u32, out: &mut BlockBuilder) {
+        if let Some(i) = self.value_size {
+            put_number(out, i, msg.value.len() as i64);
+        }
+        if !self.populate {
+            return;
+        }
+        if let (Some(i), Some(k)) = (self.key, &msg.key) {
+            put_bytes(out, i, k);
+        }
+        for (name, i) in &self.headers {
+            if let Some((_, v)) = msg.headers.iter().rev().find(|(h, _)| h == name) {
+                put_bytes(out, *i, v);
+            }
+        }
+        if let Some(i) = self.offset {
+            match msg.offset.as_i64() {
+                Some(n) => put_number(out, i, n),
+                None => put_text(out, i, &msg.offset.to_string()),
+            }
+        }
+        if let Some(i) = self.partition {
+            put_number(out, i, partition as i64);
+        }
+        if let (Some(i), Some(ts)) = (self.record_timestamp, msg.timestamp_ms) {
+            put_number(out, i, ts);
+        }
+    }
+}
+
+fn put_number(out: &mut BlockBuilder, i: usize, v: i64) {
+    out.unset(i);
+    match out.physical(i) {
+        Physical::Int => out.push_i32(i, v.clamp(i32::MIN as i64, i32::MAX as i64) as i32),
+        Physical::Long => out.push_i64(i, v),
+        Physical::Timestamp => out.push_timestamp(i, v),
+        Physical::Float => out.push_f32(i, v as f32),
+        Physical::Double => out.push_f64(i, v as f64),
+        Physical::Bool => out.push_bool(i, v != 0),
+        Physical::Str => out.push_str(i, &v.to_string()),
+        Physical::Bin => out.push_bytes(i, &v.to_be_bytes()),
+    }
+    if out.is_multi_value(i) {
+        out.push_list_end(i);
+    }
+}
+
+fn put_text(out: &mut BlockBuilder, i: usize, v: &str) {
+    out.unset(i);
+    match out.physical(i) {
+        Physical::Str => out.push_str(i, v),
+        Physical::Bin => out.push_bytes(i, v.as_bytes()),
+        _ => out.push_default(i),
+    }
+}
+
+/// Keys and headers: raw bytes into BYTES columns; into text columns the UTF-8 text (a key)
+/// or, for headers that are not UTF-8, hex as Pinot converts BYTES to STRING.
+fn put_bytes(out: &mut BlockBuilder, i: usize, v: &[u8]) {
+    out.unset(i);
+    match out.physical(i) {
+        Physical::Bin => out.push_bytes(i, v),
+        Physical::Str => match std::str::from_utf8(v) {
+            Ok(s) => out.push_str(i, s),
+            Err(_) => out.push_str(i, &hex(v)),
+        },
+        _ => match std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+        {
+            Some(n) => put_number(out, i, n),
+            None => out.push_default(i),
+        },
+    }
+}
+
+fn hex(v: &[u8]) -> String {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(v.len() * 2);
+    for b in v {
+        s.push(D[(b >> 4) as usize] as char);
+        s.push(D[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// What decoding a batch produced.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct DecodeStats {
+    /// Rows added.
+    pub rows: usize,
+    /// Messages dropped as malformed.
+    pub errors: usize,
+    /// The first error, with the offset of its message.
+    pub first_error: Option<(String, DecodeError)>,
+    /// The latest record timestamp seen.
+    pub latest_timestamp_ms: Option<i64>,
+}
+
+/// Decodes `messages` into `out`. A malformed message is rolled back and counted; with
+/// `stop_on_error` decoding stops at the first one (the rows before it are kept, and
+/// `DecodeStats::first_error` says where it stopped).
+pub fn decode_batch(
+    decoder: &mut dyn MessageDecoder,
+    special: &SpecialColumns,
+    partition: u32,
+    messages: &[StreamMessage],
+    out: &mut BlockBuilder,
+    stop_on_error: bool,
+) -> DecodeStats {
+    let mut stats = DecodeStats::default();
+    for msg in messages {
+        match decoder.decode(msg, out) {
+            Ok(()) => {
+                special.fill(msg, partition, out);
+                out.end_row();
+                stats.rows += 1;
+                if let Some(ts) = msg.timestamp_ms {
+                    stats.latest_timestamp_ms =
+                        Some(stats.latest_timestamp_ms.map_or(ts, |l| l.max(ts)));
+                }
+            }
+            Err(e) => {
+                out.abort_row();
+                stats.errors += 1;
+                if stats.first_error.is_none() {
+                    stats.first_error = Some((msg.offset.to_string(), e));
+                }
+                if stop_on_error {
+                    break;
+                }
+            }
+        }
+    }
+    stats
+}
+
+#[cfg(test)]
+mod tests;

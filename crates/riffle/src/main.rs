@@ -1,1 +1,136 @@
-fn main() {}
+//! The `riffle` command: `serve`, `quickstart`, `bench`, and Pinot-style admin commands
+//! (`AddTable`, `AddSchema`, `PostQuery`).
+
+mod admin;
+mod bench;
+mod quickstart;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use riffle_server::{Server, ServerConfig};
+use riffle_stream::StreamRegistry;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "riffle",
+    version,
+    about = "Riffle: a real-time analytics database that speaks Apache Pinot's language",
+    after_help = "Pinot-style admin commands:\n  \
+        riffle AddTable -schemaFile F -tableConfigFile F [-controllerHost H] [-controllerPort P] -exec\n  \
+        riffle AddSchema -schemaFile F [-controllerHost H] [-controllerPort P] -exec\n  \
+        riffle PostQuery -query SQL [-brokerHost H] [-brokerPort P]\n\
+        Each takes -help."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the server listens and keeps its data.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Data directory: catalog, stream files (streams/<topic>/<partition>.jsonl).
+    #[arg(long, default_value = "./riffle-data", env = "RIFFLE_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub host: IpAddr,
+    /// Controller API port (Pinot's 9000).
+    #[arg(long, default_value_t = 9000)]
+    pub controller_port: u16,
+    /// Broker API port (Pinot's 8099).
+    #[arg(long, default_value_t = 8099)]
+    pub broker_port: u16,
+}
+
+impl ServeArgs {
+    /// The server config these flags describe.
+    pub fn config(&self) -> ServerConfig {
+        let mut c = ServerConfig::new(self.data_dir.clone());
+        c.controller_addr = SocketAddr::new(self.host, self.controller_port);
+        c.broker_addr = SocketAddr::new(self.host, self.broker_port);
+        c
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the controller (port 9000) and broker (port 8099) on one data directory.
+    Serve(ServeArgs),
+    /// Start a server on a fresh data directory with a live `events` table fed by a generator.
+    Quickstart(quickstart::QuickstartArgs),
+    /// Measure ingestion speed and freshness.
+    Bench(bench::BenchArgs),
+}
+
+/// The stream plugins of this build.
+pub fn stream_registry() -> StreamRegistry {
+    StreamRegistry::with_builtins()
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RIFFLE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> std::process::ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(cmd) = args.get(1) {
+        let rest = &args[2..];
+        match cmd.to_ascii_lowercase().as_str() {
+            "addtable" => return admin::add_table(rest).await,
+            "addschema" => return admin::add_schema(rest).await,
+            "postquery" => return admin::post_query(rest).await,
+            _ => {}
+        }
+    }
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(a) => {
+            init_logging();
+            let server = Server::start(a.config(), stream_registry()).await?;
+            println!(
+                "riffle is serving: controller http://{} , broker http://{} , data in {}",
+                server.controller_addr,
+                server.broker_addr,
+                a.data_dir.display()
+            );
+            tokio::signal::ctrl_c().await?;
+            eprintln!("shutting down");
+            server.shutdown().await;
+            Ok(())
+        }
+        Command::Quickstart(a) => {
+            init_logging();
+            quickstart::run(a).await
+        }
+        Command::Bench(a) => bench::run(a).await,
+    }
+}

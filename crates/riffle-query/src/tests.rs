@@ -1,0 +1,227 @@
+use super::*;
+use riffle_common::PartitionId;
+use riffle_config::Schema;
+use riffle_segment::{BlockBuilder, ConsumingSegment, SegmentRef, TableColumns, TableData};
+use serde_json::json;
+
+const SCHEMA: &str = r#"{"schemaName":"transcript",
+ "dimensionFieldSpecs":[{"name":"studentID","dataType":"INT"},{"name":"firstName","dataType":"STRING"},
+   {"name":"subject","dataType":"STRING"},{"name":"doc","dataType":"JSON"}],
+ "metricFieldSpecs":[{"name":"score","dataType":"FLOAT"}],
+ "dateTimeFieldSpecs":[{"name":"ts","dataType":"TIMESTAMP","format":"1:MILLISECONDS:EPOCH","granularity":"1:MILLISECONDS"}]}"#;
+
+/// Two consuming segments (partitions 0 and 1) and one empty one.
+fn engine() -> QueryEngine {
+    let cols = TableColumns::new(
+        Schema::from_json(SCHEMA.as_bytes())
+            .unwrap()
+            .columns()
+            .unwrap(),
+    );
+    let data = Arc::new(TableData::new(
+        "transcript",
+        cols.clone(),
+        Some("ts".into()),
+    ));
+    type Row<'a> = (i32, &'a str, &'a str, f32, i64);
+    let rows: [&[Row]; 3] = [
+        &[
+            (205, "Natalie", "Maths", 3.8, 1_571_900_400_000),
+            (205, "Natalie", "History", 3.5, 1_571_900_400_000),
+            (207, "Bob", "Maths", 3.2, 1_571_900_400_000),
+        ],
+        &[
+            (207, "Bob", "Chemistry", 3.6, 1_572_418_800_000),
+            (209, "Jane", "Maths", 3.2, 1_572_678_000_000),
+        ],
+        &[],
+    ];
+    for (p, part) in rows.iter().enumerate() {
+        let seg = Arc::new(ConsumingSegment::new(
+            format!("transcript__{p}__0__20240101T0000Z"),
+            PartitionId(p as u32),
+            0,
+            "0".into(),
+            0,
+            cols.clone(),
+        ));
+        let mut b = BlockBuilder::new(cols.clone(), 4);
+        for (id, name, subject, score, ts) in part.iter() {
+            b.push_i32(0, *id);
+            b.push_str(1, name);
+            b.push_str(2, subject);
+            b.push_str(3, r#"{"a":1}"#);
+            b.push_f32(4, *score);
+            b.push_timestamp(5, *ts);
+            b.end_row();
+        }
+        let batch = b.finish().unwrap();
+        seg.append(
+            Some(batch),
+            part.len().to_string(),
+            part.len() as u64,
+            Some(1_000 + p as i64),
+            5,
+        )
+        .unwrap();
+        data.put_segment(SegmentRef::Consuming(seg));
+    }
+    let reg = Arc::new(SegmentRegistry::new());
+    reg.add_table(data);
+    QueryEngine::new(reg, "Broker_test".into())
+}
+
+async fn q(sql: &str) -> serde_json::Value {
+    engine()
+        .execute(QueryRequest {
+            sql: sql.into(),
+            options: BTreeMap::new(),
+        })
+        .await
+        .to_json()
+}
+
+#[tokio::test]
+async fn test_count_and_stats() {
+    let r = q("SELECT COUNT(*) FROM transcript").await;
+    assert_eq!(r["exceptions"], json!([]));
+    assert_eq!(
+        r["resultTable"]["dataSchema"]["columnNames"],
+        json!(["count(*)"])
+    );
+    assert_eq!(
+        r["resultTable"]["dataSchema"]["columnDataTypes"],
+        json!(["LONG"])
+    );
+    assert_eq!(r["resultTable"]["rows"], json!([[5]]));
+    assert_eq!(r["totalDocs"], 5);
+    assert_eq!(r["numDocsScanned"], 5);
+    assert_eq!(r["numSegmentsQueried"], 3);
+    assert_eq!(r["numSegmentsProcessed"], 2);
+    assert_eq!(r["numSegmentsMatched"], 2);
+    assert_eq!(r["numSegmentsPrunedByServer"], 1);
+    assert_eq!(r["numConsumingSegmentsQueried"], 3);
+    assert_eq!(r["minConsumingFreshnessTimeMs"], 1_000);
+    assert_eq!(r["numServersQueried"], 1);
+    assert_eq!(r["numServersResponded"], 1);
+    assert_eq!(r["tablesQueried"], json!(["transcript"]));
+}
+
+#[tokio::test]
+async fn test_filter_stats_count_matches() {
+    let r = q("SELECT studentID, score FROM transcript WHERE subject = 'Chemistry'").await;
+    assert_eq!(r["resultTable"]["rows"], json!([[207, 3.5999999046325684]]));
+    assert_eq!(r["numDocsScanned"], 1);
+    assert_eq!(r["numSegmentsMatched"], 1);
+    assert_eq!(r["numConsumingSegmentsMatched"], 1);
+    assert_eq!(r["numEntriesScannedInFilter"], 5);
+    assert_eq!(r["totalDocs"], 5);
+}
+
+#[tokio::test]
+async fn test_group_by_avg_names_like_pinot() {
+    let r = q("select subject, AVG(score) from transcript group by subject order by subject").await;
+    assert_eq!(r["exceptions"], json!([]), "{r}");
+    assert_eq!(
+        r["resultTable"]["dataSchema"]["columnNames"],
+        json!(["subject", "avg(score)"])
+    );
+    assert_eq!(
+        r["resultTable"]["dataSchema"]["columnDataTypes"],
+        json!(["STRING", "DOUBLE"])
+    );
+    let rows = r["resultTable"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[2][0], "Maths");
+    let avg = rows[2][1].as_f64().unwrap();
+    assert!((avg - (3.8 + 3.2 + 3.2) / 3.0).abs() < 1e-6, "{avg}");
+}
+
+#[tokio::test]
+async fn test_default_limit_and_types() {
+    let r = q(r#"SELECT "firstName", ts, doc FROM transcript ORDER BY ts, "firstName""#).await;
+    assert_eq!(r["exceptions"], json!([]), "{r}");
+    assert_eq!(
+        r["resultTable"]["dataSchema"]["columnDataTypes"],
+        json!(["STRING", "TIMESTAMP", "JSON"])
+    );
+    assert_eq!(
+        r["resultTable"]["rows"][0],
+        json!(["Bob", "2019-10-24 07:00:00.0", "{\"a\":1}"])
+    );
+    // The default LIMIT 10 applies to selections without LIMIT.
+    let engine = engine();
+    let data = engine.segments.table("transcript").unwrap();
+    let cols = data.columns.clone();
+    let seg = Arc::new(ConsumingSegment::new(
+        "big".into(),
+        PartitionId(9),
+        0,
+        "0".into(),
+        0,
+        cols.clone(),
+    ));
+    let mut b = BlockBuilder::new(cols, 32);
+    for _ in 0..25 {
+        b.end_row();
+    }
+    seg.append(Some(b.finish().unwrap()), "25".into(), 25, None, 1)
+        .unwrap();
+    data.put_segment(SegmentRef::Consuming(seg));
+    let r = engine
+        .execute(QueryRequest {
+            sql: "SELECT * FROM transcript".into(),
+            options: BTreeMap::new(),
+        })
+        .await
+        .to_json();
+    assert_eq!(r["numRowsResultSet"], 10);
+    let r = engine
+        .execute(QueryRequest {
+            sql: "SELECT * FROM transcript LIMIT 100".into(),
+            options: BTreeMap::new(),
+        })
+        .await
+        .to_json();
+    assert_eq!(r["numRowsResultSet"], 30);
+}
+
+#[tokio::test]
+async fn test_errors_have_pinot_codes() {
+    let r = q("SELECT COUNT(*) FROM nosuch").await;
+    assert_eq!(r["exceptions"][0]["errorCode"], 190);
+    assert_eq!(r["exceptions"][0]["message"], "TableDoesNotExistError");
+    assert!(r.get("resultTable").is_none());
+    assert_eq!(r["numServersQueried"], 1);
+    assert_eq!(r["totalDocs"], 0);
+    let r = q("SELECT nosuch FROM transcript").await;
+    assert_eq!(r["exceptions"][0]["errorCode"], 710, "{r}");
+    assert!(r["exceptions"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("nosuch"));
+    let r = q("SELEC * FRM transcript").await;
+    assert_eq!(r["exceptions"][0]["errorCode"], 150);
+    let r = q("DELETE FROM transcript").await;
+    assert_eq!(r["exceptions"][0]["errorCode"], 150);
+}
+
+#[tokio::test]
+async fn test_set_option_and_table_suffix() {
+    let r = q("SET timeoutMs = 1000; SET useMultistageEngine=false; SELECT count(*) FROM transcript_REALTIME OPTION(preserveType='true')").await;
+    assert_eq!(r["exceptions"], json!([]), "{r}");
+    assert_eq!(r["resultTable"]["rows"], json!([[5]]));
+    let r = q("select COUNT(*) from TRANSCRIPT where \"studentID\" > 206").await;
+    assert_eq!(r["resultTable"]["rows"], json!([[3]]), "{r}");
+}
+
+#[test]
+fn test_query_options_parse() {
+    let o = parse_query_options("timeoutMs=10; useMultistageEngine = true;;bad");
+    assert_eq!(o.get("timeoutMs").map(String::as_str), Some("10"));
+    assert_eq!(
+        o.get("useMultistageEngine").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(o.len(), 2);
+}

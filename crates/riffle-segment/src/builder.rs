@@ -1,0 +1,527 @@
+//! Column builders that decoders write into directly, one value at a time.
+//!
+//! Unlike Arrow's builders these can take back the last value ([`BlockBuilder::pop`]), so a
+//! decoder that fails half-way through a message rolls back the values it already wrote and
+//! the block never holds a half-written row. [`BlockBuilder::finish`] turns the block into
+//! an Arrow `RecordBatch` without copying the value buffers.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryArray, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array,
+    ListArray, StringArray, TimestampMillisecondArray,
+};
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::Field;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use riffle_config::DefaultValue;
+
+use crate::columns::{arrow_value_type, Physical, TableColumns};
+use crate::SegmentError;
+
+/// Values of one column (or of the items of a multi-value column).
+#[derive(Debug, Clone)]
+pub enum Values {
+    /// INT.
+    Int(Vec<i32>),
+    /// LONG.
+    Long(Vec<i64>),
+    /// FLOAT.
+    Float(Vec<f32>),
+    /// DOUBLE.
+    Double(Vec<f64>),
+    /// BOOLEAN.
+    Bool(Vec<bool>),
+    /// TIMESTAMP (ms).
+    Timestamp(Vec<i64>),
+    /// Text: `offsets[i]..offsets[i+1]` into `data`.
+    Str {
+        /// Offsets, one more than values.
+        offsets: Vec<i32>,
+        /// UTF-8 bytes.
+        data: Vec<u8>,
+    },
+    /// Bytes: same layout as text.
+    Bin {
+        /// Offsets, one more than values.
+        offsets: Vec<i32>,
+        /// Bytes.
+        data: Vec<u8>,
+    },
+}
+
+impl Values {
+    fn new(p: Physical, cap: usize) -> Values {
+        let mut offsets = Vec::with_capacity(cap + 1);
+        offsets.push(0);
+        match p {
+            Physical::Int => Values::Int(Vec::with_capacity(cap)),
+            Physical::Long => Values::Long(Vec::with_capacity(cap)),
+            Physical::Float => Values::Float(Vec::with_capacity(cap)),
+            Physical::Double => Values::Double(Vec::with_capacity(cap)),
+            Physical::Bool => Values::Bool(Vec::with_capacity(cap)),
+            Physical::Timestamp => Values::Timestamp(Vec::with_capacity(cap)),
+            Physical::Str => Values::Str {
+                offsets,
+                data: Vec::with_capacity(cap * 16),
+            },
+            Physical::Bin => Values::Bin {
+                offsets,
+                data: Vec::new(),
+            },
+        }
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            Values::Int(v) => v.len(),
+            Values::Long(v) | Values::Timestamp(v) => v.len(),
+            Values::Float(v) => v.len(),
+            Values::Double(v) => v.len(),
+            Values::Bool(v) => v.len(),
+            Values::Str { offsets, .. } | Values::Bin { offsets, .. } => offsets.len() - 1,
+        }
+    }
+
+    /// Whether there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn truncate(&mut self, n: usize) {
+        match self {
+            Values::Int(v) => v.truncate(n),
+            Values::Long(v) | Values::Timestamp(v) => v.truncate(n),
+            Values::Float(v) => v.truncate(n),
+            Values::Double(v) => v.truncate(n),
+            Values::Bool(v) => v.truncate(n),
+            Values::Str { offsets, data } | Values::Bin { offsets, data } => {
+                if n + 1 < offsets.len() {
+                    offsets.truncate(n + 1);
+                    data.truncate(offsets[n] as usize);
+                }
+            }
+        }
+    }
+
+    fn push_default(&mut self, d: &DefaultValue) {
+        match (self, d) {
+            (Values::Int(v), DefaultValue::Int(x)) => v.push(*x),
+            (Values::Long(v) | Values::Timestamp(v), DefaultValue::Long(x)) => v.push(*x),
+            (Values::Float(v), DefaultValue::Float(x)) => v.push(*x),
+            (Values::Double(v), DefaultValue::Double(x)) => v.push(*x),
+            (Values::Bool(v), DefaultValue::Boolean(x)) => v.push(*x),
+            (Values::Str { offsets, data }, DefaultValue::String(s)) => {
+                data.extend_from_slice(s.as_bytes());
+                offsets.push(data.len() as i32);
+            }
+            (Values::Bin { offsets, data }, DefaultValue::Bytes(b)) => {
+                data.extend_from_slice(b);
+                offsets.push(data.len() as i32);
+            }
+            // The config crate converts defaults to the column type; anything else is a
+            // zero value of the storage type.
+            (Values::Int(v), _) => v.push(0),
+            (Values::Long(v) | Values::Timestamp(v), _) => v.push(0),
+            (Values::Float(v), _) => v.push(0.0),
+            (Values::Double(v), _) => v.push(0.0),
+            (Values::Bool(v), _) => v.push(false),
+            (Values::Str { offsets, data } | Values::Bin { offsets, data }, _) => {
+                offsets.push(data.len() as i32)
+            }
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Values::Int(v) => v.len() * 4,
+            Values::Long(v) | Values::Timestamp(v) => v.len() * 8,
+            Values::Float(v) => v.len() * 4,
+            Values::Double(v) => v.len() * 8,
+            Values::Bool(v) => v.len(),
+            Values::Str { offsets, data } | Values::Bin { offsets, data } => {
+                offsets.len() * 4 + data.len()
+            }
+        }
+    }
+
+    fn into_array(self) -> Result<ArrayRef, SegmentError> {
+        Ok(match self {
+            Values::Int(v) => Arc::new(Int32Array::new(ScalarBuffer::from(v), None)),
+            Values::Long(v) => Arc::new(Int64Array::new(ScalarBuffer::from(v), None)),
+            Values::Timestamp(v) => {
+                Arc::new(TimestampMillisecondArray::new(ScalarBuffer::from(v), None))
+            }
+            Values::Float(v) => Arc::new(Float32Array::new(ScalarBuffer::from(v), None)),
+            Values::Double(v) => Arc::new(Float64Array::new(ScalarBuffer::from(v), None)),
+            Values::Bool(v) => Arc::new(BooleanArray::from(v)),
+            Values::Str { offsets, data } => {
+                let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+                Arc::new(
+                    StringArray::try_new(offsets, Buffer::from_vec(data), None)
+                        .map_err(|e| SegmentError::internal(format!("build text column: {e}")))?,
+                )
+            }
+            Values::Bin { offsets, data } => {
+                let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+                Arc::new(
+                    BinaryArray::try_new(offsets, Buffer::from_vec(data), None)
+                        .map_err(|e| SegmentError::internal(format!("build bytes column: {e}")))?,
+                )
+            }
+        })
+    }
+}
+
+/// One column under construction: single values, or lists of item values.
+#[derive(Debug, Clone)]
+pub struct ColumnBuilder {
+    /// The values (the items, for a multi-value column).
+    pub values: Values,
+    /// For multi-value columns: `list_offsets[i]..list_offsets[i+1]` are row i's items.
+    pub list_offsets: Option<Vec<i32>>,
+}
+
+impl ColumnBuilder {
+    fn rows(&self) -> usize {
+        match &self.list_offsets {
+            Some(o) => o.len() - 1,
+            None => self.values.len(),
+        }
+    }
+}
+
+/// A block of rows under construction, one [`ColumnBuilder`] per table column.
+///
+/// Protocol for a decoder: for each message, write each column at most once with the
+/// `push_*` methods (a multi-value column: [`BlockBuilder::push_list_start`], item pushes,
+/// [`BlockBuilder::push_list_end`]); then [`BlockBuilder::end_row`] fills the columns the
+/// message did not have with their default null value. On failure, call
+/// [`BlockBuilder::abort_row`], which takes back what the message wrote.
+#[derive(Debug)]
+pub struct BlockBuilder {
+    columns: Arc<TableColumns>,
+    cols: Vec<ColumnBuilder>,
+    rows: usize,
+}
+
+impl BlockBuilder {
+    /// An empty block with room for `capacity` rows.
+    pub fn new(columns: Arc<TableColumns>, capacity: usize) -> BlockBuilder {
+        let cols = columns
+            .columns
+            .iter()
+            .zip(columns.physical.iter())
+            .map(|(c, p)| {
+                if c.single_value {
+                    ColumnBuilder {
+                        values: Values::new(*p, capacity),
+                        list_offsets: None,
+                    }
+                } else {
+                    let mut o = Vec::with_capacity(capacity + 1);
+                    o.push(0);
+                    ColumnBuilder {
+                        values: Values::new(*p, capacity),
+                        list_offsets: Some(o),
+                    }
+                }
+            })
+            .collect();
+        BlockBuilder {
+            columns,
+            cols,
+            rows: 0,
+        }
+    }
+
+    /// The table's columns.
+    pub fn columns(&self) -> &Arc<TableColumns> {
+        &self.columns
+    }
+
+    /// Finished rows in the block.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether column `i` already has a value for the current row.
+    pub fn is_set(&self, i: usize) -> bool {
+        self.cols[i].rows() > self.rows
+    }
+
+    /// Direct access to a column's values, for decoders that write typed values.
+    pub fn values_mut(&mut self, i: usize) -> &mut Values {
+        &mut self.cols[i].values
+    }
+
+    /// Takes back column `i`'s value of the current row, if it has one.
+    pub fn unset(&mut self, i: usize) {
+        if !self.is_set(i) {
+            return;
+        }
+        let rows = self.rows;
+        let c = &mut self.cols[i];
+        match &mut c.list_offsets {
+            Some(o) => {
+                o.truncate(rows + 1);
+                let keep = o[rows] as usize;
+                c.values.truncate(keep);
+            }
+            None => c.values.truncate(rows),
+        }
+    }
+
+    /// Writes the column's default null value for the current row.
+    pub fn push_default(&mut self, i: usize) {
+        let d = self.columns.columns[i].default_null.clone();
+        let c = &mut self.cols[i];
+        match &mut c.list_offsets {
+            Some(o) => {
+                // A missing multi-value field is a one-item list holding the default.
+                c.values.push_default(&d);
+                o.push(c.values.len() as i32);
+            }
+            None => c.values.push_default(&d),
+        }
+    }
+
+    /// Pushes a default item into an open list of column `i`.
+    pub fn push_default_item(&mut self, i: usize) {
+        let d = self.columns.columns[i].default_null.clone();
+        self.cols[i].values.push_default(&d);
+    }
+
+    /// Opens the current row's list for multi-value column `i` (items follow).
+    pub fn push_list_start(&mut self, _i: usize) {}
+
+    /// Closes the current row's list for column `i`. An empty list gets the default value,
+    /// as Pinot stores it.
+    pub fn push_list_end(&mut self, i: usize) {
+        let rows = self.rows;
+        let d = self.columns.columns[i].default_null.clone();
+        let c = &mut self.cols[i];
+        if let Some(o) = &mut c.list_offsets {
+            let start = o[rows] as usize;
+            if c.values.len() == start {
+                c.values.push_default(&d);
+            }
+            o.push(c.values.len() as i32);
+        }
+    }
+
+    /// Whether column `i` is multi-value.
+    pub fn is_multi_value(&self, i: usize) -> bool {
+        self.cols[i].list_offsets.is_some()
+    }
+
+    /// Ends the current row: every column not yet written gets its default.
+    pub fn end_row(&mut self) {
+        for i in 0..self.cols.len() {
+            if !self.is_set(i) {
+                self.push_default(i);
+            }
+        }
+        self.rows += 1;
+    }
+
+    /// Takes back everything written for the current row.
+    pub fn abort_row(&mut self) {
+        for i in 0..self.cols.len() {
+            self.unset(i);
+            // An open list may hold items without an end offset yet.
+            let rows = self.rows;
+            let c = &mut self.cols[i];
+            if let Some(o) = &c.list_offsets {
+                let keep = o[rows] as usize;
+                c.values.truncate(keep);
+            }
+        }
+    }
+
+    /// Approximate bytes held.
+    pub fn bytes(&self) -> usize {
+        self.cols
+            .iter()
+            .map(|c| c.values.bytes() + c.list_offsets.as_ref().map_or(0, |o| o.len() * 4))
+            .sum()
+    }
+
+    /// Turns the block into a record batch (no copy of value buffers) and leaves the
+    /// builder empty, ready for the next block.
+    pub fn finish(&mut self) -> Result<RecordBatch, SegmentError> {
+        let rows = self.rows;
+        let fresh = BlockBuilder::new(self.columns.clone(), rows.max(16));
+        let old = std::mem::replace(self, fresh);
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(old.cols.len());
+        for (i, c) in old.cols.into_iter().enumerate() {
+            let values = c.values.into_array()?;
+            match c.list_offsets {
+                None => arrays.push(values),
+                Some(o) => {
+                    let item = Field::new(
+                        "item",
+                        arrow_value_type(old.columns.columns[i].data_type),
+                        true,
+                    );
+                    let list = ListArray::try_new(
+                        Arc::new(item),
+                        OffsetBuffer::new(ScalarBuffer::from(o)),
+                        values,
+                        None,
+                    )
+                    .map_err(|e| SegmentError::internal(format!("build list column: {e}")))?;
+                    arrays.push(Arc::new(list));
+                }
+            }
+        }
+        RecordBatch::try_new_with_options(
+            old.columns.arrow.clone(),
+            arrays,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )
+        .map_err(|e| SegmentError::internal(format!("build record batch: {e}")))
+    }
+}
+
+macro_rules! push_fn {
+    ($name:ident, $t:ty, $variant:ident) => {
+        /// Pushes a value for column `i` (or an item into its open list). The caller has
+        /// checked the column's storage type; a mismatch is ignored with a debug assertion.
+        pub fn $name(&mut self, i: usize, v: $t) {
+            let c = &mut self.cols[i];
+            if let Values::$variant(vec) = &mut c.values {
+                vec.push(v);
+            } else {
+                debug_assert!(false, "type mismatch pushing to column {i}");
+            }
+        }
+    };
+}
+
+impl BlockBuilder {
+    push_fn!(push_i32, i32, Int);
+    push_fn!(push_i64, i64, Long);
+    push_fn!(push_f32, f32, Float);
+    push_fn!(push_f64, f64, Double);
+    push_fn!(push_bool, bool, Bool);
+    push_fn!(push_timestamp, i64, Timestamp);
+
+    /// Pushes text for column `i` (or an item into its open list).
+    pub fn push_str(&mut self, i: usize, s: &str) {
+        if let Values::Str { offsets, data } = &mut self.cols[i].values {
+            data.extend_from_slice(s.as_bytes());
+            offsets.push(data.len() as i32);
+        } else {
+            debug_assert!(false, "type mismatch pushing text to column {i}");
+        }
+    }
+
+    /// Pushes bytes for column `i` (or an item into its open list).
+    pub fn push_bytes(&mut self, i: usize, b: &[u8]) {
+        if let Values::Bin { offsets, data } = &mut self.cols[i].values {
+            data.extend_from_slice(b);
+            offsets.push(data.len() as i32);
+        } else {
+            debug_assert!(false, "type mismatch pushing bytes to column {i}");
+        }
+    }
+
+    /// The storage kind of column `i`.
+    pub fn physical(&self, i: usize) -> Physical {
+        self.columns.physical[i]
+    }
+
+    /// The value count of an open list of column `i` in the current row.
+    pub fn open_list_len(&self, i: usize) -> usize {
+        let c = &self.cols[i];
+        match &c.list_offsets {
+            Some(o) => c.values.len() - o[self.rows] as usize,
+            None => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Array;
+    use riffle_config::Schema;
+
+    fn cols() -> Arc<TableColumns> {
+        let s = Schema::from_json(
+            br#"{"schemaName":"t","dimensionFieldSpecs":[{"name":"a","dataType":"INT"},
+            {"name":"s","dataType":"STRING"},{"name":"mv","dataType":"LONG","singleValueField":false}],
+            "metricFieldSpecs":[{"name":"m","dataType":"DOUBLE"}]}"#,
+        )
+        .unwrap();
+        TableColumns::new(s.columns().unwrap())
+    }
+
+    #[test]
+    fn test_rows_defaults_and_abort() {
+        let mut b = BlockBuilder::new(cols(), 4);
+        b.push_i32(0, 7);
+        b.push_str(1, "x");
+        b.push_list_start(2);
+        b.push_i64(2, 1);
+        b.push_i64(2, 2);
+        b.push_list_end(2);
+        b.end_row();
+        // A half-written row is taken back.
+        b.push_i32(0, 9);
+        b.push_str(1, "partial");
+        b.push_list_start(2);
+        b.push_i64(2, 5);
+        b.abort_row();
+        // A row with nothing gets defaults.
+        b.end_row();
+        let batch = b.finish().unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        let a = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int32Array>()
+            .unwrap();
+        assert_eq!(a.values(), &[7, i32::MIN]);
+        let s = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(s.value(0), "x");
+        assert_eq!(s.value(1), "null");
+        let mv = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .unwrap();
+        assert_eq!(mv.value(0).len(), 2);
+        assert_eq!(mv.value(1).len(), 1);
+        let m = batch
+            .column(3)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        assert_eq!(m.values(), &[0.0, 0.0]);
+        assert_eq!(b.rows(), 0);
+    }
+
+    #[test]
+    fn test_unset_replaces_duplicate_key() {
+        let mut b = BlockBuilder::new(cols(), 4);
+        b.push_str(1, "first");
+        assert!(b.is_set(1));
+        b.unset(1);
+        b.push_str(1, "second");
+        b.end_row();
+        let batch = b.finish().unwrap();
+        let s = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(s.value(0), "second");
+    }
+}

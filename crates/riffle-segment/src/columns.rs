@@ -1,0 +1,147 @@
+//! The table's columns as the engine stores them, and their Arrow types.
+//!
+//! | Pinot type | Arrow type (single value) |
+//! | --- | --- |
+//! | INT | Int32 |
+//! | LONG | Int64 |
+//! | FLOAT | Float32 |
+//! | DOUBLE | Float64 |
+//! | BOOLEAN | Boolean |
+//! | TIMESTAMP | Timestamp(Millisecond) |
+//! | STRING, JSON, BIG_DECIMAL, UUID, MAP, LIST, STRUCT | Utf8 |
+//! | BYTES | Binary |
+//!
+//! Multi-value columns are `List<item>` of the single-value type. Every field carries the
+//! Pinot type name in its metadata under [`PINOT_TYPE_KEY`] so that query responses name
+//! JSON, BIG_DECIMAL and UUID columns as Pinot does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType as ArrowType, Field, Schema as ArrowSchema, SchemaRef, TimeUnit};
+use riffle_config::{Column, DataType, DefaultValue};
+
+/// Field-metadata key holding the Pinot data type name.
+pub const PINOT_TYPE_KEY: &str = "pinot.dataType";
+
+/// The Arrow type of one value of a Pinot type.
+pub fn arrow_value_type(dt: DataType) -> ArrowType {
+    match dt {
+        DataType::Int => ArrowType::Int32,
+        DataType::Long => ArrowType::Int64,
+        DataType::Float => ArrowType::Float32,
+        DataType::Double => ArrowType::Float64,
+        DataType::Boolean => ArrowType::Boolean,
+        DataType::Timestamp => ArrowType::Timestamp(TimeUnit::Millisecond, None),
+        DataType::Bytes => ArrowType::Binary,
+        DataType::String
+        | DataType::Json
+        | DataType::BigDecimal
+        | DataType::Uuid
+        | DataType::Map
+        | DataType::List
+        | DataType::Struct
+        | DataType::OpenStruct => ArrowType::Utf8,
+    }
+}
+
+/// The physical kind of storage for a column's values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Physical {
+    /// i32.
+    Int,
+    /// i64.
+    Long,
+    /// f32.
+    Float,
+    /// f64.
+    Double,
+    /// bool.
+    Bool,
+    /// i64 milliseconds.
+    Timestamp,
+    /// UTF-8 text.
+    Str,
+    /// Bytes.
+    Bin,
+}
+
+impl Physical {
+    /// Storage for a Pinot type.
+    pub fn of(dt: DataType) -> Physical {
+        match arrow_value_type(dt) {
+            ArrowType::Int32 => Physical::Int,
+            ArrowType::Int64 => Physical::Long,
+            ArrowType::Float32 => Physical::Float,
+            ArrowType::Float64 => Physical::Double,
+            ArrowType::Boolean => Physical::Bool,
+            ArrowType::Timestamp(_, _) => Physical::Timestamp,
+            ArrowType::Binary => Physical::Bin,
+            _ => Physical::Str,
+        }
+    }
+}
+
+/// The columns of a table, with a name index and the Arrow schema.
+#[derive(Debug)]
+pub struct TableColumns {
+    /// Columns in schema order.
+    pub columns: Vec<Column>,
+    /// Storage kind of each column.
+    pub physical: Vec<Physical>,
+    /// The Arrow schema, one field per column.
+    pub arrow: SchemaRef,
+    index: HashMap<String, usize>,
+}
+
+impl TableColumns {
+    /// Builds the engine view of a schema's columns.
+    pub fn new(columns: Vec<Column>) -> Arc<TableColumns> {
+        let fields: Vec<Field> = columns
+            .iter()
+            .map(|c| {
+                let vt = arrow_value_type(c.data_type);
+                let dt = if c.single_value {
+                    vt
+                } else {
+                    ArrowType::List(Arc::new(Field::new("item", vt, true)))
+                };
+                let mut md = HashMap::new();
+                md.insert(PINOT_TYPE_KEY.to_string(), c.data_type.name().to_string());
+                Field::new(&c.name, dt, false).with_metadata(md)
+            })
+            .collect();
+        let index = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+        let physical = columns.iter().map(|c| Physical::of(c.data_type)).collect();
+        Arc::new(TableColumns {
+            columns,
+            physical,
+            arrow: Arc::new(ArrowSchema::new(fields)),
+            index,
+        })
+    }
+
+    /// The position of a column.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// Number of columns.
+    pub fn len(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// Whether there are no columns.
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+
+    /// The default value of a column.
+    pub fn default_of(&self, i: usize) -> &DefaultValue {
+        &self.columns[i].default_null
+    }
+}

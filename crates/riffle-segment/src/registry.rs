@@ -1,0 +1,145 @@
+//! The segments of every table, as queries see them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use parking_lot::RwLock;
+
+use crate::columns::TableColumns;
+use crate::consuming::ConsumingSegment;
+
+/// A segment of a table, whatever its state.
+#[derive(Clone, Debug)]
+pub enum SegmentRef {
+    /// Being consumed into, in memory.
+    Consuming(Arc<ConsumingSegment>),
+}
+
+impl SegmentRef {
+    /// Segment name.
+    pub fn name(&self) -> &str {
+        match self {
+            SegmentRef::Consuming(s) => &s.name,
+        }
+    }
+
+    /// Whether this is a consuming segment.
+    pub fn is_consuming(&self) -> bool {
+        matches!(self, SegmentRef::Consuming(_))
+    }
+}
+
+/// A snapshot of one segment's rows for a query.
+#[derive(Clone, Debug)]
+pub struct SegmentRows {
+    /// Segment name.
+    pub name: String,
+    /// Whether the segment is consuming.
+    pub consuming: bool,
+    /// Rows.
+    pub batches: Vec<RecordBatch>,
+    /// Row count.
+    pub num_rows: usize,
+    /// Latest event time of a consuming segment (ms), 0 otherwise.
+    pub latest_event_ms: i64,
+}
+
+impl SegmentRef {
+    /// The rows visible now.
+    pub fn rows(&self) -> SegmentRows {
+        match self {
+            SegmentRef::Consuming(s) => {
+                let snap = s.snapshot();
+                SegmentRows {
+                    name: s.name.clone(),
+                    consuming: true,
+                    batches: snap.batches.clone(),
+                    num_rows: snap.num_rows,
+                    latest_event_ms: snap.latest_event_ms,
+                }
+            }
+        }
+    }
+}
+
+/// One table's segments.
+#[derive(Debug)]
+pub struct TableData {
+    /// Raw table name.
+    pub name: String,
+    /// Columns.
+    pub columns: Arc<TableColumns>,
+    /// The time column, if any.
+    pub time_column: Option<String>,
+    segments: RwLock<BTreeMap<String, SegmentRef>>,
+}
+
+impl TableData {
+    /// An empty table.
+    pub fn new(name: &str, columns: Arc<TableColumns>, time_column: Option<String>) -> TableData {
+        TableData {
+            name: name.to_string(),
+            columns,
+            time_column,
+            segments: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    /// Adds or replaces a segment.
+    pub fn put_segment(&self, seg: SegmentRef) {
+        self.segments.write().insert(seg.name().to_string(), seg);
+    }
+
+    /// Removes a segment.
+    pub fn remove_segment(&self, name: &str) -> Option<SegmentRef> {
+        self.segments.write().remove(name)
+    }
+
+    /// Replaces `old` by `new` in one step: no reader sees both or neither.
+    pub fn swap_segment(&self, old: &str, new: SegmentRef) {
+        let mut g = self.segments.write();
+        g.remove(old);
+        g.insert(new.name().to_string(), new);
+    }
+
+    /// All segments now, sorted by name.
+    pub fn segments(&self) -> Vec<SegmentRef> {
+        self.segments.read().values().cloned().collect()
+    }
+}
+
+/// Every table's segments, by raw table name.
+#[derive(Debug, Default)]
+pub struct SegmentRegistry {
+    tables: RwLock<HashMap<String, Arc<TableData>>>,
+}
+
+impl SegmentRegistry {
+    /// An empty registry.
+    pub fn new() -> SegmentRegistry {
+        SegmentRegistry::default()
+    }
+
+    /// Adds a table (replacing one of the same name).
+    pub fn add_table(&self, table: Arc<TableData>) {
+        self.tables.write().insert(table.name.clone(), table);
+    }
+
+    /// Removes a table.
+    pub fn remove_table(&self, name: &str) -> Option<Arc<TableData>> {
+        self.tables.write().remove(name)
+    }
+
+    /// A table by raw name.
+    pub fn table(&self, name: &str) -> Option<Arc<TableData>> {
+        self.tables.read().get(name).cloned()
+    }
+
+    /// Raw names of all tables, sorted.
+    pub fn table_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.tables.read().keys().cloned().collect();
+        v.sort();
+        v
+    }
+}

@@ -1,0 +1,119 @@
+//! Pinot's broker API (default port 8099): `POST|GET /query/sql`, `POST|GET /query`, and
+//! `/health`. Query errors are answered with HTTP 200 and `exceptions`, as Pinot does,
+//! unless the client sends `Pinot-Use-Http-Status-For-Errors: true`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use riffle_common::ErrorCode;
+use riffle_query::{parse_query_options, BrokerResponse, QueryRequest};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The broker's routes.
+pub fn routes(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "OK" }))
+        .route("/query/sql", get(query_get).post(query_post))
+        .route("/query", get(query_get).post(query_post))
+        .with_state(state)
+}
+
+async fn respond(s: &AppState, headers: &HeaderMap, req: QueryRequest) -> Response {
+    let resp: BrokerResponse = s.query.execute(req).await;
+    let code = resp.error_code();
+    let use_status = headers
+        .get("Pinot-Use-Http-Status-For-Errors")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let status = if use_status && code != -1 {
+        pinot_code_status(code)
+    } else {
+        StatusCode::OK
+    };
+    let mut r = (status, Json(resp.to_json())).into_response();
+    if let Ok(v) = HeaderValue::from_str(&code.to_string()) {
+        r.headers_mut().insert("X-Pinot-Error-Code", v);
+    }
+    r
+}
+
+fn pinot_code_status(code: i32) -> StatusCode {
+    let kind = match code {
+        100 => ErrorCode::JsonParsing,
+        150 => ErrorCode::SqlParsing,
+        190 => ErrorCode::TableDoesNotExist,
+        200 => ErrorCode::QueryExecution,
+        250 => ErrorCode::ExecutionTimeout,
+        700 => ErrorCode::QueryValidation,
+        710 => ErrorCode::UnknownColumn,
+        720 => ErrorCode::QueryPlanning,
+        _ => ErrorCode::Internal,
+    };
+    crate::error::status_of(kind)
+}
+
+/// `POST /query/sql` with `{"sql": ..., "queryOptions": "k=v;..."}`.
+pub async fn query_post(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let v: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return ApiError::new(ErrorCode::BadRequest, format!("invalid JSON body: {e}"))
+                .into_response()
+        }
+    };
+    let Some(sql) = v.get("sql").and_then(|s| s.as_str()) else {
+        return ApiError::bad_request("request body must have a string field 'sql'")
+            .into_response();
+    };
+    let options = v
+        .get("queryOptions")
+        .and_then(|o| o.as_str())
+        .map(parse_query_options)
+        .unwrap_or_default();
+    respond(
+        &s,
+        &headers,
+        QueryRequest {
+            sql: sql.to_string(),
+            options,
+        },
+    )
+    .await
+}
+
+/// `GET /query/sql?sql=...`.
+pub async fn query_get(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let Some(sql) = q.get("sql") else {
+        return ApiError::bad_request("query parameter 'sql' is required").into_response();
+    };
+    let options = q
+        .get("queryOptions")
+        .map(|o| parse_query_options(o))
+        .unwrap_or_default();
+    respond(
+        &s,
+        &headers,
+        QueryRequest {
+            sql: sql.clone(),
+            options,
+        },
+    )
+    .await
+}

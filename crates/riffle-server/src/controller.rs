@@ -1,0 +1,563 @@
+//! Pinot's controller API (default port 9000): schemas, tables, table configs, segments,
+//! health, and the `/sql` query proxy. Bodies and statuses follow PINOT-SPEC §6.1.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use riffle_catalog::SegmentStatus;
+use riffle_common::{split_table_name, table_name_with_type, ErrorCode, TableType};
+use riffle_config::{Schema, TableConfig};
+use serde_json::{json, Map, Value};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The controller's routes.
+pub fn routes(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "OK" }))
+        .route("/schemas", get(list_schemas).post(add_schema))
+        .route(
+            "/schemas/{name}",
+            get(get_schema).put(update_schema).delete(delete_schema),
+        )
+        .route("/tables", get(list_tables).post(add_table))
+        .route(
+            "/tables/{name}",
+            get(get_table).put(update_table).delete(delete_table),
+        )
+        .route("/tables/{name}/schema", get(get_table_schema))
+        .route("/tables/{name}/consumingSegmentsInfo", get(consuming_info))
+        .route("/tableConfigs", post(add_table_configs))
+        .route(
+            "/tableConfigs/{name}",
+            get(get_table_configs).delete(delete_table_configs),
+        )
+        .route("/segments/{name}", get(list_segments))
+        .route(
+            "/sql",
+            get(crate::broker::query_get).post(crate::broker::query_post),
+        )
+        .with_state(state)
+}
+
+/// The body as JSON bytes: a JSON body, or the single file part of a multipart body (what
+/// `pinot-admin.sh AddSchema` sends).
+async fn json_body(req: Request) -> Result<Bytes, ApiError> {
+    let is_multipart = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if is_multipart {
+        let mut mp = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?;
+        let field = mp
+            .next_field()
+            .await
+            .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?
+            .ok_or_else(|| ApiError::bad_request("multipart body has no file part"))?;
+        return field
+            .bytes()
+            .await
+            .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")));
+    }
+    axum::body::to_bytes(req.into_body(), 64 * 1024 * 1024)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("cannot read body: {e}")))
+}
+
+fn flag(q: &BTreeMap<String, String>, key: &str, default: bool) -> bool {
+    q.get(key)
+        .map_or(default, |v| v.eq_ignore_ascii_case("true"))
+}
+
+fn unrecognized_json(m: BTreeMap<String, Value>) -> Value {
+    Value::Object(m.into_iter().collect::<Map<String, Value>>())
+}
+
+async fn list_schemas(State(s): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let names = s
+        .catalog
+        .schema_names()
+        .map_err(|e| ApiError::from_error("", e))?;
+    Ok(Json(json!(names)))
+}
+
+fn parse_schema(bytes: &[u8]) -> Result<Schema, ApiError> {
+    Schema::from_json(bytes).map_err(|e| ApiError::bad_request(format!("Invalid schema: {e}")))
+}
+
+fn schema_json(schema: &Schema) -> Result<String, ApiError> {
+    serde_json::to_string(&schema.to_json())
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("serialise schema: {e}")))
+}
+
+async fn add_schema(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<BTreeMap<String, String>>,
+    req: Request,
+) -> Result<Json<Value>, ApiError> {
+    let body = json_body(req).await?;
+    let schema = parse_schema(&body)?;
+    let overwrite = flag(&q, "override", true);
+    s.catalog
+        .put_schema(&schema.schema_name, &schema_json(&schema)?, overwrite)
+        .map_err(|e| ApiError::from_error("", e))?;
+    Ok(Json(json!({
+        "unrecognizedProperties": unrecognized_json(schema.unrecognized()),
+        "status": format!("{} successfully added", schema.schema_name),
+    })))
+}
+
+fn stored_schema(s: &AppState, name: &str) -> Result<Schema, ApiError> {
+    let json = s
+        .catalog
+        .schema(name)
+        .map_err(|e| ApiError::from_error("", e))?
+        .ok_or_else(|| ApiError::not_found("Schema not found"))?;
+    Schema::from_json(json.as_bytes()).map_err(|e| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("stored schema '{name}' is unreadable: {e}"),
+        )
+    })
+}
+
+async fn get_schema(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(stored_schema(&s, &name)?.to_json()))
+}
+
+async fn update_schema(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Result<Json<Value>, ApiError> {
+    let body = json_body(req).await?;
+    let schema = parse_schema(&body)?;
+    if schema.schema_name != name {
+        return Err(ApiError::bad_request(format!(
+            "Schema name mismatch for uploaded schema, tried to add schema with name {} as {name}",
+            schema.schema_name
+        )));
+    }
+    stored_schema(&s, &name)?;
+    s.catalog
+        .put_schema(&name, &schema_json(&schema)?, true)
+        .map_err(|e| ApiError::from_error("", e))?;
+    Ok(Json(json!({
+        "unrecognizedProperties": unrecognized_json(schema.unrecognized()),
+        "status": format!("{name} successfully added"),
+    })))
+}
+
+async fn delete_schema(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    s.catalog
+        .delete_schema(&name)
+        .map_err(|e| ApiError::from_error("", e))?;
+    Ok(Json(json!({"status": format!("Schema {name} deleted")})))
+}
+
+async fn list_tables(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let tables = s
+        .catalog
+        .tables()
+        .map_err(|e| ApiError::from_error("", e))?;
+    let filter = q.get("type").and_then(|t| TableType::parse(t));
+    let mut names: Vec<String> = Vec::new();
+    for (name, _) in tables {
+        let (raw, t) = split_table_name(&name);
+        match filter {
+            Some(f) if t == Some(f) => names.push(name.clone()),
+            Some(_) => {}
+            None => {
+                if !names.iter().any(|n| n == raw) {
+                    names.push(raw.to_string());
+                }
+            }
+        }
+    }
+    Ok(Json(json!({ "tables": names })))
+}
+
+fn parse_table(bytes: &[u8]) -> Result<TableConfig, ApiError> {
+    TableConfig::from_json(bytes)
+        .map_err(|e| ApiError::bad_request(format!("Invalid table config: {e}")))
+}
+
+/// Validates a table against its schema and prepares its first segments, then creates it
+/// (with the schema too, when given) in one catalog transaction and starts consumption.
+async fn create_table(
+    s: &AppState,
+    table: &TableConfig,
+    schema: &Schema,
+    store_schema: bool,
+) -> Result<Vec<String>, ApiError> {
+    table
+        .validate(schema)
+        .map_err(|e| ApiError::bad_request(format!("Invalid table config: {e}")))?;
+    let name = table.name_with_type();
+    if s.catalog
+        .table(&name)
+        .map_err(|e| ApiError::from_error("", e))?
+        .is_some()
+    {
+        return Err(ApiError::new(
+            ErrorCode::AlreadyExists,
+            format!("Table config for {name} already exists. If this is unexpected, try deleting the table to remove all metadata associated with it."),
+        ));
+    }
+    let (segments, warnings) = if table.table_type == TableType::Realtime {
+        s.ingest
+            .prepare_table(table, schema)
+            .await
+            .map_err(|e| ApiError::from_error("Invalid table config", e))?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let config_json = serde_json::to_string(&table.to_json())
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("serialise table config: {e}")))?;
+    let schema_text = schema_json(schema)?;
+    let schema_arg = store_schema.then_some((schema.schema_name.as_str(), schema_text.as_str()));
+    s.catalog
+        .create_table(&name, &config_json, schema_arg, &segments)
+        .map_err(|e| ApiError::from_error("", e))?;
+    s.activate(table, schema)
+        .map_err(|e| ApiError::from_error("Table created but consumption did not start", e))?;
+    for w in &warnings {
+        tracing::warn!(table = %name, warning = %w, "table config");
+    }
+    Ok(warnings)
+}
+
+async fn add_table(State(s): State<Arc<AppState>>, req: Request) -> Result<Json<Value>, ApiError> {
+    let body = json_body(req).await?;
+    let table = parse_table(&body)?;
+    let schema = stored_schema(&s, table.raw_name()).map_err(|e| {
+        if e.code == ErrorCode::NotFound {
+            ApiError::bad_request(format!(
+                "Invalid table config: $.tableName: schema '{}' does not exist; add the schema first",
+                table.raw_name()
+            ))
+        } else {
+            e
+        }
+    })?;
+    let warnings = create_table(&s, &table, &schema, false).await?;
+    let mut resp = json!({
+        "unrecognizedProperties": unrecognized_json(table.unrecognized()),
+        "status": format!("Table {} successfully added", table.name_with_type()),
+    });
+    if !warnings.is_empty() {
+        resp["warnings"] = json!(warnings);
+    }
+    Ok(Json(resp))
+}
+
+/// The stored configs of a table by raw name or name with type.
+fn stored_tables(
+    s: &AppState,
+    name: &str,
+    type_param: Option<&String>,
+) -> Result<Vec<(TableType, Value)>, ApiError> {
+    let (raw, suffix) = split_table_name(name);
+    let wanted = type_param.and_then(|t| TableType::parse(t)).or(suffix);
+    let mut out = Vec::new();
+    for t in [TableType::Offline, TableType::Realtime] {
+        if wanted.is_some_and(|w| w != t) {
+            continue;
+        }
+        if let Some(json) = s
+            .catalog
+            .table(&table_name_with_type(raw, t))
+            .map_err(|e| ApiError::from_error("", e))?
+        {
+            let v: Value = serde_json::from_str(&json).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::Internal,
+                    format!("stored table config is unreadable: {e}"),
+                )
+            })?;
+            out.push((t, v));
+        }
+    }
+    Ok(out)
+}
+
+async fn get_table(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let found = stored_tables(&s, &name, q.get("type"))?;
+    if found.is_empty() {
+        return Err(ApiError::not_found(format!("Table {name} does not exist")));
+    }
+    let mut m = Map::new();
+    for (t, v) in found {
+        m.insert(t.as_str().to_string(), v);
+    }
+    Ok(Json(Value::Object(m)))
+}
+
+async fn update_table(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Result<Json<Value>, ApiError> {
+    let body = json_body(req).await?;
+    let table = parse_table(&body)?;
+    if table.raw_name() != split_table_name(&name).0 {
+        return Err(ApiError::bad_request(format!(
+            "Table name mismatch: {} in the config, {name} in the path",
+            table.table_name
+        )));
+    }
+    let schema = stored_schema(&s, table.raw_name())?;
+    table
+        .validate(&schema)
+        .map_err(|e| ApiError::bad_request(format!("Invalid table config: {e}")))?;
+    let full = table.name_with_type();
+    let config_json = serde_json::to_string(&table.to_json())
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("serialise table config: {e}")))?;
+    s.catalog
+        .update_table(&full, &config_json)
+        .map_err(|e| ApiError::from_error("", e))?;
+    // Consumption restarts from the catalog's offsets with the new config.
+    s.ingest.stop_table(&full).await;
+    s.activate(&table, &schema)
+        .map_err(|e| ApiError::from_error("Table updated but consumption did not restart", e))?;
+    Ok(Json(json!({
+        "unrecognizedProperties": unrecognized_json(table.unrecognized()),
+        "status": format!("Table config updated for {full}"),
+    })))
+}
+
+async fn delete_table(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let found = stored_tables(&s, &name, q.get("type"))?;
+    if found.is_empty() {
+        return Err(ApiError::not_found(format!("Table {name} does not exist")));
+    }
+    let raw = split_table_name(&name).0.to_string();
+    let mut deleted = Vec::new();
+    for (t, _) in found {
+        let full = table_name_with_type(&raw, t);
+        s.ingest.stop_table(&full).await;
+        s.segments.remove_table(&raw);
+        s.catalog
+            .delete_table(&full)
+            .map_err(|e| ApiError::from_error("", e))?;
+        deleted.push(full);
+    }
+    Ok(Json(
+        json!({"status": format!("Tables: [{}] deleted", deleted.join(", "))}),
+    ))
+}
+
+async fn get_table_schema(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let raw = split_table_name(&name).0;
+    Ok(Json(stored_schema(&s, raw)?.to_json()))
+}
+
+async fn add_table_configs(
+    State(s): State<Arc<AppState>>,
+    req: Request,
+) -> Result<Json<Value>, ApiError> {
+    let body = json_body(req).await?;
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("Invalid TableConfigs: $: {e}")))?;
+    let raw = v
+        .get("tableName")
+        .and_then(|t| t.as_str())
+        .ok_or_else(|| ApiError::bad_request("Invalid TableConfigs: $.tableName: is required"))?
+        .to_string();
+    let schema_v = v
+        .get("schema")
+        .ok_or_else(|| ApiError::bad_request("Invalid TableConfigs: $.schema: is required"))?;
+    let schema = Schema::from_value(schema_v.clone())
+        .map_err(|e| ApiError::bad_request(format!("Invalid TableConfigs: schema: {e}")))?;
+    if schema.schema_name != raw {
+        return Err(ApiError::bad_request(format!(
+            "Invalid TableConfigs: $.schema.schemaName: '{}' must equal tableName '{raw}'",
+            schema.schema_name
+        )));
+    }
+    let mut unrecognized = schema.unrecognized();
+    let mut created = Vec::new();
+    let mut first = true;
+    for key in ["realtime", "offline"] {
+        let Some(cfg) = v.get(key).filter(|c| !c.is_null()) else {
+            continue;
+        };
+        let table = TableConfig::from_value(cfg)
+            .map_err(|e| ApiError::bad_request(format!("Invalid TableConfigs: {key}: {e}")))?;
+        let expected = if key == "realtime" {
+            TableType::Realtime
+        } else {
+            TableType::Offline
+        };
+        if table.table_type != expected || table.raw_name() != raw {
+            return Err(ApiError::bad_request(format!(
+                "Invalid TableConfigs: $.{key}: expected a {} config for table '{raw}'",
+                expected.as_str()
+            )));
+        }
+        for (k, val) in table.unrecognized() {
+            unrecognized.insert(format!("$.{key}{}", &k[1..]), val);
+        }
+        // The schema is written in the same transaction as the first table.
+        create_table(&s, &table, &schema, first).await?;
+        first = false;
+        created.push(table.name_with_type());
+    }
+    if created.is_empty() {
+        return Err(ApiError::bad_request(
+            "Invalid TableConfigs: at least one of $.realtime or $.offline is required",
+        ));
+    }
+    Ok(Json(json!({
+        "unrecognizedProperties": unrecognized_json(unrecognized),
+        "status": format!("TableConfigs {raw} successfully added"),
+    })))
+}
+
+async fn get_table_configs(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let raw = split_table_name(&name).0.to_string();
+    let schema = stored_schema(&s, &raw)?;
+    let mut out = json!({"tableName": raw, "schema": schema.to_json()});
+    for (t, v) in stored_tables(&s, &raw, None)? {
+        out[t.as_str().to_ascii_lowercase()] = v;
+    }
+    Ok(Json(out))
+}
+
+async fn delete_table_configs(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let raw = split_table_name(&name).0.to_string();
+    for (t, _) in stored_tables(&s, &raw, None)? {
+        let full = table_name_with_type(&raw, t);
+        s.ingest.stop_table(&full).await;
+        s.catalog
+            .delete_table(&full)
+            .map_err(|e| ApiError::from_error("", e))?;
+    }
+    s.segments.remove_table(&raw);
+    match s.catalog.delete_schema(&raw) {
+        Ok(()) | Err(riffle_catalog::CatalogError::NotFound(_)) => {}
+        Err(e) => return Err(ApiError::from_error("", e)),
+    }
+    Ok(Json(
+        json!({"status": format!("Deleted TableConfigs: {raw}")}),
+    ))
+}
+
+async fn list_segments(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let found = stored_tables(&s, &name, q.get("type"))?;
+    if found.is_empty() {
+        return Err(ApiError::not_found(format!("Table {name} does not exist")));
+    }
+    let raw = split_table_name(&name).0.to_string();
+    let mut out = Vec::new();
+    for (t, _) in found {
+        let names: Vec<String> = s
+            .catalog
+            .segments(&table_name_with_type(&raw, t))
+            .map_err(|e| ApiError::from_error("", e))?
+            .into_iter()
+            .map(|m| m.segment_name)
+            .collect();
+        out.push(json!({ t.as_str(): names }));
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+/// Pinot's `consumingSegmentsInfo`, plus Riffle's per-partition state and last error.
+async fn consuming_info(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let raw = split_table_name(&name).0.to_string();
+    let full = table_name_with_type(&raw, TableType::Realtime);
+    let metas = s
+        .catalog
+        .segments(&full)
+        .map_err(|e| ApiError::from_error("", e))?;
+    if s.catalog
+        .table(&full)
+        .map_err(|e| ApiError::from_error("", e))?
+        .is_none()
+    {
+        return Err(ApiError::not_found(format!("Table {name} does not exist")));
+    }
+    let statuses = s.ingest.status(&full).unwrap_or_default();
+    let mut map = Map::new();
+    for m in metas
+        .iter()
+        .filter(|m| m.status == SegmentStatus::InProgress)
+    {
+        let st = statuses.iter().find(|p| p.partition == m.partition);
+        let current = st.map_or(m.start_offset.clone(), |p| p.current_offset.clone());
+        let consuming = st.is_some_and(|p| {
+            matches!(
+                p.state,
+                riffle_ingest::PartitionState::Consuming | riffle_ingest::PartitionState::Starting
+            )
+        });
+        map.insert(
+            m.segment_name.clone(),
+            json!([{
+                "serverName": s.server_name,
+                "consumerState": if consuming { "CONSUMING" } else { "NOT_CONSUMING" },
+                "lastConsumedTimestamp": st.map_or(0, |p| p.last_indexed_ms),
+                "partitionToOffsetMap": { m.partition.to_string(): current },
+                "partitionOffsetInfo": {
+                    "currentOffsetsMap": { m.partition.to_string(): current },
+                    "latestUpstreamOffsetMap": {},
+                    "recordsLagMap": {},
+                    "availabilityLagMsMap": {},
+                },
+                "riffleState": st.map(|p| p.state),
+                "riffleLastError": st.and_then(|p| p.last_error.clone()),
+                "riffleDecodeErrors": st.map_or(0, |p| p.decode_errors),
+            }]),
+        );
+    }
+    Ok(Json(json!({
+        "serversFailingToRespond": 0,
+        "serversUnparsableRespond": 0,
+        "_segmentToConsumingInfoMap": map,
+    }))
+    .into_response())
+}
