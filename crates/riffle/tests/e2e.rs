@@ -418,3 +418,124 @@ async fn http_api_shapes_and_errors() {
     assert_eq!(r.status().as_u16(), 200);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_schema_and_table_and_cli_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let c = format!("http://{}", server.controller_addr);
+    let cport = server.controller_addr.port().to_string();
+
+    // AddSchema through the CLI; without -exec it only prints.
+    let schema_path = repo().join("examples/transcript/transcript_schema.json");
+    let sp = schema_path.to_str().unwrap().to_string();
+    let (cp, sp2) = (cport.clone(), sp.clone());
+    let (ok, out) = tokio::task::spawn_blocking(move || {
+        riffle(&["AddSchema", "-schemaFile", &sp2, "-controllerPort", &cp])
+    })
+    .await
+    .unwrap();
+    assert!(ok && out.contains("dry run"), "{out}");
+    assert_eq!(get(&format!("{c}/schemas")).await.1, json!([]));
+    let (ok, out) = tokio::task::spawn_blocking(move || {
+        riffle(&[
+            "AddSchema",
+            "-schemaFile",
+            &sp,
+            "-controllerHost",
+            "127.0.0.1",
+            "-controllerPort",
+            &cport,
+            "-exec",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    assert_eq!(get(&format!("{c}/schemas")).await.1, json!(["transcript"]));
+
+    // Every admin command explains itself.
+    for cmd in ["AddTable", "AddSchema", "PostQuery"] {
+        let (ok, out) = riffle(&[cmd, "-help"]);
+        assert!(ok && out.contains("usage: riffle"), "{cmd}: {out}");
+        let (ok, out) = riffle(&[cmd, "--help"]);
+        assert!(ok && out.contains(cmd), "{cmd}: {out}");
+    }
+    let (ok, out) = riffle(&["AddTable", "-bogus", "x"]);
+    assert!(!ok && out.contains("-bogus"), "{out}");
+
+    // PUT /schemas: the name must match; a new column is accepted.
+    let mut schema = read_json("examples/transcript/transcript_schema.json");
+    schema["dimensionFieldSpecs"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "school", "dataType": "STRING"}));
+    let r = reqwest::Client::new()
+        .put(format!("{c}/schemas/other"))
+        .json(&schema)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let r = reqwest::Client::new()
+        .put(format!("{c}/schemas/transcript"))
+        .json(&schema)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, v) = get(&format!("{c}/schemas/transcript")).await;
+    assert_eq!(v["dimensionFieldSpecs"].as_array().unwrap().len(), 6);
+
+    // PUT /tables: a new config restarts consumption from the catalog's offsets.
+    append(
+        dir.path(),
+        "transcript-topic",
+        "0.jsonl",
+        &transcript_rows(),
+    );
+    let mut table = read_json("examples/transcript/transcript_file_table_config.json");
+    let (s, v) = post(&format!("{c}/tables"), &table).await;
+    assert_eq!(s, 200, "{v}");
+    wait_count(&server, "transcript", 12, Duration::from_secs(20)).await;
+    table["tableIndexConfig"]["streamConfigs"]["realtime.segment.flush.threshold.rows"] =
+        json!("1000");
+    let r = reqwest::Client::new()
+        .put(format!("{c}/tables/transcript"))
+        .json(&table)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "Table config updated for transcript_REALTIME");
+    let (_, t) = get(&format!("{c}/tables/transcript")).await;
+    assert_eq!(
+        t["REALTIME"]["tableIndexConfig"]["streamConfigs"]["realtime.segment.flush.threshold.rows"],
+        "1000"
+    );
+    // Same rows after the restart of consumption, no duplicates; the new column reads
+    // its default value.
+    wait_count(&server, "transcript", 12, Duration::from_secs(20)).await;
+    let v = sql(
+        &server,
+        "SELECT COUNT(*) FROM transcript WHERE school = 'null'",
+    )
+    .await;
+    assert_eq!(v["resultTable"]["rows"], json!([[12]]));
+    // An invalid update is refused and changes nothing.
+    table["tableIndexConfig"]["streamConfigs"]["realtime.segment.flush.threshold.time"] =
+        json!("6x");
+    let r = reqwest::Client::new()
+        .put(format!("{c}/tables/transcript"))
+        .json(&table)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let (_, t) = get(&format!("{c}/tables/transcript")).await;
+    assert!(t["REALTIME"]["tableIndexConfig"]["streamConfigs"]
+        .get("realtime.segment.flush.threshold.time")
+        .map_or(true, |v| v != "6x"));
+    server.shutdown().await;
+}
