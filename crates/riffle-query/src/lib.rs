@@ -178,7 +178,22 @@ impl QueryEngine {
             return Err(Box::new(r));
         }
         // Function names are case-insensitive in Pinot; identifiers are case-sensitive.
+        // `CAST(x AS TIMESTAMP)` reads numbers as epoch milliseconds in Pinot (Superset's
+        // time grains rely on it); DataFusion would read seconds.
         let _ = ast::visit_expressions_mut(&mut statement, |e: &mut SqlExpr| {
+            if let SqlExpr::Cast {
+                expr,
+                data_type: ast::DataType::Timestamp(_, _),
+                ..
+            } = e
+            {
+                let text = format!("to_timestamp_millis({expr})");
+                if let Ok(mut p) = Parser::new(&GenericDialect {}).try_with_sql(&text) {
+                    if let Ok(new) = p.parse_expr() {
+                        *e = new;
+                    }
+                }
+            }
             if let SqlExpr::Function(f) = e {
                 for part in f.name.0.iter_mut() {
                     if let ObjectNamePart::Identifier(id) = part {

@@ -285,7 +285,11 @@ pub fn value_at(a: &ArrayRef, i: usize) -> Value {
         DataType::UInt16 => json!(a.as_primitive::<t::UInt16Type>().value(i)),
         DataType::UInt32 => json!(a.as_primitive::<t::UInt32Type>().value(i)),
         DataType::UInt64 => json!(a.as_primitive::<t::UInt64Type>().value(i)),
-        DataType::Float32 => float_value(a.as_primitive::<t::Float32Type>().value(i) as f64),
+        DataType::Float32 => {
+            // The shortest text of the f32 (3.8, not 3.799999952316284), as Pinot writes it.
+            let f = a.as_primitive::<t::Float32Type>().value(i);
+            float_value(f.to_string().parse::<f64>().unwrap_or(f as f64))
+        }
         DataType::Float64 => float_value(a.as_primitive::<t::Float64Type>().value(i)),
         DataType::Utf8 => json!(a.as_string::<i32>().value(i)),
         DataType::LargeUtf8 => json!(a.as_string::<i64>().value(i)),

@@ -110,7 +110,7 @@ async fn test_count_and_stats() {
 #[tokio::test]
 async fn test_filter_stats_count_matches() {
     let r = q("SELECT studentID, score FROM transcript WHERE subject = 'Chemistry'").await;
-    assert_eq!(r["resultTable"]["rows"], json!([[207, 3.5999999046325684]]));
+    assert_eq!(r["resultTable"]["rows"], json!([[207, 3.6]]));
     assert_eq!(r["numDocsScanned"], 1);
     assert_eq!(r["numSegmentsMatched"], 1);
     assert_eq!(r["numConsumingSegmentsMatched"], 1);
@@ -224,4 +224,13 @@ fn test_query_options_parse() {
         Some("true")
     );
     assert_eq!(o.len(), 2);
+}
+
+#[tokio::test]
+async fn test_cast_to_timestamp_reads_millis_and_floats_print_short() {
+    let r = q("SELECT CAST(1571900400000 AS TIMESTAMP), DATE_TRUNC('day', CAST(ts AS TIMESTAMP)), score FROM transcript WHERE studentID = 209").await;
+    assert_eq!(r["exceptions"], json!([]), "{r}");
+    assert_eq!(r["resultTable"]["rows"][0][0], "2019-10-24 07:00:00.0");
+    assert_eq!(r["resultTable"]["rows"][0][1], "2019-11-02 00:00:00.0");
+    assert_eq!(r["resultTable"]["rows"][0][2], json!(3.2));
 }

@@ -24,6 +24,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/health", get(|| async { "OK" }))
         .route("/query/sql", get(query_get).post(query_post))
         .route("/query", get(query_get).post(query_post))
+        .fallback(crate::not_found)
         .with_state(state)
 }
 

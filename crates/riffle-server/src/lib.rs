@@ -185,6 +185,11 @@ impl Server {
     }
 }
 
+/// Unknown routes: Pinot's error body with 404.
+pub(crate) async fn not_found(uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::not_found(format!("no such endpoint: {}", uri.path()))
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()

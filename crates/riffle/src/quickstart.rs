@@ -121,12 +121,14 @@ pub async fn run(a: QuickstartArgs) -> Result<()> {
 
     // The generator (Pinot's datagen: ts, uuid, count), round-robin over the partitions.
     let rate = a.rate.max(1);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_gen = stop.clone();
     let gen = tokio::task::spawn_blocking(move || -> Result<()> {
         let mut rng = rand::rng();
         let tick = Duration::from_millis(10);
         let per_tick = (rate as f64 / 100.0).max(1.0) as u32;
         let mut n: u64 = 0;
-        loop {
+        while !stop_gen.load(std::sync::atomic::Ordering::Relaxed) {
             let start = std::time::Instant::now();
             for _ in 0..per_tick {
                 let line = json!({
@@ -141,6 +143,7 @@ pub async fn run(a: QuickstartArgs) -> Result<()> {
             }
             std::thread::sleep(tick.saturating_sub(start.elapsed()));
         }
+        Ok(())
     });
 
     println!();
@@ -174,23 +177,35 @@ pub async fn run(a: QuickstartArgs) -> Result<()> {
     println!("Press Ctrl-C to stop.");
 
     let started = std::time::Instant::now();
-    let mut ticker = tokio::time::interval(Duration::from_secs(5));
+    let deadline = a.duration_secs.map(Duration::from_secs);
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks = 0u64;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut ctrl_c => break,
             _ = ticker.tick() => {
                 if gen.is_finished() {
-                    bail!("the event generator stopped");
-                }
-                let v = query(&client, &broker, QUERIES[0]).await?;
-                println!("events so far: {}", v["resultTable"]["rows"][0][0]);
-                if a.duration_secs.is_some_and(|d| started.elapsed().as_secs() >= d) {
                     break;
+                }
+                if deadline.is_some_and(|d| started.elapsed() >= d) {
+                    break;
+                }
+                ticks += 1;
+                if ticks % 5 == 0 {
+                    let v = query(&client, &broker, QUERIES[0]).await?;
+                    println!("events so far: {}", v["resultTable"]["rows"][0][0]);
                 }
             }
         }
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     println!("stopping; data kept in {}", data_dir.display());
     server.shutdown().await;
-    Ok(())
+    match gen.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.context("the event generator failed")),
+        Err(e) => bail!("the event generator failed: {e}"),
+    }
 }

@@ -1,0 +1,290 @@
+"""Helpers for the Python end-to-end tests: the real `riffle` binary on free loopback
+ports, driven through Pinot's own Python client (pinotdb) and its SQLAlchemy dialect.
+
+The binary is `$RIFFLE_BIN`, else `debug/riffle` under `$CARGO_TARGET_DIR`, else under the
+shared build directory `~/.cache/riffle/target`, else under `<repo>/target`.
+`scripts/test.sh` builds it and sets `RIFFLE_BIN`.
+
+Each server writes its log (stderr) and stdout to files in the test's temporary directory;
+when a test fails, the logs of the servers it used are added to the failure report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable, Optional
+
+import pinotdb
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TRANSCRIPT_DIR = REPO / "examples" / "transcript"
+TRANSCRIPT_SCHEMA = TRANSCRIPT_DIR / "transcript_schema.json"
+TRANSCRIPT_TABLE = TRANSCRIPT_DIR / "transcript_file_table_config.json"
+TRANSCRIPT_ROWS = TRANSCRIPT_DIR / "transcript.jsonl"
+TRANSCRIPT_TOPIC = "transcript-topic"
+
+# Upper bounds; the usual case is far below them.
+START_TIMEOUT_S = 20.0
+WAIT_TIMEOUT_S = 20.0
+
+
+def riffle_bin() -> Path:
+    """The `riffle` binary under test."""
+    env = os.environ.get("RIFFLE_BIN")
+    if env:
+        p = Path(env)
+        if not p.is_file():
+            raise RuntimeError(f"RIFFLE_BIN={env} does not exist; build it with `cargo build -p riffle`")
+        return p
+    candidates = []
+    if os.environ.get("CARGO_TARGET_DIR"):
+        candidates.append(Path(os.environ["CARGO_TARGET_DIR"]) / "debug" / "riffle")
+    candidates.append(Path.home() / ".cache" / "riffle" / "target" / "debug" / "riffle")
+    candidates.append(REPO / "target" / "debug" / "riffle")
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise RuntimeError(
+        "no riffle binary found (looked at "
+        + ", ".join(str(c) for c in candidates)
+        + "); run ./scripts/test.sh or set RIFFLE_BIN"
+    )
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free TCP ports on 127.0.0.1 (held open together while choosing)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def server_env() -> dict:
+    """The environment of a riffle process: plain (uncoloured) logs at `info` unless
+    RIFFLE_LOG says otherwise."""
+    return {**os.environ, "NO_COLOR": "1", "RIFFLE_LOG": os.environ.get("RIFFLE_LOG", "info")}
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
+    """GET a URL; returns (status, body). Connection errors raise OSError."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+
+
+def wait_until(
+    what: str,
+    probe: Callable[[], object],
+    ok: Callable[[object], bool],
+    timeout: float = WAIT_TIMEOUT_S,
+    interval: float = 0.1,
+):
+    """Calls `probe` until `ok(result)`; returns the result. On timeout fails with the last
+    result or exception."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            last = probe()
+            if ok(last):
+                return last
+        except Exception as e:  # noqa: BLE001 - any failure is retried until the deadline
+            last = e
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}; last result: {last!r}")
+        time.sleep(interval)
+
+
+def append_lines(path: Path, lines: list[str]) -> None:
+    """Appends complete lines to a stream partition file (creating its directory)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        for line in lines:
+            f.write(line.rstrip("\n") + "\n")
+
+
+def transcript_lines() -> list[str]:
+    return [l for l in TRANSCRIPT_ROWS.read_text(encoding="utf-8").splitlines() if l.strip()]
+
+
+class Riffle:
+    """One `riffle serve` process."""
+
+    def __init__(self, data_dir: Path, log_dir: Path, name: str = "riffle"):
+        self.data_dir = data_dir
+        self.log_dir = log_dir
+        self.name = name
+        self.proc: Optional[subprocess.Popen] = None
+        self.controller_port = 0
+        self.broker_port = 0
+        self.logs: list[Path] = []
+        self._starts = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self, ports: Optional[tuple[int, int]] = None) -> "Riffle":
+        """Starts the server (on `ports`, else on fresh free ports) and waits until both
+        APIs answer `GET /health`. A port taken meanwhile is retried with fresh ports."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        last_error = ""
+        for attempt in range(3):
+            if ports is None or attempt > 0:
+                ports = tuple(free_ports(2))  # type: ignore[assignment]
+            self.controller_port, self.broker_port = ports  # type: ignore[misc]
+            self._starts += 1
+            log = self.log_dir / f"{self.name}-{self._starts}.log"
+            self.logs.append(log)
+            with open(log, "wb") as out:
+                self.proc = subprocess.Popen(
+                    [
+                        str(riffle_bin()),
+                        "serve",
+                        "--data-dir",
+                        str(self.data_dir),
+                        "--host",
+                        "127.0.0.1",
+                        "--controller-port",
+                        str(self.controller_port),
+                        "--broker-port",
+                        str(self.broker_port),
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=server_env(),
+                )
+            if self._wait_healthy():
+                return self
+            text = log.read_text(errors="replace")
+            last_error = text[-2000:]
+            self.kill()
+            if "cannot listen" not in text:
+                break
+        pytest.fail(f"riffle serve did not become healthy; log tail:\n{last_error}")
+
+    def _wait_healthy(self) -> bool:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        pending = {self.controller_url, self.broker_url}
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                return False
+            for base in list(pending):
+                try:
+                    status, _ = http_get(base + "/health", timeout=1.0)
+                    if status == 200:
+                        pending.discard(base)
+                except OSError:
+                    pass
+            if not pending:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Sends `sig` (SIGKILL: a crash, nothing flushed) and reaps the process."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    # -- addresses and clients ------------------------------------------------------------
+
+    @property
+    def controller_url(self) -> str:
+        return f"http://127.0.0.1:{self.controller_port}"
+
+    @property
+    def broker_url(self) -> str:
+        return f"http://127.0.0.1:{self.broker_port}"
+
+    def connect(self):
+        """A pinotdb DB-API connection to the broker."""
+        return pinotdb.connect(host="127.0.0.1", port=self.broker_port, path="/query/sql", scheme="http")
+
+    def query(self, sql: str, params: Optional[dict] = None) -> list[list]:
+        """Runs SQL through pinotdb and returns all rows."""
+        conn = self.connect()
+        try:
+            cur = conn.cursor()
+            cur.execute(sql, params)
+            return [list(r) for r in cur.fetchall()]
+        finally:
+            conn.close()
+
+    def count(self, table: str) -> int:
+        return int(self.query(f"SELECT COUNT(*) FROM {table}")[0][0])
+
+    def wait_count(self, table: str, n: int, timeout: float = WAIT_TIMEOUT_S) -> None:
+        wait_until(f"COUNT(*) FROM {table} == {n}", lambda: self.count(table), lambda c: c == n, timeout)
+
+    def stream_file(self, topic: str, partition: int = 0) -> Path:
+        """The file-stream partition file `<data>/streams/<topic>/<partition>.jsonl`."""
+        return self.data_dir / "streams" / topic / f"{partition}.jsonl"
+
+    # -- admin commands -------------------------------------------------------------------
+
+    def admin(self, *args: str, timeout: float = 30.0) -> str:
+        """Runs a Pinot-style admin command of the binary; fails the test unless it exits 0.
+        Returns stdout and stderr together."""
+        r = subprocess.run(
+            [str(riffle_bin()), *args],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        out = r.stdout + r.stderr
+        assert r.returncode == 0, f"riffle {' '.join(args)} exited {r.returncode}:\n{out}"
+        return out
+
+    def add_transcript_table(self) -> str:
+        out = self.admin(
+            "AddTable",
+            "-schemaFile",
+            str(TRANSCRIPT_SCHEMA),
+            "-tableConfigFile",
+            str(TRANSCRIPT_TABLE),
+            "-controllerHost",
+            "127.0.0.1",
+            "-controllerPort",
+            str(self.controller_port),
+            "-exec",
+        )
+        assert "successfully added" in out, out
+        return out
+
+
+def expected_transcript_averages(lines: list[str]) -> dict[str, float]:
+    """Per-subject average score, with each score rounded to FLOAT (32-bit) as the column
+    stores it."""
+    import struct
+
+    sums: dict[str, list[float]] = {}
+    for l in lines:
+        row = json.loads(l)
+        f32 = struct.unpack("f", struct.pack("f", float(row["score"])))[0]
+        sums.setdefault(row["subject"], []).append(f32)
+    return {k: sum(v) / len(v) for k, v in sums.items()}
