@@ -326,6 +326,43 @@ impl IngestManager {
         }
     }
 
+    /// The latest offset of every partition of a running table, asked of the stream now (for
+    /// lag), with whether offset differences count records. Partitions whose stream cannot
+    /// be reached are left out.
+    pub async fn latest_offsets(
+        &self,
+        name_with_type: &str,
+    ) -> BTreeMap<u32, (StreamOffset, bool)> {
+        let Some(h) = self.tables.lock().get(name_with_type).cloned() else {
+            return BTreeMap::new();
+        };
+        let mut out = BTreeMap::new();
+        for spec in &h.runtime.streams {
+            let timeout = Duration::from_millis(spec.config.connection_timeout_ms.clamp(1, 10_000));
+            let res = async {
+                let mut md = spec
+                    .plugin
+                    .metadata_provider(&spec.config, &self.ctx.stream_ctx)
+                    .await?;
+                let ids = md.partition_ids(timeout).await?;
+                md.latest_offsets(&ids, timeout).await
+            }
+            .await;
+            match res {
+                Ok(latest) => {
+                    for (p, o) in latest {
+                        let counts = spec.plugin.offsets_count_records();
+                        out.insert(spec.index * PARTITIONS_PER_STREAM + p.0, (o, counts));
+                    }
+                }
+                Err(e) => {
+                    warn!(table = %name_with_type, error = %e, "cannot read latest offsets");
+                }
+            }
+        }
+        out
+    }
+
     /// The state of each partition of a table, `None` if the table is not running.
     pub fn status(&self, name_with_type: &str) -> Option<Vec<PartitionStatus>> {
         let h = self.tables.lock().get(name_with_type).cloned()?;

@@ -522,6 +522,8 @@ async fn consuming_info(
         return Err(ApiError::not_found(format!("Table {name} does not exist")));
     }
     let statuses = s.ingest.status(&full).unwrap_or_default();
+    let latest = s.ingest.latest_offsets(&full).await;
+    let now = riffle_common::now_ms();
     let mut map = Map::new();
     for m in metas
         .iter()
@@ -529,6 +531,28 @@ async fn consuming_info(
     {
         let st = statuses.iter().find(|p| p.partition == m.partition);
         let current = st.map_or(m.start_offset.clone(), |p| p.current_offset.clone());
+        let upstream = latest.get(&m.partition).map(|(o, _)| o.to_string());
+        let counts_records = latest.get(&m.partition).is_some_and(|(_, c)| *c);
+        // Offset distance to the stream's end (records for Kafka; bytes for the file
+        // stream, whose lag is then not reported as records); availability lag: how long the
+        // newest indexed row has been waiting for what follows it (0 when caught up).
+        let distance = upstream.as_ref().and_then(|u| {
+            let (u, c) = (u.parse::<i64>().ok()?, current.parse::<i64>().ok()?);
+            Some((u - c).max(0))
+        });
+        let records_lag = distance.filter(|_| counts_records);
+        let availability_lag = match (distance, st) {
+            (Some(0), _) => Some(0),
+            (Some(_), Some(p)) if p.last_indexed_ms > 0 => Some((now - p.last_indexed_ms).max(0)),
+            _ => None,
+        };
+        let part = m.partition.to_string();
+        let opt_map = |v: Option<String>| -> Value {
+            match v {
+                Some(v) => json!({ part.clone(): v }),
+                None => json!({}),
+            }
+        };
         let consuming = st.is_some_and(|p| {
             matches!(
                 p.state,
@@ -544,9 +568,9 @@ async fn consuming_info(
                 "partitionToOffsetMap": { m.partition.to_string(): current },
                 "partitionOffsetInfo": {
                     "currentOffsetsMap": { m.partition.to_string(): current },
-                    "latestUpstreamOffsetMap": {},
-                    "recordsLagMap": {},
-                    "availabilityLagMsMap": {},
+                    "latestUpstreamOffsetMap": opt_map(upstream.clone()),
+                    "recordsLagMap": opt_map(records_lag.map(|l| l.to_string())),
+                    "availabilityLagMsMap": opt_map(availability_lag.map(|l| l.to_string())),
                 },
                 "riffleState": st.map(|p| p.state),
                 "riffleLastError": st.and_then(|p| p.last_error.clone()),

@@ -289,6 +289,11 @@ impl StreamPlugin for FilePlugin {
         "file"
     }
 
+    fn offsets_count_records(&self) -> bool {
+        // Offsets are byte positions.
+        false
+    }
+
     fn validate(
         &self,
         config: &StreamConfig,

@@ -260,6 +260,12 @@ pub trait StreamPlugin: Send + Sync + 'static {
         &[]
     }
 
+    /// Whether the difference of two offsets counts records (Kafka) rather than something
+    /// else (the file stream's byte positions). Only then is a records lag reported.
+    fn offsets_count_records(&self) -> bool {
+        true
+    }
+
     /// Checks the plugin's own keys when a table is created; errors name the key. Returns
     /// warnings for keys that are accepted but not honoured.
     fn validate(

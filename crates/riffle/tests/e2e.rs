@@ -134,6 +134,20 @@ async fn transcript_through_cli_and_http_survives_restart() {
     let (_, info) = get(&format!("{c}/tables/transcript/consumingSegmentsInfo")).await;
     let seg = info["_segmentToConsumingInfoMap"].as_object().unwrap();
     assert_eq!(seg.len(), 1);
+    // Caught up: the latest upstream offset is the file's length and the lag is zero. File
+    // offsets are bytes, so no records lag is claimed.
+    let file_len = std::fs::metadata(dir.path().join("streams/transcript-topic/0.jsonl"))
+        .unwrap()
+        .len();
+    let po = &seg.values().next().unwrap()[0]["partitionOffsetInfo"];
+    assert_eq!(po["currentOffsetsMap"]["0"], file_len.to_string(), "{info}");
+    assert_eq!(
+        po["latestUpstreamOffsetMap"]["0"],
+        file_len.to_string(),
+        "{info}"
+    );
+    assert_eq!(po["recordsLagMap"], json!({}), "{info}");
+    assert_eq!(po["availabilityLagMsMap"]["0"], "0", "{info}");
 
     // Restart on the same data directory: the same rows, no duplicates.
     server.shutdown().await;
