@@ -130,8 +130,31 @@ pub struct OffsetAutoReset {
     pub backfill_topic: bool,
 }
 
-/// A parsed stream config.
-#[derive(Clone, Debug, PartialEq)]
+/// Whether a stream-config key holds a secret (passwords, JAAS configs with credentials,
+/// private keys, tokens). Such values never appear in logs, `Debug` output or API output.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("password")
+        || k.contains("secret")
+        || k.contains("jaas")
+        || k.contains("passphrase")
+        || k.contains("token")
+        || k.contains("credential")
+        || k == "ssl.key.pem"
+        || k == "ssl_key"
+        || k == "ssl.keystore.key"
+        || k == "sasl.oauthbearer.config"
+        || k == "sasl.oauthbearer.assertion.private.key.pem"
+        || k.ends_with("ssl.client.key")
+        || k == "secretkey"
+        || k == "accesskey"
+}
+
+/// What API output shows instead of a secret value.
+pub const SECRET_MASK: &str = "*****";
+
+/// A parsed stream config. Its `Debug` output masks secret values.
+#[derive(Clone, PartialEq)]
 pub struct StreamConfig {
     /// `streamType` (lower-case), e.g. `kafka`, `file`.
     pub stream_type: String,
@@ -320,6 +343,32 @@ fn parse_rows(v: &str) -> Option<u64> {
 
 fn parse_bool(v: &str) -> bool {
     v.trim().eq_ignore_ascii_case("true")
+}
+
+impl std::fmt::Debug for StreamConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let raw: BTreeMap<&str, &str> = self
+            .raw
+            .iter()
+            .map(|(k, v)| {
+                let v = if is_secret_key(k) {
+                    SECRET_MASK
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), v)
+            })
+            .collect();
+        f.debug_struct("StreamConfig")
+            .field("stream_type", &self.stream_type)
+            .field("topic", &self.topic)
+            .field("factory_class", &self.factory_class)
+            .field("decoder_class", &self.decoder_class)
+            .field("offset_criteria", &self.offset_criteria)
+            .field("flush", &self.flush)
+            .field("raw", &raw)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StreamConfig {
@@ -670,6 +719,27 @@ mod tests {
         assert_eq!(c.fetch_timeout_ms, 5_000);
         assert_eq!(c.factory_class, DEFAULT_FACTORY);
         assert!(!c.flush.is_autotune());
+    }
+
+    #[test]
+    fn test_debug_masks_secrets() {
+        let c = StreamConfig::parse(
+            "$",
+            &map(&[
+                ("streamType", "kafka"),
+                ("stream.kafka.topic.name", "t"),
+                ("stream.kafka.decoder.class.name", "json"),
+                ("sasl.password", "hunter2"),
+                (
+                    "sasl.jaas.config",
+                    "PlainLoginModule required password=\"hunter2\";",
+                ),
+            ]),
+        )
+        .unwrap();
+        let d = format!("{c:?}");
+        assert!(!d.contains("hunter2"), "{d}");
+        assert!(d.contains(SECRET_MASK));
     }
 
     #[test]

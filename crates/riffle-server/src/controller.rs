@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use riffle_catalog::SegmentStatus;
 use riffle_common::{split_table_name, table_name_with_type, ErrorCode, TableType};
+use riffle_config::stream::{is_secret_key, SECRET_MASK};
 use riffle_config::{Schema, TableConfig};
 use serde_json::{json, Map, Value};
 
@@ -72,6 +73,44 @@ async fn json_body(req: Request) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(req.into_body(), 64 * 1024 * 1024)
         .await
         .map_err(|e| ApiError::bad_request(format!("cannot read body: {e}")))
+}
+
+/// Replaces secret values (passwords, JAAS configs, keys) by a mask, anywhere in a config.
+fn mask_secrets(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, val) in m.iter_mut() {
+                if val.is_string() && is_secret_key(k) {
+                    *val = Value::String(SECRET_MASK.into());
+                } else {
+                    mask_secrets(val);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(mask_secrets),
+        _ => {}
+    }
+}
+
+/// Puts the stored secret back wherever an update sends the mask it was shown.
+fn restore_secrets(new: &mut Value, stored: &Value) {
+    match (new, stored) {
+        (Value::Object(n), Value::Object(o)) => {
+            for (k, val) in n.iter_mut() {
+                match (val.as_str(), o.get(k)) {
+                    (Some(SECRET_MASK), Some(old)) => *val = old.clone(),
+                    (_, Some(old)) => restore_secrets(val, old),
+                    _ => {}
+                }
+            }
+        }
+        (Value::Array(n), Value::Array(o)) => {
+            for (a, b) in n.iter_mut().zip(o.iter()) {
+                restore_secrets(a, b);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn flag(q: &BTreeMap<String, String>, key: &str, default: bool) -> bool {
@@ -310,7 +349,8 @@ async fn get_table(
         return Err(ApiError::not_found(format!("Table {name} does not exist")));
     }
     let mut m = Map::new();
-    for (t, v) in found {
+    for (t, mut v) in found {
+        mask_secrets(&mut v);
         m.insert(t.as_str().to_string(), v);
     }
     Ok(Json(Value::Object(m)))
@@ -322,7 +362,22 @@ async fn update_table(
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
     let body = json_body(req).await?;
-    let table = parse_table(&body)?;
+    let mut v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("Invalid table config: $: {e}")))?;
+    // A config read back from GET carries masked secrets: keep the stored ones.
+    let (raw, _) = split_table_name(&name);
+    for (_, stored) in stored_tables(
+        &s,
+        raw,
+        v.get("tableType")
+            .and_then(|t| t.as_str())
+            .map(str::to_string)
+            .as_ref(),
+    )? {
+        restore_secrets(&mut v, &stored);
+    }
+    let table = TableConfig::from_value(&v)
+        .map_err(|e| ApiError::bad_request(format!("Invalid table config: {e}")))?;
     if table.raw_name() != split_table_name(&name).0 {
         return Err(ApiError::bad_request(format!(
             "Table name mismatch: {} in the config, {name} in the path",
@@ -407,6 +462,7 @@ async fn add_table_configs(
     }
     let mut unrecognized = schema.unrecognized();
     let mut created = Vec::new();
+    let mut warnings = Vec::new();
     let mut first = true;
     for key in ["realtime", "offline"] {
         let Some(cfg) = v.get(key).filter(|c| !c.is_null()) else {
@@ -429,7 +485,7 @@ async fn add_table_configs(
             unrecognized.insert(format!("$.{key}{}", &k[1..]), val);
         }
         // The schema is written in the same transaction as the first table.
-        create_table(&s, &table, &schema, first).await?;
+        warnings.extend(create_table(&s, &table, &schema, first).await?);
         first = false;
         created.push(table.name_with_type());
     }
@@ -438,10 +494,14 @@ async fn add_table_configs(
             "Invalid TableConfigs: at least one of $.realtime or $.offline is required",
         ));
     }
-    Ok(Json(json!({
+    let mut resp = json!({
         "unrecognizedProperties": unrecognized_json(unrecognized),
         "status": format!("TableConfigs {raw} successfully added"),
-    })))
+    });
+    if !warnings.is_empty() {
+        resp["warnings"] = json!(warnings);
+    }
+    Ok(Json(resp))
 }
 
 async fn get_table_configs(
@@ -451,7 +511,8 @@ async fn get_table_configs(
     let raw = split_table_name(&name).0.to_string();
     let schema = stored_schema(&s, &raw)?;
     let mut out = json!({"tableName": raw, "schema": schema.to_json()});
-    for (t, v) in stored_tables(&s, &raw, None)? {
+    for (t, mut v) in stored_tables(&s, &raw, None)? {
+        mask_secrets(&mut v);
         out[t.as_str().to_ascii_lowercase()] = v;
     }
     Ok(Json(out))
