@@ -254,6 +254,15 @@ stage "python env" setup_venv
 venv_failed=0
 [[ " ${FAILED[*]} " == *" python env "* ]] && venv_failed=1
 
+# 2b. Test brokers: Tansu (Kafka protocol) for the Kafka tests.
+install_tansu() {
+  local path
+  path="$(./scripts/tansu.sh)" || return 1
+  export RIFFLE_TANSU="$path"
+  echo "tansu: $RIFFLE_TANSU ($("$RIFFLE_TANSU" --version))"
+}
+stage "test brokers" install_tansu
+
 # 3. Build once for everything below.
 stage "build" cargo build --workspace --tests --bins
 build_failed=0

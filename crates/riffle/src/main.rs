@@ -68,7 +68,9 @@ enum Command {
 
 /// The stream plugins of this build.
 pub fn stream_registry() -> StreamRegistry {
-    StreamRegistry::with_builtins()
+    let mut r = StreamRegistry::with_builtins();
+    r.register(std::sync::Arc::new(riffle_kafka::KafkaPlugin));
+    r
 }
 
 fn init_logging() {

@@ -1,0 +1,357 @@
+//! Reading one partition ([`KafkaPartitionConsumer`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rdkafka::consumer::Consumer as _;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use riffle_stream::{
+    DataLoss, MessageBatch, PartitionConsumer, StreamError, StreamErrorKind, StreamMessage,
+    StreamOffset,
+};
+
+use crate::client::{stream_error, Consumer, RiffleContext};
+use crate::config::KafkaConfig;
+use crate::{blocking, drop_off_runtime};
+
+/// How long a fetch spends checking that the brokers are back after a transport failure.
+const RECONNECT_CHECK: Duration = Duration::from_secs(1);
+/// The least time given to finding the log start offset after an out-of-range fetch.
+const OUT_OF_RANGE_CHECK: Duration = Duration::from_secs(2);
+
+/// A consumer of one partition: a librdkafka consumer with exactly that partition assigned.
+/// It keeps no committed state: each fetch says where to start, and the consumer seeks
+/// (re-assigns) when that is not where its last fetch ended.
+pub struct KafkaPartitionConsumer {
+    inner: Option<Arc<Inner>>,
+}
+
+struct Inner {
+    config: Arc<KafkaConfig>,
+    topic: String,
+    partition: i32,
+    max_messages: usize,
+    max_bytes: usize,
+    state: Mutex<State>,
+}
+
+/// The client and where it stands.
+struct State {
+    consumer: Consumer,
+    /// The offset the consumer delivers next, if it is positioned.
+    next: Option<i64>,
+    /// Whether the consumer has been assigned a position (and may have a fetch in flight).
+    used: bool,
+}
+
+fn new_client(config: &KafkaConfig, partition: i32) -> Result<Consumer, StreamError> {
+    let id = format!("riffle-{}-{partition}", config.topic);
+    config
+        .client_config(&id)
+        .create_with_context(RiffleContext::new(&id))
+        .map_err(|e| {
+            stream_error(
+                &format!("kafka topic '{}' partition {partition}", config.topic),
+                &e,
+                None,
+            )
+        })
+}
+
+impl KafkaPartitionConsumer {
+    /// Creates the client (no request is made yet).
+    pub async fn new(
+        config: Arc<KafkaConfig>,
+        partition: u32,
+    ) -> Result<KafkaPartitionConsumer, StreamError> {
+        let partition = i32::try_from(partition).map_err(|_| {
+            StreamError::new(
+                StreamErrorKind::NotFound,
+                format!("partition {partition} is not a Kafka partition id"),
+            )
+        })?;
+        let inner = blocking(move || {
+            let consumer = new_client(&config, partition)?;
+            Ok(Inner {
+                topic: config.topic.clone(),
+                partition,
+                max_messages: config.max_batch_messages.max(1),
+                max_bytes: config.max_batch_bytes.max(1),
+                state: Mutex::new(State {
+                    consumer,
+                    next: None,
+                    used: false,
+                }),
+                config,
+            })
+        })
+        .await?;
+        Ok(KafkaPartitionConsumer {
+            inner: Some(Arc::new(inner)),
+        })
+    }
+}
+
+impl Drop for KafkaPartitionConsumer {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            drop_off_runtime(inner);
+        }
+    }
+}
+
+#[async_trait]
+impl PartitionConsumer for KafkaPartitionConsumer {
+    async fn fetch(
+        &mut self,
+        from: &StreamOffset,
+        timeout: Duration,
+    ) -> Result<MessageBatch, StreamError> {
+        let from = match from {
+            StreamOffset::Long(n) if *n >= 0 => *n,
+            other => {
+                return Err(StreamError::new(
+                    StreamErrorKind::Fatal,
+                    format!("kafka offsets are whole numbers from 0, got '{other}'"),
+                ))
+            }
+        };
+        let inner = self
+            .inner
+            .clone()
+            .ok_or_else(|| StreamError::new(StreamErrorKind::Fatal, "consumer closed"))?;
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400));
+        blocking(move || inner.fetch(from, deadline)).await
+    }
+}
+
+impl Inner {
+    fn what(&self, from: i64) -> String {
+        format!(
+            "fetch from kafka topic '{}' partition {} at offset {from}",
+            self.topic, self.partition
+        )
+    }
+
+    fn fetch(&self, from: i64, deadline: Instant) -> Result<MessageBatch, StreamError> {
+        // A fetch abandoned by its caller may still be running: wait for it, within time.
+        let Some(mut state) = self.state.try_lock_until(deadline) else {
+            return Ok(MessageBatch::empty(StreamOffset::Long(from)));
+        };
+        let state = &mut *state;
+
+        // After a transport failure, fail fast until a broker answers again.
+        let trouble = state.consumer.context().broker_trouble.lock().clone();
+        if let Some(trouble) = trouble {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let check = left.clamp(Duration::from_millis(1), RECONNECT_CHECK);
+            match state.consumer.fetch_metadata(Some(&self.topic), check) {
+                Ok(_) => *state.consumer.context().broker_trouble.lock() = None,
+                Err(_) => {
+                    return Err(StreamError::new(
+                        StreamErrorKind::Transient,
+                        format!(
+                            "{}: the brokers are unreachable: {trouble}",
+                            self.what(from)
+                        ),
+                    ))
+                }
+            }
+        }
+
+        let mut repositioned = false;
+        if state.next != Some(from) {
+            if state.used {
+                // A fetch of the old position may be waiting in the broker (up to
+                // fetch.wait.max.ms at the end of the log), and librdkafka sends no other
+                // fetch on that connection until it returns: a new client starts at once.
+                let fresh = new_client(&self.config, self.partition)?;
+                drop_off_runtime(std::mem::replace(&mut state.consumer, fresh));
+            }
+            let mut tpl = TopicPartitionList::with_capacity(1);
+            tpl.add_partition_offset(&self.topic, self.partition, Offset::Offset(from))
+                .map_err(|e| stream_error(&self.what(from), &e, None))?;
+            state
+                .consumer
+                .assign(&tpl)
+                .map_err(|e| stream_error(&self.what(from), &e, Some(state.consumer.context())))?;
+            state.next = Some(from);
+            state.used = true;
+            repositioned = true;
+        }
+        let consumer = &state.consumer;
+        let ctx = consumer.context();
+
+        let mut messages = Vec::new();
+        let mut next = from;
+        let mut unfiltered = 0usize;
+        let mut size = 0usize;
+        loop {
+            // Once something arrived, take only what is already here: return promptly.
+            let wait = if unfiltered > 0 {
+                Duration::ZERO
+            } else {
+                deadline.saturating_duration_since(Instant::now())
+            };
+            let Some(item) = consumer.poll(wait) else {
+                break;
+            };
+            match item {
+                Ok(m) => {
+                    if m.partition() != self.partition || m.topic() != self.topic {
+                        continue;
+                    }
+                    let offset = m.offset();
+                    if offset < next {
+                        continue;
+                    }
+                    next = offset.saturating_add(1);
+                    unfiltered += 1;
+                    // A null value is a tombstone: skipped, but the offset moves past it.
+                    if let Some(value) = m.payload() {
+                        let key = m.key().map(Bytes::copy_from_slice);
+                        size += value.len() + key.as_ref().map_or(0, |k| k.len());
+                        let headers = m
+                            .headers()
+                            .map(|hs| {
+                                hs.iter()
+                                    .map(|h| {
+                                        (
+                                            h.key.to_string(),
+                                            h.value.map(Bytes::copy_from_slice).unwrap_or_default(),
+                                        )
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        messages.push(StreamMessage {
+                            key,
+                            value: Bytes::copy_from_slice(value),
+                            headers,
+                            offset: StreamOffset::Long(offset),
+                            next_offset: StreamOffset::Long(offset.saturating_add(1)),
+                            timestamp_ms: m.timestamp().to_millis(),
+                        });
+                    }
+                    if messages.len() >= self.max_messages
+                        || size >= self.max_bytes
+                        || unfiltered >= self.max_messages.saturating_mul(4)
+                    {
+                        break;
+                    }
+                }
+                Err(KafkaError::PartitionEOF(_)) => {
+                    if unfiltered > 0 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let se = stream_error(&self.what(from), &e, Some(ctx));
+                    match se.kind {
+                        StreamErrorKind::Transient | StreamErrorKind::Timeout => {
+                            *ctx.broker_trouble.lock() = Some(se.message.clone());
+                            if unfiltered > 0 {
+                                break;
+                            }
+                            return Err(se);
+                        }
+                        kind => {
+                            // Re-position next time: the error comes again if it lasts.
+                            state.next = None;
+                            if unfiltered > 0 {
+                                break;
+                            }
+                            if kind == StreamErrorKind::OffsetOutOfRange {
+                                return self.out_of_range(consumer, from, deadline, se);
+                            }
+                            return Err(se);
+                        }
+                    }
+                }
+            }
+        }
+
+        // Records librdkafka passes over without returning them (transaction markers,
+        // aborted records under read_committed) still move its position: follow it.
+        if unfiltered == 0 && !repositioned {
+            if let Ok(tpl) = consumer.position() {
+                if let Some(el) = tpl.find_partition(&self.topic, self.partition) {
+                    if let Offset::Offset(p) = el.offset() {
+                        if p > from {
+                            next = p;
+                            unfiltered = usize::try_from(p - from).unwrap_or(usize::MAX);
+                        }
+                    }
+                }
+            }
+        }
+        if state.next.is_some() {
+            state.next = Some(next);
+        }
+        Ok(MessageBatch {
+            messages,
+            next_offset: StreamOffset::Long(next),
+            unfiltered_count: unfiltered,
+            end_of_partition: false,
+            data_loss: None,
+            size_bytes: size,
+        })
+    }
+
+    /// The broker said `from` is out of range: below the log start it is data loss (an
+    /// empty batch saying so), otherwise an error.
+    fn out_of_range(
+        &self,
+        consumer: &Consumer,
+        from: i64,
+        deadline: Instant,
+        cause: StreamError,
+    ) -> Result<MessageBatch, StreamError> {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(OUT_OF_RANGE_CHECK);
+        let (low, high) = consumer
+            .fetch_watermarks(&self.topic, self.partition, left)
+            .map_err(|e| {
+                let mut se = stream_error(
+                    &format!(
+                        "{} was out of range; reading the partition's offsets",
+                        self.what(from)
+                    ),
+                    &e,
+                    Some(consumer.context()),
+                );
+                se.message.push_str(&format!(" ({})", cause.message));
+                se
+            })?;
+        if from < low {
+            return Ok(MessageBatch {
+                data_loss: Some(DataLoss {
+                    requested: StreamOffset::Long(from),
+                    available_from: StreamOffset::Long(low),
+                }),
+                ..MessageBatch::empty(StreamOffset::Long(from))
+            });
+        }
+        let holds = if high > low {
+            format!("the partition holds offsets {low} to {}", high - 1)
+        } else {
+            format!("the partition is empty, its next offset is {high}")
+        };
+        Err(StreamError::new(
+            StreamErrorKind::OffsetOutOfRange,
+            format!(
+                "{}: offset {from} is out of range: {holds}",
+                self.what(from)
+            ),
+        ))
+    }
+}
