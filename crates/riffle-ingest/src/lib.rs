@@ -21,6 +21,7 @@
 //!   others stop the partition with a visible error.
 
 pub mod bench;
+pub mod flush;
 pub mod partition;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
