@@ -273,9 +273,47 @@ pub fn civil_from_ms(ms: i64) -> (i64, u32, u32, u32, u32, u32, u32) {
     (y, m, d, h, mi, s, frac)
 }
 
+/// Lower-case hex of bytes: how Pinot shows BYTES values and converts BYTES to STRING.
+pub fn hex_encode(b: &[u8]) -> String {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(D[(x >> 4) as usize] as char);
+        s.push(D[(x & 15) as usize] as char);
+    }
+    s
+}
+
+/// Decodes lower- or upper-case hex; `None` on odd length or a non-hex digit.
+pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    if b.len() % 2 != 0 {
+        return None;
+    }
+    let nib = |c: u8| -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    };
+    b.chunks(2)
+        .map(|p| Some(nib(p[0])? << 4 | nib(p[1])?))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_hex_round_trip() {
+        assert_eq!(hex_encode(&[0x0a, 0xff, 0]), "0aff00");
+        assert_eq!(hex_decode("0AfF00"), Some(vec![0x0a, 0xff, 0]));
+        assert_eq!(hex_decode("abc"), None);
+        assert_eq!(hex_decode("zz"), None);
+    }
 
     #[test]
     fn test_segment_name_round_trip() {

@@ -263,7 +263,7 @@ impl ScalarVisitor<'_> {
             }
             Physical::Timestamp => {
                 let x = parse_long(v)
-                    .or_else(|| parse_timestamp_text(v))
+                    .or_else(|| riffle_config::datetime::parse_timestamp_millis(v))
                     .ok_or_else(|| conv_err::<E>(out, col, &quoted()))?;
                 out.push_timestamp(col, x)
             }
@@ -295,7 +295,7 @@ impl ScalarVisitor<'_> {
                 out.push_bool(col, x)
             }
             Physical::Bin => {
-                let b = riffle_config::schema::hex_decode(v.trim())
+                let b = riffle_common::hex_decode(v.trim())
                     .ok_or_else(|| conv_err::<E>(out, col, &format!("{} (not hex)", quoted())))?;
                 out.push_bytes(col, &b)
             }
@@ -542,29 +542,6 @@ fn parse_long(v: &str) -> Option<i64> {
             .filter(|f| f.is_finite() && f.abs() < 9.2e18)
             .map(|f| f as i64)
     })
-}
-
-/// `yyyy-MM-dd HH:mm:ss[.SSS]`, `yyyy-MM-dd'T'HH:mm:ss[.SSS][Z|±hh:mm]` or `yyyy-MM-dd`, as
-/// UTC epoch milliseconds.
-pub fn parse_timestamp_text(v: &str) -> Option<i64> {
-    let t = v.trim();
-    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
-        return Some(dt.timestamp_millis());
-    }
-    for fmt in [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%dT%H:%M:%S",
-    ] {
-        if let Ok(ndt) = chrono::NaiveDateTime::parse_from_str(t, fmt) {
-            return Some(ndt.and_utc().timestamp_millis());
-        }
-    }
-    chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|d| d.and_utc().timestamp_millis())
 }
 
 fn truncate_for_error(v: &str) -> &str {

@@ -169,7 +169,7 @@ fn put_bytes(out: &mut BlockBuilder, i: usize, v: &[u8]) {
         Physical::Bin => out.push_bytes(i, v),
         Physical::Str => match std::str::from_utf8(v) {
             Ok(s) => out.push_str(i, s),
-            Err(_) => out.push_str(i, &hex(v)),
+            Err(_) => out.push_str(i, &riffle_common::hex_encode(v)),
         },
         _ => match std::str::from_utf8(v)
             .ok()
@@ -179,16 +179,6 @@ fn put_bytes(out: &mut BlockBuilder, i: usize, v: &[u8]) {
             None => out.push_default(i),
         },
     }
-}
-
-fn hex(v: &[u8]) -> String {
-    const D: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(v.len() * 2);
-    for b in v {
-        s.push(D[(b >> 4) as usize] as char);
-        s.push(D[(b & 15) as usize] as char);
-    }
-    s
 }
 
 /// What decoding a batch produced.

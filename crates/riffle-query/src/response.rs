@@ -259,16 +259,6 @@ fn float_value(v: f64) -> Value {
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    const D: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push(D[(x >> 4) as usize] as char);
-        s.push(D[(x & 15) as usize] as char);
-    }
-    s
-}
-
 /// One value of an array as Pinot writes it.
 pub fn value_at(a: &ArrayRef, i: usize) -> Value {
     if a.is_null(i) {
@@ -294,9 +284,9 @@ pub fn value_at(a: &ArrayRef, i: usize) -> Value {
         DataType::Utf8 => json!(a.as_string::<i32>().value(i)),
         DataType::LargeUtf8 => json!(a.as_string::<i64>().value(i)),
         DataType::Utf8View => json!(a.as_string_view().value(i)),
-        DataType::Binary => json!(hex(a.as_binary::<i32>().value(i))),
-        DataType::LargeBinary => json!(hex(a.as_binary::<i64>().value(i))),
-        DataType::BinaryView => json!(hex(a.as_binary_view().value(i))),
+        DataType::Binary => json!(riffle_common::hex_encode(a.as_binary::<i32>().value(i))),
+        DataType::LargeBinary => json!(riffle_common::hex_encode(a.as_binary::<i64>().value(i))),
+        DataType::BinaryView => json!(riffle_common::hex_encode(a.as_binary_view().value(i))),
         DataType::Timestamp(unit, _) => {
             let raw = match unit {
                 TimeUnit::Second => a.as_primitive::<t::TimestampSecondType>().value(i) * 1000,

@@ -45,6 +45,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
             "/sql",
             get(crate::broker::query_get).post(crate::broker::query_post),
         )
+        .fallback(crate::not_found)
         .with_state(state)
 }
 
@@ -404,6 +405,21 @@ async fn update_table(
     })))
 }
 
+/// Stops and deletes one type of a table. The query registry holds one entry per raw name,
+/// dropped only when no type of the table is left (a hybrid table keeps answering from its
+/// other half).
+async fn drop_table(s: &AppState, raw: &str, t: TableType) -> Result<String, ApiError> {
+    let full = table_name_with_type(raw, t);
+    s.ingest.stop_table(&full).await;
+    s.catalog
+        .delete_table(&full)
+        .map_err(|e| ApiError::from_error("", e))?;
+    if stored_tables(s, raw, None)?.is_empty() {
+        s.segments.remove_table(raw);
+    }
+    Ok(full)
+}
+
 async fn delete_table(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -416,13 +432,7 @@ async fn delete_table(
     let raw = split_table_name(&name).0.to_string();
     let mut deleted = Vec::new();
     for (t, _) in found {
-        let full = table_name_with_type(&raw, t);
-        s.ingest.stop_table(&full).await;
-        s.segments.remove_table(&raw);
-        s.catalog
-            .delete_table(&full)
-            .map_err(|e| ApiError::from_error("", e))?;
-        deleted.push(full);
+        deleted.push(drop_table(&s, &raw, t).await?);
     }
     Ok(Json(
         json!({"status": format!("Tables: [{}] deleted", deleted.join(", "))}),
@@ -523,14 +533,19 @@ async fn delete_table_configs(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let raw = split_table_name(&name).0.to_string();
-    for (t, _) in stored_tables(&s, &raw, None)? {
-        let full = table_name_with_type(&raw, t);
-        s.ingest.stop_table(&full).await;
-        s.catalog
-            .delete_table(&full)
-            .map_err(|e| ApiError::from_error("", e))?;
+    let found = stored_tables(&s, &raw, None)?;
+    let schema = s
+        .catalog
+        .schema(&raw)
+        .map_err(|e| ApiError::from_error("", e))?;
+    if found.is_empty() && schema.is_none() {
+        return Err(ApiError::not_found(format!(
+            "TableConfigs {raw} does not exist"
+        )));
     }
-    s.segments.remove_table(&raw);
+    for (t, _) in found {
+        drop_table(&s, &raw, t).await?;
+    }
     match s.catalog.delete_schema(&raw) {
         Ok(()) | Err(riffle_catalog::CatalogError::NotFound(_)) => {}
         Err(e) => return Err(ApiError::from_error("", e)),
