@@ -37,6 +37,7 @@
 pub mod conformance;
 pub mod file;
 pub mod memory;
+pub mod stream_level;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -289,20 +290,17 @@ pub trait StreamPlugin: Send + Sync + 'static {
         partition: PartitionId,
     ) -> Result<Box<dyn PartitionConsumer>, StreamError>;
 
-    /// A consumer without partition control (optional).
+    /// A consumer without partition control. The default reads every partition round-robin
+    /// through this plugin's own roles ([`stream_level::RoundRobinConsumer`]); a plugin with a
+    /// native stream-level client may override it.
     async fn stream_level_consumer(
         &self,
-        _config: &StreamConfig,
-        _ctx: &StreamContext,
-        _start: StreamLevelStart,
+        config: &StreamConfig,
+        ctx: &StreamContext,
+        start: StreamLevelStart,
     ) -> Result<Box<dyn StreamLevelConsumer>, StreamError> {
-        Err(StreamError::new(
-            StreamErrorKind::Unsupported,
-            format!(
-                "stream type '{}' has no stream-level consumer",
-                self.stream_type()
-            ),
-        ))
+        let c = stream_level::open(self, config, ctx, start).await?;
+        Ok(Box::new(c))
     }
 }
 
