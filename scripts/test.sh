@@ -254,12 +254,19 @@ stage "python env" setup_venv
 venv_failed=0
 [[ " ${FAILED[*]} " == *" python env "* ]] && venv_failed=1
 
-# 2b. Test brokers: Tansu (Kafka protocol) for the Kafka tests.
+# 2b. Test brokers: Tansu (Kafka protocol), moto (S3) and socat (TLS) for the Kafka tests.
 install_tansu() {
   local path
   path="$(./scripts/tansu.sh)" || return 1
   export RIFFLE_TANSU="$path"
   echo "tansu: $RIFFLE_TANSU ($("$RIFFLE_TANSU" --version))"
+  # An S3-compatible server (moto) for Tansu's persistent storage in the outage test.
+  path="$(./scripts/moto.sh)" || return 1
+  export RIFFLE_MOTO="$path"
+  echo "moto_server: $RIFFLE_MOTO"
+  # A TLS terminator in front of Tansu for the SSL tests.
+  ./scripts/socat.sh >/dev/null || return 1
+  echo "socat: $(command -v socat)"
 }
 stage "test brokers" install_tansu
 

@@ -154,7 +154,15 @@ impl Inner {
             let left = deadline.saturating_duration_since(Instant::now());
             let check = left.clamp(Duration::from_millis(1), RECONNECT_CHECK);
             match state.consumer.fetch_metadata(Some(&self.topic), check) {
-                Ok(_) => *state.consumer.context().broker_trouble.lock() = None,
+                Ok(_) => {
+                    // The client's queue still holds an error for each failed attempt to
+                    // reach the brokers during the outage, which polls would return one by
+                    // one as if the trouble went on: start afresh with a new client.
+                    let fresh = new_client(&self.config, self.partition)?;
+                    drop_off_runtime(std::mem::replace(&mut state.consumer, fresh));
+                    state.next = None;
+                    state.used = false;
+                }
                 Err(_) => {
                     return Err(StreamError::new(
                         StreamErrorKind::Transient,

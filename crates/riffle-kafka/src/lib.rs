@@ -23,6 +23,13 @@
 //! A fetch returns as soon as records are there (what has arrived, up to 10,000 messages
 //! or `max.poll.records`, and 8 MiB), or an empty batch after the timeout.
 //!
+//! Client defaults Riffle chooses (a table's own keys win): a prefetch queue per partition
+//! of 20,000 messages or 16 MiB (`queued.min.messages`, `queued.max.messages.kbytes`)
+//! rather than librdkafka's 64 MiB; a full queue checked again after 10 ms
+//! (`fetch.queue.backoff.ms`: librdkafka's 1 s default would stall a partition after
+//! every batch with queues that small); a lost broker retried at least every second
+//! (`reconnect.backoff.max.ms`).
+//!
 //! # Config keys honoured (see [`config`] for the details)
 //!
 //! | Key | Meaning |
@@ -72,7 +79,11 @@
 //! down, connection refused, leader changes, no broker reachable) and `Timeout`. After a
 //! transport failure, each fetch first checks that a broker answers (at most a second) and
 //! fails again with `Transient` until one does, so a dead cluster shows as retrying rather
-//! than as an idle stream. Not retried: `Unauthorized` (SASL or TLS failures, with librdkafka's text, e.g. the
+//! than as an idle stream. When one answers again, the partition's client is replaced: the
+//! old one's queue holds an error for each failed reconnect, which it would otherwise
+//! return one per fetch, each followed by the server's backoff, for a minute after a 10 s
+//! outage. A lost broker is retried at least every second (`reconnect.backoff.max.ms`
+//! 1000, the default of Kafka's Java client, unless the table sets it). Not retried: `Unauthorized` (SASL or TLS failures, with librdkafka's text, e.g. the
 //! certificate error), `NotFound` (topic or partition missing), `OffsetOutOfRange`,
 //! `InvalidConfig` (bad client settings, named without their value when secret), `Fatal`.
 //!

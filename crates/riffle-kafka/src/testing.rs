@@ -1,4 +1,5 @@
-//! Test support: a Tansu broker per test, topics and a producer.
+//! Test support: a Tansu broker per test, topics and a producer; a local S3 server for a
+//! broker that must keep its topics across a restart.
 //!
 //! Tansu (a Kafka-compatible broker written in Rust) is installed by `scripts/tansu.sh` at
 //! `${RIFFLE_TOOLS:-$HOME/.cache/riffle/tools}/tansu-0.6.0/tansu`; `RIFFLE_TANSU` points at
@@ -9,6 +10,11 @@
 //! record batch instead of the end offset (the fetch response's high watermark is right),
 //! ListOffsets by timestamp always answers 0, CreatePartitions is unsupported and
 //! read_committed does not hide aborted transactions.
+//!
+//! Tansu 0.6 (as shipped) has only object-store storage: `memory://` (lost when the broker
+//! stops) and `s3://`. [`S3Server`] runs moto's S3 server (installed by `scripts/moto.sh`,
+//! `RIFFLE_MOTO` points at another `moto_server`) for a broker that is killed and restarted
+//! with its topics ([`Tansu::kill`], [`Tansu::restart`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -17,6 +23,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+/// The Kafka client library, for tests of crates that do not depend on it themselves.
+pub use rdkafka;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -33,28 +41,50 @@ pub fn tansu_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("RIFFLE_TANSU").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    let tools = std::env::var_os("RIFFLE_TOOLS")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("/"))
-                .join(".cache/riffle/tools")
-        });
-    tools.join(format!("tansu-{TANSU_VERSION}")).join("tansu")
+    tools_dir()
+        .join(format!("tansu-{TANSU_VERSION}"))
+        .join("tansu")
 }
 
-/// A Tansu broker on a free loopback port, with in-memory storage; killed on drop.
+/// How to start a Tansu broker: [`Tansu::start_with`].
+#[derive(Clone, Debug, Default)]
+pub struct TansuOptions {
+    /// `--storage-engine`; `None` = `memory://tansu/` (lost when the broker stops). An
+    /// `s3://bucket/` engine survives restarts: see [`S3Server`].
+    pub storage_engine: Option<String>,
+    /// Extra environment for the broker process (e.g. [`S3Server::env`]).
+    pub env: Vec<(String, String)>,
+    /// The port advertised in metadata instead of the listening one (a TLS terminator in
+    /// front of the broker listens there).
+    pub advertised_port: Option<u16>,
+    /// `--authentication`: every request but ApiVersions and the SASL handshake needs a
+    /// SASL login. No login can succeed with Tansu 0.6 as shipped: its SASL library is
+    /// built without PLAIN (a PLAIN handshake finds no shared mechanism), and its only
+    /// storage (object stores: memory, S3) keeps no SCRAM credentials (storing one is a
+    /// no-op, looking one up finds none, and `tansu user create` itself cannot log in), so
+    /// every SCRAM login is refused. The broker is then only waited for until it listens.
+    pub authentication: bool,
+}
+
+/// A Tansu broker on a free loopback port (in-memory storage unless told otherwise);
+/// killed on drop. [`Tansu::kill`] and [`Tansu::restart`] stop it and start it again on the
+/// same port with the same options.
 pub struct Tansu {
-    child: Child,
+    child: Option<Child>,
+    bin: PathBuf,
     port: u16,
     log: PathBuf,
+    opts: TansuOptions,
 }
 
 impl Tansu {
-    /// Starts a broker and waits until it answers Kafka requests.
+    /// Starts a broker with in-memory storage and waits until it answers Kafka requests.
     pub fn start() -> Result<Tansu> {
+        Tansu::start_with(TansuOptions::default())
+    }
+
+    /// Starts a broker with `opts` and waits until it answers Kafka requests.
+    pub fn start_with(opts: TansuOptions) -> Result<Tansu> {
         let bin = tansu_binary();
         if !bin.is_file() {
             bail!(
@@ -66,48 +96,81 @@ impl Tansu {
         let mut last = None;
         // A free port may be taken between choosing and binding: try a few.
         for _ in 0..3 {
-            match Tansu::try_start(&bin) {
-                Ok(t) => return Ok(t),
+            let port = free_port()?;
+            let log = std::env::temp_dir()
+                .join(format!("riffle-tansu-{}-{port}.log", std::process::id()));
+            let mut t = Tansu {
+                child: None,
+                bin: bin.clone(),
+                port,
+                log,
+                opts: opts.clone(),
+            };
+            match t
+                .spawn()
+                .and_then(|()| t.wait_ready(Duration::from_secs(20)))
+            {
+                Ok(()) => return Ok(t),
                 Err(e) => last = Some(e),
             }
         }
         Err(last.unwrap_or_else(|| anyhow!("tansu did not start")))
     }
 
-    fn try_start(bin: &PathBuf) -> Result<Tansu> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log =
-            std::env::temp_dir().join(format!("riffle-tansu-{}-{port}.log", std::process::id()));
-        let out = std::fs::File::create(&log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
+    fn spawn(&mut self) -> Result<()> {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!(
+            "tcp://127.0.0.1:{}",
+            self.opts.advertised_port.unwrap_or(self.port)
+        );
+        // Appends: the log of a restarted broker follows the first one's.
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .with_context(|| format!("cannot create {}", self.log.display()))?;
         let err = out.try_clone()?;
-        let child = Command::new(bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
+        let storage = self
+            .opts
+            .storage_engine
+            .clone()
+            .unwrap_or_else(|| "memory://tansu/".to_string());
+        let mut cmd = Command::new(&self.bin);
+        cmd.args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &advertised,
+            "--storage-engine",
+            &storage,
+        ]);
+        if self.opts.authentication {
+            cmd.arg("--authentication");
+        }
+        let child = cmd
+            .envs(self.opts.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
-            .with_context(|| format!("cannot run {}", bin.display()))?;
-        let mut t = Tansu { child, port, log };
-        t.wait_ready(Duration::from_secs(20))?;
-        Ok(t)
+            .with_context(|| format!("cannot run {}", self.bin.display()))?;
+        self.child = Some(child);
+        Ok(())
     }
 
     fn wait_ready(&mut self, limit: Duration) -> Result<()> {
         let start = Instant::now();
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         loop {
-            if let Some(status) = self.child.try_wait()? {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .map(Child::try_wait)
+                .transpose()?
+                .flatten()
+            {
                 bail!(
                     "tansu exited with {status} while starting on port {}: {}",
                     self.port,
@@ -125,10 +188,13 @@ impl Tansu {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        if self.opts.authentication {
+            // No client can log in (see `TansuOptions::authentication`): listening is all
+            // that can be checked.
+            return Ok(());
+        }
         // Listening is not answering: wait for a metadata response.
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
-            .create()?;
+        let c: BaseConsumer = self.client_config().create()?;
         loop {
             match c.fetch_metadata(None, Duration::from_millis(500)) {
                 Ok(_) => return Ok(()),
@@ -144,29 +210,242 @@ impl Tansu {
         }
     }
 
+    /// The last lines of the broker's output.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// `127.0.0.1:<port>` (the listening port, also when another one is advertised).
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The listening port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The broker's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Client settings for this broker: the bootstrap servers.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.bootstrap());
+        c
+    }
+
+    /// Creates a topic; waits until its metadata lists every partition.
+    pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
+        create_topic_with(self.client_config(), name, partitions).await
+    }
+
+    /// A producer to this broker.
+    pub fn producer(&self) -> Result<FutureProducer> {
+        Ok(producer_config(self.client_config()).create()?)
+    }
+
+    /// Kills the broker process (SIGKILL: no orderly shutdown) and waits for it to exit.
+    /// What it stored survives only with a durable storage engine.
+    pub fn kill(&mut self) -> Result<()> {
+        if let Some(mut c) = self.child.take() {
+            c.kill()?;
+            c.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts the broker again on the same port with the same options (kills it first if
+    /// it runs), and waits until it answers.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill()?;
+        let start = Instant::now();
+        loop {
+            self.spawn()?;
+            match self.wait_ready(Duration::from_secs(20)) {
+                Ok(()) => return Ok(()),
+                // The port may still be held for a moment after the old process died.
+                Err(e) if start.elapsed() < Duration::from_secs(20) => {
+                    tracing::debug!("tansu restart: {e:#}; again");
+                    self.kill()?;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.kill();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The moto version `scripts/moto.sh` installs.
+pub const MOTO_VERSION: &str = "5.2.5";
+
+/// Where moto's `moto_server` is: `RIFFLE_MOTO`, else the path `scripts/moto.sh` installs
+/// to.
+pub fn moto_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("RIFFLE_MOTO").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    tools_dir()
+        .join(format!("moto-{MOTO_VERSION}"))
+        .join("bin/moto_server")
+}
+
+fn tools_dir() -> PathBuf {
+    std::env::var_os("RIFFLE_TOOLS")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/"))
+                .join(".cache/riffle/tools")
+        })
+}
+
+/// A local S3 server (moto, installed by `scripts/moto.sh`) on a free loopback port with
+/// one bucket, `tansu`: durable storage for a Tansu broker that is killed and restarted
+/// (`storage_engine: "s3://tansu/"`, `env: s3.env()`). Objects live in the server's
+/// memory, so they outlive the broker but not this value; killed on drop.
+pub struct S3Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl S3Server {
+    /// Starts the server and creates the bucket `tansu`.
+    pub fn start() -> Result<S3Server> {
+        let bin = moto_binary();
+        if !bin.is_file() {
+            bail!(
+                "moto's S3 server is not installed at {}: run scripts/moto.sh to install it \
+                 (or set RIFFLE_MOTO to a moto_server binary)",
+                bin.display()
+            );
+        }
+        let mut last = None;
+        for _ in 0..3 {
+            match S3Server::try_start(&bin) {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow!("moto_server did not start")))
+    }
+
+    fn try_start(bin: &PathBuf) -> Result<S3Server> {
+        let port = free_port()?;
+        let log =
+            std::env::temp_dir().join(format!("riffle-moto-{}-{port}.log", std::process::id()));
+        let out = std::fs::File::create(&log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let err = out.try_clone()?;
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("cannot run {}", bin.display()))?;
+        let mut s = S3Server { child, port, log };
+        let start = Instant::now();
+        // Creating the bucket is the readiness check: it answers once the server serves.
+        loop {
+            if let Some(status) = s.child.try_wait()? {
+                bail!(
+                    "moto_server exited with {status} while starting on port {port}: {}",
+                    s.log_tail()
+                );
+            }
+            match s.http("PUT", "/tansu") {
+                Ok(200) => return Ok(s),
+                Ok(code) if start.elapsed() > Duration::from_secs(60) => {
+                    bail!("moto_server answers {code} to creating a bucket")
+                }
+                Err(e) if start.elapsed() > Duration::from_secs(60) => {
+                    bail!(
+                        "moto_server on port {port} did not answer within 60 s: {e}: {}",
+                        s.log_tail()
+                    )
+                }
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// A bodiless HTTP/1.1 request; returns the status code.
+    fn http(&self, method: &str, path: &str) -> Result<u16> {
+        use std::io::{Read, Write};
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\n\
+             Connection: close\r\n\r\n",
+            self.port
+        )?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf)?;
+        let head = String::from_utf8_lossy(&buf);
+        head.split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| anyhow!("not an HTTP answer: {head}"))
+    }
+
     fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
-    /// `127.0.0.1:<port>`.
-    pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Creates a topic; waits until its metadata lists every partition.
-    pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
-        create_topic(&self.bootstrap(), name, partitions).await
+    /// The environment with which Tansu's S3 storage (object_store's `from_env`) reaches
+    /// this server.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ACCESS_KEY_ID", "riffle"),
+            ("AWS_SECRET_ACCESS_KEY", "riffle-secret"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ENDPOINT", &self.endpoint()),
+            ("AWS_ALLOW_HTTP", "true"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
     }
 
-    /// A producer to this broker.
-    pub fn producer(&self) -> Result<FutureProducer> {
-        producer(&self.bootstrap())
+    /// Options for a Tansu broker that stores its topics here.
+    pub fn tansu_options(&self) -> TansuOptions {
+        TansuOptions {
+            storage_engine: Some("s3://tansu/".to_string()),
+            env: self.env(),
+            ..TansuOptions::default()
+        }
     }
 }
 
-impl Drop for Tansu {
+impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -176,9 +455,14 @@ impl Drop for Tansu {
 
 /// Creates a topic with the admin API; waits until its metadata lists every partition.
 pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?;
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    create_topic_with(c, name, partitions).await
+}
+
+/// [`create_topic`] with the given client settings (bootstrap servers, security).
+pub async fn create_topic_with(config: ClientConfig, name: &str, partitions: i32) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = config.create()?;
     let res = admin
         .create_topics(
             &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
@@ -188,12 +472,9 @@ pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> Resul
     for r in res {
         r.map_err(|(t, code)| anyhow!("cannot create topic '{t}': {code}"))?;
     }
-    let bootstrap = bootstrap.to_string();
     let name = name.to_string();
     tokio::task::spawn_blocking(move || -> Result<()> {
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()?;
+        let c: BaseConsumer = config.create()?;
         let start = Instant::now();
         loop {
             let md = c.fetch_metadata(Some(&name), Duration::from_secs(2))?;
@@ -216,12 +497,18 @@ pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> Resul
 
 /// A producer with small batches, acks from the leader, and no reordering on retries.
 pub fn producer(bootstrap: &str) -> Result<FutureProducer> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    Ok(producer_config(c).create()?)
+}
+
+/// The settings of [`producer`] added to `config`.
+pub fn producer_config(mut config: ClientConfig) -> ClientConfig {
+    config
         .set("linger.ms", "5")
         .set("max.in.flight.requests.per.connection", "1")
-        .set("message.timeout.ms", "30000")
-        .create()?)
+        .set("message.timeout.ms", "30000");
+    config
 }
 
 /// One record to produce.
@@ -346,4 +633,199 @@ pub fn stream_map(
         m.insert(k.to_string(), v.to_string());
     }
     m
+}
+
+/// A throwaway certificate authority and a server certificate it signed for
+/// `127.0.0.1` and `localhost`, made with the `openssl` command in a directory of their
+/// own (removed on drop); and a second, unrelated CA, which must not verify the server.
+pub struct TestCerts {
+    dir: PathBuf,
+}
+
+impl TestCerts {
+    /// Generates the certificates (EC P-256 keys, valid for two days).
+    pub fn generate() -> Result<TestCerts> {
+        let dir = std::env::temp_dir().join(format!(
+            "riffle-certs-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let certs = TestCerts { dir };
+        let d = certs.dir.as_path();
+        let ca = |name: &str, cn: &str| -> Result<()> {
+            openssl(
+                d,
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                    "-keyout",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}.pem"),
+                    "-days",
+                    "2",
+                    "-subj",
+                    &format!("/CN={cn}"),
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                ],
+            )
+        };
+        ca("ca", "Riffle Test CA")?;
+        ca("wrong-ca", "Some Other CA")?;
+        openssl(
+            d,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        )?;
+        std::fs::write(
+            d.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n\
+             keyUsage=critical,digitalSignature,keyEncipherment\n\
+             extendedKeyUsage=serverAuth\n",
+        )?;
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ],
+        )?;
+        // socat wants the certificate and its key in one file.
+        let mut both = std::fs::read(d.join("server.crt"))?;
+        both.extend(std::fs::read(d.join("server.key"))?);
+        std::fs::write(d.join("server.pem"), both)?;
+        Ok(certs)
+    }
+
+    /// The CA certificate (PEM) that signed the server's.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// Another CA's certificate (PEM), which did not sign the server's.
+    pub fn wrong_ca(&self) -> PathBuf {
+        self.dir.join("wrong-ca.pem")
+    }
+
+    /// The server certificate followed by its private key (PEM).
+    pub fn server_pem(&self) -> PathBuf {
+        self.dir.join("server.pem")
+    }
+}
+
+impl Drop for TestCerts {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) -> Result<()> {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run openssl (the openssl command makes the test certificates)")?;
+    if !out.status.success() {
+        bail!(
+            "openssl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// A TLS terminator in front of a broker: `socat OPENSSL-LISTEN` on a free loopback port,
+/// forwarding each connection in plain text to the broker's port (Tansu 0.6's own TLS
+/// flags do not work). Start the broker with [`TansuOptions::advertised_port`] set to
+/// [`TlsProxy::port`] so that clients come back through it. socat is installed by
+/// `scripts/socat.sh`; killed on drop.
+pub struct TlsProxy {
+    child: Child,
+    port: u16,
+}
+
+impl TlsProxy {
+    /// Reserves a free port for the proxy (start it with [`TlsProxy::start`] on it).
+    pub fn free_port() -> Result<u16> {
+        free_port()
+    }
+
+    /// Starts socat on `port` with the certificate and key in `cert_pem`, forwarding to
+    /// `127.0.0.1:<target>`; waits until it listens.
+    pub fn start(port: u16, cert_pem: &std::path::Path, target: u16) -> Result<TlsProxy> {
+        let listen = format!(
+            "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},verify=0",
+            cert_pem.display()
+        );
+        let child = Command::new("socat")
+            .args([listen, format!("TCP:127.0.0.1:{target}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot run socat: run scripts/socat.sh to install it")?;
+        let mut p = TlsProxy { child, port };
+        let start = Instant::now();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        loop {
+            if let Some(status) = p.child.try_wait()? {
+                bail!("socat exited with {status} while starting on port {port}");
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(p);
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                bail!("socat did not listen on port {port} within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The TLS port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
