@@ -27,7 +27,44 @@ use crate::{DecodeError, MessageDecoder};
 
 /// The JSON decoder for one table.
 pub struct JsonDecoder {
-    index: HashMap<String, usize>,
+    index: FieldIndex,
+}
+
+/// Most keys cached by position.
+const MAX_CACHED_KEYS: usize = 256;
+
+/// Column lookup by field name. Messages of a stream nearly always carry their keys in the
+/// same order, so the key at each position of the previous message is remembered and
+/// compared first; only a miss hashes the name.
+pub struct FieldIndex {
+    map: HashMap<String, usize>,
+    order: Vec<(Box<str>, Option<usize>)>,
+}
+
+impl FieldIndex {
+    /// An index of `names` to column positions.
+    pub fn new(map: HashMap<String, usize>) -> FieldIndex {
+        FieldIndex {
+            map,
+            order: Vec::new(),
+        }
+    }
+
+    /// The column of the key at position `pos` of a message, if the table has one.
+    fn lookup(&mut self, pos: usize, key: &str) -> Option<usize> {
+        if let Some((k, col)) = self.order.get(pos) {
+            if **k == *key {
+                return *col;
+            }
+        }
+        let col = self.map.get(key).copied();
+        if pos < self.order.len() {
+            self.order[pos] = (key.into(), col);
+        } else if pos == self.order.len() && pos < MAX_CACHED_KEYS {
+            self.order.push((key.into(), col));
+        }
+        col
+    }
 }
 
 impl JsonDecoder {
@@ -41,19 +78,21 @@ impl JsonDecoder {
             .filter(|(_, c)| !c.name.starts_with("__"))
             .map(|(i, c)| (c.name.clone(), i))
             .collect();
-        JsonDecoder { index }
+        JsonDecoder {
+            index: FieldIndex::new(index),
+        }
     }
 }
 
 impl MessageDecoder for JsonDecoder {
     fn decode(&mut self, msg: &StreamMessage, out: &mut BlockBuilder) -> Result<(), DecodeError> {
-        decode_json(&self.index, &msg.value, out)
+        decode_json(&mut self.index, &msg.value, out)
     }
 }
 
 /// Decodes one JSON object into the current row of `out` (without ending the row).
 pub fn decode_json(
-    index: &HashMap<String, usize>,
+    index: &mut FieldIndex,
     bytes: &[u8],
     out: &mut BlockBuilder,
 ) -> Result<(), DecodeError> {
@@ -69,7 +108,7 @@ pub fn decode_json(
 }
 
 struct RowSeed<'a> {
-    index: &'a HashMap<String, usize>,
+    index: &'a mut FieldIndex,
     out: &'a mut BlockBuilder,
 }
 
@@ -88,7 +127,12 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(col) = map.next_key_seed(KeySeed { index: self.index })? {
+        let mut pos = 0;
+        while let Some(col) = map.next_key_seed(KeySeed {
+            index: &mut *self.index,
+            pos,
+        })? {
+            pos += 1;
             match col {
                 Some(i) => {
                     if self.out.is_set(i) {
@@ -110,7 +154,8 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
 }
 
 struct KeySeed<'a> {
-    index: &'a HashMap<String, usize>,
+    index: &'a mut FieldIndex,
+    pos: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
@@ -126,7 +171,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
         f.write_str("a field name")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<usize>, E> {
-        Ok(self.index.get(v).copied())
+        Ok(self.index.lookup(self.pos, v))
     }
 }
 

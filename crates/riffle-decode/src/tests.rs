@@ -221,3 +221,26 @@ fn test_unsupported_decoder_is_named() {
     let err = decoder_for(&cfg, &cols).err().unwrap();
     assert!(err.message.contains("CSVMessageDecoder"), "{}", err.message);
 }
+
+#[test]
+fn test_key_order_changes_between_messages() {
+    // The position cache must never confuse columns when the key order changes.
+    let (b, stats) = decode_all(
+        false,
+        &[
+            r#"{"i":1,"s":"a","l":10}"#,
+            r#"{"s":"b","i":2,"l":20}"#,
+            r#"{"l":30,"extra":1,"i":3}"#,
+            r#"{"i":4,"s":"d","l":40}"#,
+            r#"{"extra":{"i":99},"s":"e"}"#,
+        ],
+    );
+    assert_eq!(stats.errors, 0);
+    assert_eq!(col::<Int32Array>(&b, "i").values(), &[1, 2, 3, 4, i32::MIN]);
+    assert_eq!(col::<Int64Array>(&b, "l").values(), &[10, 20, 30, 40, 0]);
+    let s = col::<StringArray>(&b, "s");
+    assert_eq!(
+        (0..5).map(|i| s.value(i)).collect::<Vec<_>>(),
+        vec!["a", "b", "null", "d", "e"]
+    );
+}

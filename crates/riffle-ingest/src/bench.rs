@@ -694,13 +694,21 @@ async fn throughput(
             return Err(e);
         }
     };
-    // The counters agree with the published rows: nothing dropped or read twice.
-    let status = core
-        .manager
-        .status(&core.name_with_type)
-        .unwrap_or_default();
-    let read: u64 = status.iter().map(|s| s.messages_read).sum();
-    let errors: u64 = status.iter().map(|s| s.decode_errors).sum();
+    // The counters agree with the published rows: nothing dropped or read twice. (The loop
+    // updates its counters just after it publishes, so they may lag the count briefly.)
+    let counted = Instant::now();
+    let (read, errors) = loop {
+        let status = core
+            .manager
+            .status(&core.name_with_type)
+            .unwrap_or_default();
+        let read: u64 = status.iter().map(|s| s.messages_read).sum();
+        let errors: u64 = status.iter().map(|s| s.decode_errors).sum();
+        if read >= expected || counted.elapsed() > Duration::from_secs(5) {
+            break (read, errors);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
     let failure = core.failure();
     core.stop().await;
     if let Some(f) = failure {
