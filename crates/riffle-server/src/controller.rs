@@ -340,15 +340,25 @@ fn stored_tables(
     Ok(out)
 }
 
+/// Like [`stored_tables`], but a table with no stored type is a 404.
+fn existing_tables(
+    s: &AppState,
+    name: &str,
+    type_param: Option<&String>,
+) -> Result<Vec<(TableType, Value)>, ApiError> {
+    let found = stored_tables(s, name, type_param)?;
+    if found.is_empty() {
+        return Err(ApiError::not_found(format!("Table {name} does not exist")));
+    }
+    Ok(found)
+}
+
 async fn get_table(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let found = stored_tables(&s, &name, q.get("type"))?;
-    if found.is_empty() {
-        return Err(ApiError::not_found(format!("Table {name} does not exist")));
-    }
+    let found = existing_tables(&s, &name, q.get("type"))?;
     let mut m = Map::new();
     for (t, mut v) in found {
         mask_secrets(&mut v);
@@ -425,10 +435,7 @@ async fn delete_table(
     Path(name): Path<String>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let found = stored_tables(&s, &name, q.get("type"))?;
-    if found.is_empty() {
-        return Err(ApiError::not_found(format!("Table {name} does not exist")));
-    }
+    let found = existing_tables(&s, &name, q.get("type"))?;
     let raw = split_table_name(&name).0.to_string();
     let mut deleted = Vec::new();
     for (t, _) in found {
@@ -560,10 +567,7 @@ async fn list_segments(
     Path(name): Path<String>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let found = stored_tables(&s, &name, q.get("type"))?;
-    if found.is_empty() {
-        return Err(ApiError::not_found(format!("Table {name} does not exist")));
-    }
+    let found = existing_tables(&s, &name, q.get("type"))?;
     let raw = split_table_name(&name).0.to_string();
     let mut out = Vec::new();
     for (t, _) in found {
