@@ -28,6 +28,7 @@ pub use datetime::{DateTimeFormat, Granularity, TimeFormat, TimeUnit};
 pub use error::ConfigError;
 pub use schema::{Column, DataType, DefaultValue, FieldSpec, FieldType, Schema};
 pub use stream::{
-    decoder_supported, FlushConfig, OffsetAutoReset, OffsetCriteria, StreamConfig, StreamMap,
+    decoder_supported, DataLossPolicy, FlushConfig, OffsetAutoReset, OffsetCriteria, StreamConfig,
+    StreamMap,
 };
 pub use table::TableConfig;

@@ -130,6 +130,18 @@ pub struct OffsetAutoReset {
     pub backfill_topic: bool,
 }
 
+/// What a partition does when the stream no longer holds offsets it has not read (retention
+/// deleted them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DataLossPolicy {
+    /// Stop the partition with an error naming the lost range (the default: never skip
+    /// data silently).
+    #[default]
+    Stop,
+    /// Log and count the gap, and go on from the earliest offset the stream still has.
+    ResumeFromEarliest,
+}
+
 /// Whether a stream-config key holds a secret (passwords, JAAS configs with credentials,
 /// private keys, tokens). Such values never appear in logs, `Debug` output or API output.
 pub fn is_secret_key(key: &str) -> bool {
@@ -183,6 +195,9 @@ pub struct StreamConfig {
     pub metadata_populate: bool,
     /// `partition.consumption.rate.limit` in messages per second, if positive.
     pub partition_rate_limit: Option<f64>,
+    /// What a partition does when the stream deleted offsets it had not read yet
+    /// (`realtime.segment.dataLossPolicy`, a Riffle key).
+    pub data_loss_policy: DataLossPolicy,
     /// `topic.consumption.rate.limit` in messages per second, if positive.
     pub topic_rate_limit: Option<f64>,
     /// `realtime.segment.commit.timeoutSeconds`: overrides the controller's 120 s commit time.
@@ -588,6 +603,18 @@ impl StreamConfig {
         };
         let stop_on_decode_error = raw.get("stopOnDecodeError").is_some_and(|v| parse_bool(v));
         let metadata_populate = get("metadata.populate").is_some_and(parse_bool);
+        let loss_key = "realtime.segment.dataLossPolicy";
+        let data_loss_policy = match raw.get(loss_key).map(|v| v.trim().to_ascii_uppercase()) {
+            None => DataLossPolicy::Stop,
+            Some(v) if v == "STOP" => DataLossPolicy::Stop,
+            Some(v) if v == "RESUME_FROM_EARLIEST" => DataLossPolicy::ResumeFromEarliest,
+            Some(v) => {
+                return Err(ConfigError::new(
+                    key_path(loss_key),
+                    format!("unknown policy '{v}', expected STOP or RESUME_FROM_EARLIEST"),
+                ))
+            }
+        };
         let partition_rate_limit = raw
             .get("partition.consumption.rate.limit")
             .and_then(|v| v.trim().parse::<f64>().ok())
@@ -657,6 +684,7 @@ impl StreamConfig {
             stop_on_decode_error,
             metadata_populate,
             partition_rate_limit,
+            data_loss_policy,
             topic_rate_limit,
             commit_timeout_seconds,
             server_upload_to_deep_store,

@@ -100,6 +100,9 @@ pub struct PartitionStatus {
     pub rows_indexed: u64,
     /// Malformed messages dropped since the server started.
     pub decode_errors: u64,
+    /// Offsets the stream deleted before they were read and that were skipped under
+    /// `realtime.segment.dataLossPolicy=RESUME_FROM_EARLIEST` (for integer offsets).
+    pub offsets_lost: u64,
     /// The last error, if any.
     pub last_error: Option<String>,
     /// When the last fetch returned (epoch ms).

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use riffle_catalog::SegmentMeta;
 use riffle_common::{now_ms, PartitionId};
+use riffle_config::DataLossPolicy;
 use riffle_decode::{decode_batch, decoder_for, SpecialColumns};
 use riffle_segment::{BlockBuilder, ConsumingSegment, SegmentRef};
 use riffle_stream::{PartitionConsumer, StreamMessage, StreamOffset};
@@ -68,6 +69,7 @@ pub(crate) async fn run(
             messages_read: 0,
             rows_indexed: 0,
             decode_errors: 0,
+            offsets_lost: 0,
             last_error: None,
             last_fetch_ms: 0,
             last_indexed_ms: 0,
@@ -154,11 +156,37 @@ pub(crate) async fn run(
             Err(e) => return stop(format!("fetch at offset {offset}: {e}")),
         };
         if let Some(loss) = &batch.data_loss {
-            return stop(format!(
+            if spec.config.data_loss_policy != DataLossPolicy::ResumeFromEarliest {
+                return stop(format!(
+                    "offsets from {} up to {} were deleted from the stream before they were read; \
+                     the partition is stopped so that the gap is not skipped silently \
+                     (realtime.segment.dataLossPolicy=RESUME_FROM_EARLIEST goes on from {})",
+                    loss.requested, loss.available_from, loss.available_from
+                ));
+            }
+            // The table opted in: log and count the gap, and go on from what is left.
+            let lost = match (loss.requested.as_i64(), loss.available_from.as_i64()) {
+                (Some(a), Some(b)) => (b - a).max(0) as u64,
+                _ => 0,
+            };
+            let reason = format!(
                 "offsets from {} up to {} were deleted from the stream before they were read; \
-                 the partition is stopped so that the gap is not skipped silently",
-                loss.requested, loss.available_from
-            ));
+                 resuming from {} (dataLossPolicy RESUME_FROM_EARLIEST)",
+                loss.requested, loss.available_from, loss.available_from
+            );
+            warn!(table = %table, partition, lost, reason = %reason, "data loss");
+            update(&rt, partition, |s| {
+                s.offsets_lost += lost;
+                s.last_error = Some(reason.clone());
+            });
+            if batch.messages.is_empty() && batch.next_offset == offset {
+                if let Err(e) = segment.append(None, loss.available_from.to_string(), 0, None, now)
+                {
+                    return stop(format!("publish offset: {e}"));
+                }
+                offset = loss.available_from.clone();
+                continue;
+            }
         }
         update(&rt, partition, |s| {
             if s.state != PartitionState::Consuming {

@@ -655,6 +655,7 @@ async fn consuming_info(
                 "riffleState": st.map(|p| p.state),
                 "riffleLastError": st.and_then(|p| p.last_error.clone()),
                 "riffleDecodeErrors": st.map_or(0, |p| p.decode_errors),
+                "riffleOffsetsLost": st.map_or(0, |p| p.offsets_lost),
             }]),
         );
     }

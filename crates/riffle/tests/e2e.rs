@@ -592,3 +592,118 @@ async fn update_schema_and_table_and_cli_help() {
     );
     server.shutdown().await;
 }
+
+/// Retention deletes offsets a table has not read yet (while the server is down): by default
+/// the partition stops with an error naming the lost range; a table that opted into
+/// `realtime.segment.dataLossPolicy=RESUME_FROM_EARLIEST` counts the gap and goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_loss_stops_or_resumes_by_policy() {
+    use riffle_stream::memory::MemoryBroker;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let c = format!("http://{}", server.controller_addr);
+    let broker = MemoryBroker::global();
+    let rows = transcript_rows();
+    for (table, policy) in [
+        ("loss_stop", None),
+        ("loss_resume", Some("RESUME_FROM_EARLIEST")),
+    ] {
+        broker.create_topic(table, 1).unwrap();
+        for r in rows.iter().take(10) {
+            broker.produce(table, 0, r.clone()).unwrap();
+        }
+        let mut schema = read_json("examples/transcript/transcript_schema.json");
+        schema["schemaName"] = json!(table);
+        let mut cfg = json!({
+            "streamType": "memory",
+            "stream.memory.topic.name": table,
+            "stream.memory.decoder.class.name": "org.apache.pinot.plugin.stream.kafka.KafkaJSONMessageDecoder",
+            "stream.memory.consumer.prop.auto.offset.reset": "smallest"
+        });
+        if let Some(p) = policy {
+            cfg["realtime.segment.dataLossPolicy"] = json!(p);
+        }
+        let t = json!({"tableName": table, "tableType": "REALTIME",
+            "segmentsConfig": {"timeColumnName": "timestampInEpoch", "replication": "1"},
+            "tenants": {}, "tableIndexConfig": {"streamConfigs": cfg}});
+        let (s, v) = post(
+            &format!("{c}/tableConfigs"),
+            &json!({"tableName": table, "schema": schema, "realtime": t}),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        wait_count(&server, table, 10, Duration::from_secs(20)).await;
+    }
+    // Down: 10 more messages arrive and retention drops offsets 0..15.
+    server.shutdown().await;
+    for table in ["loss_stop", "loss_resume"] {
+        for r in rows.iter().take(10) {
+            broker.produce(table, 0, r.clone()).unwrap();
+        }
+        broker.truncate_before(table, 0, 15).unwrap();
+    }
+    let server = start(dir.path()).await;
+    let c = format!("http://{}", server.controller_addr);
+    // The opted-in table reads what is left (offsets 15..20) and says what it skipped.
+    wait_count(&server, "loss_resume", 5, Duration::from_secs(20)).await;
+    let (_, info) = get(&format!("{c}/tables/loss_resume/consumingSegmentsInfo")).await;
+    let p = info["_segmentToConsumingInfoMap"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()[0]
+        .clone();
+    assert_eq!(p["riffleOffsetsLost"], 15, "{info}");
+    assert_eq!(p["consumerState"], "CONSUMING");
+    assert!(
+        p["riffleLastError"]
+            .as_str()
+            .unwrap()
+            .contains("offsets from 0 up to 15"),
+        "{p}"
+    );
+    // The default stops, naming the lost range, and skips nothing.
+    let start_wait = std::time::Instant::now();
+    loop {
+        let (_, info) = get(&format!("{c}/tables/loss_stop/consumingSegmentsInfo")).await;
+        let p = info["_segmentToConsumingInfoMap"]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap()[0]
+            .clone();
+        if p["riffleState"] == "ERROR" {
+            let e = p["riffleLastError"].as_str().unwrap();
+            assert!(
+                e.contains("offsets from 0 up to 15") && e.contains("RESUME_FROM_EARLIEST"),
+                "{e}"
+            );
+            assert_eq!(p["partitionOffsetInfo"]["currentOffsetsMap"]["0"], "0");
+            break;
+        }
+        assert!(start_wait.elapsed() < Duration::from_secs(20), "{info}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(&server, "loss_stop").await, 0);
+    // A policy Riffle does not know is refused, naming the key.
+    let (s, _) = post(
+        &format!("{c}/schemas"),
+        &read_json("examples/transcript/transcript_schema.json"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let mut bad = read_json("examples/transcript/transcript_file_table_config.json");
+    bad["tableIndexConfig"]["streamConfigs"]["realtime.segment.dataLossPolicy"] = json!("SKIP");
+    let (s, v) = post(&format!("{c}/tables"), &bad).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("realtime.segment.dataLossPolicy"),
+        "{v}"
+    );
+    server.shutdown().await;
+}
