@@ -20,7 +20,7 @@ use crate::columns::TableColumns;
 use crate::SegmentError;
 
 /// Batches smaller than this are merged with their neighbours.
-const COMPACT_ROWS: usize = 65_536;
+const COMPACT_ROWS: usize = 8_192;
 /// How many small batches may trail before they are merged.
 const COMPACT_CHUNKS: usize = 16;
 
