@@ -228,12 +228,13 @@ impl StreamError {
 impl ClassifyError for StreamError {
     fn code(&self) -> ErrorCode {
         match self.kind {
-            StreamErrorKind::InvalidConfig | StreamErrorKind::Unsupported => ErrorCode::BadRequest,
+            // Wrong credentials or certificates are in the table's config: the user fixes them.
+            StreamErrorKind::InvalidConfig
+            | StreamErrorKind::Unsupported
+            | StreamErrorKind::Unauthorized => ErrorCode::BadRequest,
             StreamErrorKind::NotFound => ErrorCode::NotFound,
             StreamErrorKind::Transient | StreamErrorKind::Timeout => ErrorCode::Unavailable,
-            StreamErrorKind::OffsetOutOfRange
-            | StreamErrorKind::Unauthorized
-            | StreamErrorKind::Fatal => ErrorCode::Internal,
+            StreamErrorKind::OffsetOutOfRange | StreamErrorKind::Fatal => ErrorCode::Internal,
         }
     }
 

@@ -148,9 +148,10 @@ async fn tls_with_the_right_ca_ingests_and_a_wrong_ca_is_refused_by_name() {
     )
     .await;
     eprintln!("wrong CA: HTTP {s}: {body}");
-    // 500, not 503: a certificate failure is not one that retrying fixes (the plugin
-    // classifies it as Unauthorized although librdkafka reports a transport failure).
-    assert_eq!(s, 500, "{body}");
+    // 400, not 503: a certificate failure is not one that retrying fixes but one the
+    // table's config must (the plugin classifies it as Unauthorized although librdkafka
+    // reports a transport failure).
+    assert_eq!(s, 400, "{body}");
     let msg = body.to_string();
     assert!(
         msg.contains("certificate verify failed") && msg.contains("SSL handshake failed"),
@@ -193,7 +194,7 @@ async fn a_refused_scram_login_refuses_the_table_with_the_reason() {
     )
     .await;
     eprintln!("SCRAM refused: HTTP {s}: {body}");
-    assert_eq!(s, 500, "{body}");
+    assert_eq!(s, 400, "{body}");
     let msg = body.to_string();
     assert!(
         msg.contains("SASL SCRAM authentication failed") && msg.contains("unknown-user"),
