@@ -735,8 +735,25 @@ async fn throughput(
     })
 }
 
-/// The file plugin's fetch loop over every partition file, concurrently, no decoding.
+/// Passes of the read-only comparison; the fastest is reported. One pass is short and
+/// bound by allocating and faulting in fresh fetch buffers, so single passes vary by 2-3x.
+const READ_ONLY_PASSES: usize = 3;
+
+/// The file plugin's fetch loop over every partition file, concurrently, no decoding: the
+/// fastest of [`READ_ONLY_PASSES`] passes.
 async fn read_only(cfg: &IngestBenchConfig, data_dir: &Path) -> Result<Rate, BenchError> {
+    let mut best: Option<Rate> = None;
+    for _ in 0..READ_ONLY_PASSES {
+        let r = read_only_pass(cfg, data_dir).await?;
+        if best.is_none_or(|b| r.secs < b.secs) {
+            best = Some(r);
+        }
+    }
+    best.ok_or_else(|| err("read-only comparison: no pass"))
+}
+
+/// One pass of the read-only comparison.
+async fn read_only_pass(cfg: &IngestBenchConfig, data_dir: &Path) -> Result<Rate, BenchError> {
     let sc = stream_config(&table_config()?)?;
     let plugin = StreamRegistry::with_builtins()
         .plugin_for(&sc)
@@ -1231,13 +1248,13 @@ impl fmt::Display for IngestBenchReport {
         )?;
         writeln!(
             f,
-            "   {:<34} {:>12} {:>9} {:>10} {:>12}",
+            "   {:<38} {:>12} {:>9} {:>10} {:>12}",
             "run", "rows/s", "MB/s", "seconds", "riffle ratio"
         )?;
         let row = |f: &mut fmt::Formatter<'_>, name: &str, r: &Rate, ratio: Option<f64>| {
             writeln!(
                 f,
-                "   {:<34} {:>12} {:>9.1} {:>10.3} {:>12}",
+                "   {:<38} {:>12} {:>9.1} {:>10.3} {:>12}",
                 name,
                 thousands(r.rows_per_sec()),
                 r.mb_per_sec(),
@@ -1250,7 +1267,7 @@ impl fmt::Display for IngestBenchReport {
         if let Some(r) = &self.read_only {
             row(
                 f,
-                "compare: read only (file fetch)",
+                "compare: read only (fetch, best of 3)",
                 r,
                 Some(rr / r.rows_per_sec()),
             )?;
