@@ -735,6 +735,50 @@ async fn throughput(
     })
 }
 
+/// Writes `total` rows at `rate` rows/s in ticks of `tick`, then (after `secs`) whatever is
+/// left: at each tick `write(from, to)` writes the rows that are due and `published(count,
+/// instant)` is told the cumulative count and when its write returned. Returns the elapsed
+/// seconds, the ticks that wrote rows and the ticks that woke more than a tick late. Shared
+/// by the file-stream and Kafka latency benchmarks.
+pub fn paced_writes<E>(
+    rate: f64,
+    secs: f64,
+    tick: Duration,
+    total: u64,
+    mut write: impl FnMut(u64, u64) -> Result<(), E>,
+    mut published: impl FnMut(u64, Instant) -> Result<(), E>,
+) -> Result<(f64, usize, usize), E> {
+    let start = Instant::now();
+    let (mut written, mut ticks, mut late, mut k) = (0u64, 0usize, 0usize, 1u32);
+    while written < total {
+        let target = start + tick * k;
+        k += 1;
+        let now = Instant::now();
+        if target > now {
+            std::thread::sleep(target - now);
+        }
+        let woke = Instant::now();
+        if woke > target + tick {
+            late += 1;
+        }
+        let elapsed = (woke - start).as_secs_f64();
+        let due = if elapsed >= secs {
+            total
+        } else {
+            ((rate * elapsed) as u64).min(total)
+        };
+        if due <= written {
+            continue;
+        }
+        write(written, due)?;
+        let at = Instant::now();
+        written = due;
+        ticks += 1;
+        published(written, at)?;
+    }
+    Ok((start.elapsed().as_secs_f64(), ticks, late))
+}
+
 /// Passes of the read-only comparison; the fastest is reported. One pass is short and
 /// bound by allocating and faulting in fresh fetch buffers, so single passes vary by 2-3x.
 const READ_ONLY_PASSES: usize = 3;
@@ -999,53 +1043,31 @@ async fn latency(cfg: &IngestBenchConfig, data_dir: &Path) -> Result<LatencyRepo
     let (rate, secs, tick) = (cfg.latency_rate as f64, cfg.latency_secs, cfg.tick);
     let writer_done = done.clone();
     let writer = std::thread::spawn(move || -> Result<(f64, usize, usize), BenchError> {
-        let start = Instant::now();
-        let mut written = 0u64;
-        let mut ticks = 0usize;
-        let mut late = 0usize;
-        let mut k = 1u32;
-        let result = (|| {
-            while written < total {
-                let target = start + tick * k;
-                k += 1;
-                let now = Instant::now();
-                if target > now {
-                    std::thread::sleep(target - now);
-                }
-                let woke = Instant::now();
-                if woke > target + tick {
-                    late += 1;
-                }
-                let elapsed = (woke - start).as_secs_f64();
-                let due = if elapsed >= secs {
-                    total
-                } else {
-                    ((rate * elapsed) as u64).min(total)
-                };
-                if due <= written {
-                    continue;
-                }
+        let result = paced_writes(
+            rate,
+            secs,
+            tick,
+            total,
+            |from, to| {
                 for (p, f) in files.iter_mut().enumerate() {
-                    let a = rows_before(written, p as u64, parts) as usize * LINE_BYTES;
-                    let b = rows_before(due, p as u64, parts) as usize * LINE_BYTES;
+                    let a = rows_before(from, p as u64, parts) as usize * LINE_BYTES;
+                    let b = rows_before(to, p as u64, parts) as usize * LINE_BYTES;
                     if b > a {
                         f.write_all(&buffers[p][a..b])
                             .and_then(|()| f.flush())
                             .map_err(|e| err(format!("latency writer: {e}")))?;
                     }
                 }
-                let published_at = Instant::now();
-                written = due;
-                ticks += 1;
-                if tx.send((written, published_at)).is_err() {
-                    return Err(err("latency watcher went away"));
-                }
-            }
-            Ok(())
-        })();
+                Ok(())
+            },
+            |written, published_at| {
+                tx.send((written, published_at))
+                    .map_err(|_| err("latency watcher went away"))
+            },
+        );
         writer_done.store(true, Ordering::SeqCst);
         drop(tx);
-        result.map(|()| (start.elapsed().as_secs_f64(), ticks, late))
+        result
     });
 
     let segments = core.segments.clone();

@@ -637,45 +637,31 @@ async fn latency(cfg: &Cfg, dir: &Path, broker: &Tansu, rate: u64) -> Res<Latenc
     let (secs, tick) = (cfg.latency_secs, cfg.tick);
     let writer_done = done.clone();
     let writer = std::thread::spawn(move || -> Res<(f64, usize, usize)> {
-        let start = Instant::now();
-        let (mut written, mut ticks, mut late, mut k) = (0u64, 0usize, 0usize, 1u32);
-        let result = (|| {
-            while written < total {
-                let target = start + tick * k;
-                k += 1;
-                let now = Instant::now();
-                if target > now {
-                    std::thread::sleep(target - now);
-                }
-                let woke = Instant::now();
-                if woke > target + tick {
-                    late += 1;
-                }
-                let elapsed = (woke - start).as_secs_f64();
-                let due = if elapsed >= secs {
-                    total
-                } else {
-                    ((rate as f64 * elapsed) as u64).min(total)
-                };
-                if due <= written {
-                    continue;
-                }
-                for j in written..due {
+        let result = riffle_ingest::bench::paced_writes(
+            rate as f64,
+            secs,
+            tick,
+            total,
+            |from, to| {
+                for j in from..to {
                     let a = j as usize * LINE_BYTES;
                     send(&p, topic, (j % parts) as i32, &lines[a..a + EVENT_BYTES])?;
                 }
-                let sent_at = Instant::now();
-                written = due;
-                ticks += 1;
+                Ok(())
+            },
+            |written, sent_at| {
                 tx.send((written, sent_at))
-                    .map_err(|_| "watcher went away".to_string())?;
-            }
+                    .map_err(|_| "watcher went away".to_string())
+            },
+        )
+        .and_then(|stats| {
             p.flush(Duration::from_secs(60))
                 .map_err(|e| format!("flush: {e}"))
-        })();
+                .map(|()| stats)
+        });
         writer_done.store(true, Ordering::SeqCst);
         drop(tx);
-        result.map(|()| (start.elapsed().as_secs_f64(), ticks, late))
+        result
     });
     let segments = core.segments.clone();
     let raw = core.raw.clone();
