@@ -10,6 +10,7 @@
 //! - `schemas`: schema name -> schema JSON as stored
 //! - `tables`: table name with type (`t_REALTIME`) -> table config JSON
 //! - `segments`: `<table name with type>/<segment name>` -> [`SegmentMeta`] JSON
+//! - `table_state`: table name with type -> [`TableState`] JSON (pause flag and its reason)
 //!
 //! Invariants:
 //! - a table and its first IN_PROGRESS segments are created in one transaction;
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 const SCHEMAS: TableDefinition<&str, &str> = TableDefinition::new("schemas");
 const TABLES: TableDefinition<&str, &str> = TableDefinition::new("tables");
 const SEGMENTS: TableDefinition<&str, &str> = TableDefinition::new("segments");
+const TABLE_STATE: TableDefinition<&str, &str> = TableDefinition::new("table_state");
 
 /// A catalog failure.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +105,23 @@ pub struct SegmentMeta {
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
+/// A table's consumption state (Pinot's pause flag in the ideal state).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableState {
+    /// Consumption is paused: no consuming segments until resumed.
+    pub paused: bool,
+    /// Why (`ADMINISTRATIVE` for an operator's request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
+    /// The operator's comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// When the flag last changed (ISO-8601).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+}
+
 /// The embedded catalog.
 pub struct Catalog {
     db: Database,
@@ -128,6 +147,7 @@ impl Catalog {
             txn.open_table(SCHEMAS).map_err(storage)?;
             txn.open_table(TABLES).map_err(storage)?;
             txn.open_table(SEGMENTS).map_err(storage)?;
+            txn.open_table(TABLE_STATE).map_err(storage)?;
         }
         txn.commit().map_err(storage)?;
         Ok(Catalog { db })
@@ -289,8 +309,90 @@ impl Catalog {
             for k in keys {
                 segs.remove(k.as_str()).map_err(storage)?;
             }
+            let mut st = txn.open_table(TABLE_STATE).map_err(storage)?;
+            st.remove(name_with_type).map_err(storage)?;
         }
         txn.commit().map_err(storage)
+    }
+
+    /// A table's consumption state (not paused when never set).
+    pub fn table_state(&self, name_with_type: &str) -> Result<TableState, CatalogError> {
+        match self.get(TABLE_STATE, name_with_type)? {
+            None => Ok(TableState::default()),
+            Some(json) => serde_json::from_str(&json).map_err(|e| {
+                CatalogError::Storage(format!(
+                    "state of table '{name_with_type}' is unreadable: {e}"
+                ))
+            }),
+        }
+    }
+
+    /// Sets a table's consumption state and adds `segments` (the IN_PROGRESS segments a
+    /// resume creates) in one transaction.
+    pub fn set_table_state(
+        &self,
+        name_with_type: &str,
+        state: &TableState,
+        segments: &[SegmentMeta],
+    ) -> Result<(), CatalogError> {
+        let existing = self.segments(name_with_type)?;
+        let txn = self.db.begin_write().map_err(storage)?;
+        {
+            let tables = txn.open_table(TABLES).map_err(storage)?;
+            if tables.get(name_with_type).map_err(storage)?.is_none() {
+                return Err(CatalogError::NotFound(format!("table '{name_with_type}'")));
+            }
+            let mut segs = txn.open_table(SEGMENTS).map_err(storage)?;
+            for m in segments {
+                if existing.iter().any(|e| {
+                    e.segment_name == m.segment_name
+                        || (e.partition == m.partition && e.status == SegmentStatus::InProgress)
+                }) {
+                    return Err(CatalogError::Conflict(format!(
+                        "partition {} of '{name_with_type}' already has a consuming segment",
+                        m.partition
+                    )));
+                }
+                let json = serde_json::to_string(m).map_err(storage)?;
+                segs.insert(
+                    seg_key(name_with_type, &m.segment_name).as_str(),
+                    json.as_str(),
+                )
+                .map_err(storage)?;
+            }
+            let mut st = txn.open_table(TABLE_STATE).map_err(storage)?;
+            let json = serde_json::to_string(state).map_err(storage)?;
+            st.insert(name_with_type, json.as_str()).map_err(storage)?;
+        }
+        txn.commit().map_err(storage)
+    }
+
+    /// Deletes a committed segment's metadata. A consuming segment cannot be deleted.
+    pub fn delete_segment(
+        &self,
+        name_with_type: &str,
+        segment: &str,
+    ) -> Result<SegmentMeta, CatalogError> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        let meta = {
+            let mut segs = txn.open_table(SEGMENTS).map_err(storage)?;
+            let key = seg_key(name_with_type, segment);
+            let meta: SegmentMeta = {
+                let v = segs.get(key.as_str()).map_err(storage)?.ok_or_else(|| {
+                    CatalogError::NotFound(format!("segment '{segment}' of '{name_with_type}'"))
+                })?;
+                serde_json::from_str(v.value()).map_err(storage)?
+            };
+            if meta.status == SegmentStatus::InProgress {
+                return Err(CatalogError::Conflict(format!(
+                    "segment '{segment}' is consuming; pause consumption or force a commit first"
+                )));
+            }
+            segs.remove(key.as_str()).map_err(storage)?;
+            meta
+        };
+        txn.commit().map_err(storage)?;
+        Ok(meta)
     }
 
     /// The segments of a table, sorted by name.
@@ -406,6 +508,8 @@ impl Catalog {
                 .map_err(storage)?;
             }
         }
+        // A crash here leaves nothing: the transaction is not durable until commit returns.
+        riffle_common::failpoint("catalog.inside_commit");
         txn.commit().map_err(storage)
     }
 }

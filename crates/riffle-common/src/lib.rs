@@ -8,9 +8,14 @@
 //! - Identifiers: [`PartitionId`], [`TableType`], table-name helpers and [`SegmentName`]
 //!   (Pinot's low-level-consumer name `table__partition__sequence__yyyyMMddTHHmmZ`).
 //! - The clock ([`now_ms`]).
+//! - Crash points for tests ([`failpoint`]).
 //!
 //! Invariants: an `ErrorCode` maps to exactly one HTTP status and one Pinot code; segment
 //! names round-trip through [`SegmentName::parse`] and `Display`.
+
+pub mod failpoint;
+
+pub use failpoint::failpoint;
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};

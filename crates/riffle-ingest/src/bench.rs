@@ -555,15 +555,15 @@ impl Core {
                 .map_err(|e| err(format!("catalog: {e}")))?,
         );
         let segments = Arc::new(SegmentRegistry::new());
-        let manager = Arc::new(IngestManager::new(IngestContext {
-            catalog: catalog.clone(),
-            streams: StreamRegistry::with_builtins(),
-            segments: segments.clone(),
-            stream_ctx: StreamContext {
-                data_dir: data_dir.to_path_buf(),
-            },
-            discovery_interval: Duration::from_secs(3600),
-        }));
+        let mut ctx = IngestContext::local(
+            catalog.clone(),
+            StreamRegistry::with_builtins(),
+            segments.clone(),
+            data_dir,
+        )
+        .map_err(|e| err(format!("ingest context: {e}")))?;
+        ctx.discovery_interval = Duration::from_secs(3600);
+        let manager = Arc::new(IngestManager::new(ctx));
         let (metas, _warnings) = manager
             .prepare_table(table, schema)
             .await
@@ -581,9 +581,10 @@ impl Core {
         })
     }
 
-    fn start(&self, table: &TableConfig, schema: &Schema) -> Result<(), BenchError> {
+    async fn start(&self, table: &TableConfig, schema: &Schema) -> Result<(), BenchError> {
         self.manager
             .start_table(table, schema)
+            .await
             .map_err(|e| err(format!("start table: {e}")))
     }
 
@@ -610,7 +611,7 @@ impl Core {
 /// Rows a query would see now.
 fn published(segments: &SegmentRegistry) -> u64 {
     segments.table(TABLE).map_or(0, |t| {
-        t.segments().iter().map(|s| s.rows().num_rows as u64).sum()
+        t.segments().iter().map(|s| s.num_rows() as u64).sum()
     })
 }
 
@@ -639,7 +640,7 @@ async fn throughput(
 
     let cpu0 = process_cpu_secs();
     let start = Instant::now();
-    core.start(&table, &schema)?;
+    core.start(&table, &schema).await?;
     let expected = cfg.rows;
     let poll = cfg.poll;
     let segments = core.segments.clone();
@@ -1012,7 +1013,7 @@ async fn latency(cfg: &IngestBenchConfig, data_dir: &Path) -> Result<LatencyRepo
         files.push(f);
     }
     let core = Core::create(data_dir, &table, &schema).await?;
-    core.start(&table, &schema)?;
+    core.start(&table, &schema).await?;
     // Wait until every partition is consuming, then let it settle into its poll loop.
     let t = Instant::now();
     loop {

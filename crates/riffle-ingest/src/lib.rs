@@ -22,22 +22,26 @@
 
 pub mod bench;
 pub mod flush;
+pub mod lifecycle;
 pub mod partition;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use riffle_catalog::{Catalog, CatalogError, SegmentMeta, SegmentStatus};
+use riffle_catalog::{Catalog, CatalogError, SegmentMeta, SegmentStatus, TableState};
 use riffle_common::{now_ms, ClassifyError, ErrorCode, PartitionId, SegmentName};
 use riffle_config::{OffsetCriteria, Schema, StreamConfig, TableConfig};
-use riffle_segment::{SegmentRegistry, TableColumns, TableData};
+use riffle_segment::sealed::{LoadMode, SealOptions};
+use riffle_segment::{SegmentRef, SegmentRegistry, TableColumns, TableData};
+use riffle_storage::DeepStore;
 use riffle_stream::{StreamContext, StreamError, StreamOffset, StreamPlugin, StreamRegistry};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Partition ids of a multi-stream table: `stream_index * 10_000 + stream_partition`.
 pub const PARTITIONS_PER_STREAM: u32 = 10_000;
@@ -54,6 +58,9 @@ pub enum IngestError {
     /// The catalog failed.
     #[error("{0}")]
     Catalog(#[from] CatalogError),
+    /// The deep store failed.
+    #[error("{0}")]
+    Storage(#[from] riffle_storage::StorageError),
 }
 
 impl ClassifyError for IngestError {
@@ -62,6 +69,7 @@ impl ClassifyError for IngestError {
             IngestError::InvalidConfig(_) => ErrorCode::BadRequest,
             IngestError::Stream(e) => e.code(),
             IngestError::Catalog(e) => e.code(),
+            IngestError::Storage(e) => e.code(),
         }
     }
 }
@@ -80,6 +88,8 @@ pub enum PartitionState {
     Error,
     /// Stopped on request.
     Stopped,
+    /// Consumption paused (`pauseConsumption`): the consuming segment was committed.
+    Paused,
 }
 
 /// A partition's state, counters and last error, as the API shows them.
@@ -103,6 +113,8 @@ pub struct PartitionStatus {
     /// Offsets the stream deleted before they were read and that were skipped under
     /// `realtime.segment.dataLossPolicy=RESUME_FROM_EARLIEST` (for integer offsets).
     pub offsets_lost: u64,
+    /// Segments of this partition committed since the server started.
+    pub segments_committed: u64,
     /// The last error, if any.
     pub last_error: Option<String>,
     /// When the last fetch returned (epoch ms).
@@ -123,6 +135,44 @@ pub struct IngestContext {
     pub stream_ctx: StreamContext,
     /// How often new partitions are looked for.
     pub discovery_interval: Duration,
+    /// Where sealed segments are uploaded before they commit.
+    pub deep_store: DeepStore,
+    /// Where this server keeps sealed segment files (`<dir>/<table>/<segment>.seg`).
+    pub segments_dir: std::path::PathBuf,
+    /// A consuming segment holding this many bytes ends early
+    /// (`indexCapacityThresholdBreached`) instead of running out of memory.
+    pub max_consuming_bytes: usize,
+}
+
+impl IngestContext {
+    /// A context for one server with everything under `data_dir`: stream files, sealed
+    /// segments (`segments/`) and a `file://` deep store (`deepstore/`). Fields can be
+    /// changed afterwards (another deep store, discovery interval, memory cap).
+    pub fn local(
+        catalog: Arc<Catalog>,
+        streams: StreamRegistry,
+        segments: Arc<SegmentRegistry>,
+        data_dir: &std::path::Path,
+    ) -> Result<IngestContext, IngestError> {
+        let deep = data_dir.join("deepstore");
+        std::fs::create_dir_all(&deep)
+            .map_err(|e| IngestError::InvalidConfig(format!("create {}: {e}", deep.display())))?;
+        let deep = std::path::absolute(&deep)
+            .map_err(|e| IngestError::InvalidConfig(format!("resolve {}: {e}", deep.display())))?;
+        let deep_store = DeepStore::open(&format!("file://{}", deep.display()), &BTreeMap::new())?;
+        Ok(IngestContext {
+            catalog,
+            streams,
+            segments,
+            stream_ctx: StreamContext {
+                data_dir: data_dir.to_path_buf(),
+            },
+            discovery_interval: Duration::from_secs(1),
+            deep_store,
+            segments_dir: data_dir.join("segments"),
+            max_consuming_bytes: 1 << 30,
+        })
+    }
 }
 
 /// One stream of a table, resolved.
@@ -140,19 +190,93 @@ pub(crate) struct TableRuntime {
     pub(crate) columns: Arc<TableColumns>,
     pub(crate) data: Arc<TableData>,
     pub(crate) status: Mutex<BTreeMap<u32, PartitionStatus>>,
+    /// How sealed segments are indexed.
+    pub(crate) seal_options: SealOptions,
+    /// How sealed segments are opened.
+    pub(crate) load_mode: LoadMode,
+    /// End criteria of the table (the first stream's; Pinot requires them equal).
+    pub(crate) flush: riffle_config::FlushConfig,
+    /// Partitions whose loop runs now.
+    pub(crate) running: Mutex<HashSet<u32>>,
+    /// What the API asks of each partition.
+    pub(crate) controls: Mutex<BTreeMap<u32, Arc<lifecycle::PartitionControl>>>,
+    /// Committed segments that could not be loaded: segment -> reason.
+    pub(crate) load_errors: Mutex<BTreeMap<String, String>>,
+}
+
+impl TableRuntime {
+    /// Partitions this server consumes (divides Pinot's `rows` threshold).
+    pub(crate) fn partition_count(&self) -> u32 {
+        (self.controls.lock().len() as u32).max(1)
+    }
+
+    fn control(&self, partition: u32) -> Arc<lifecycle::PartitionControl> {
+        self.controls.lock().entry(partition).or_default().clone()
+    }
 }
 
 struct TableHandle {
     runtime: Arc<TableRuntime>,
     cancel: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    running: Mutex<HashSet<u32>>,
 }
 
 /// Starts, stops and watches the consumption of every REALTIME table.
 pub struct IngestManager {
     ctx: Arc<IngestContext>,
     tables: Mutex<HashMap<String, Arc<TableHandle>>>,
+    jobs: Mutex<HashMap<String, ForceCommitJob>>,
+}
+
+/// Pinot's pause status (`pauseConsumption`, `resumeConsumption`, `pauseStatus`).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PauseStatus {
+    /// Consumption is paused.
+    pub pause_flag: bool,
+    /// Segments still consuming (while a pause commits them, or after a resume).
+    pub consuming_segments: Vec<String>,
+    /// Why the flag last changed.
+    pub reason_code: Option<String>,
+    /// The operator's comment.
+    pub comment: Option<String>,
+    /// When the flag last changed.
+    pub timestamp: Option<String>,
+    /// Streams paused on their own (always empty: topics are paused with the table).
+    pub index_of_inactive_topics: Vec<u32>,
+}
+
+/// A force-commit request.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForceCommitJob {
+    /// Job id.
+    pub job_id: String,
+    /// Table name with type.
+    pub table_name: String,
+    /// When it was asked (epoch ms).
+    pub submission_time_ms: i64,
+    /// The consuming segments it commits.
+    pub segments: Vec<String>,
+}
+
+/// A table's retention in milliseconds, if it has one.
+pub fn retention_ms(cfg: &TableConfig) -> Option<i64> {
+    let unit = cfg.segments_config.retention_time_unit.as_deref()?;
+    let value = match cfg.segments_config.retention_time_value.as_ref()? {
+        serde_json::Value::Number(n) => n.as_f64()?,
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    let unit_ms: f64 = match unit.to_ascii_uppercase().as_str() {
+        "MILLISECONDS" => 1.0,
+        "SECONDS" => 1e3,
+        "MINUTES" => 60e3,
+        "HOURS" => 3_600e3,
+        "DAYS" => 86_400e3,
+        _ => return None,
+    };
+    (value > 0.0).then_some((value * unit_ms) as i64)
 }
 
 /// A table's resolved streams, its columns, and warnings about keys not honoured.
@@ -221,6 +345,7 @@ impl IngestManager {
         IngestManager {
             ctx: Arc::new(ctx),
             tables: Mutex::new(HashMap::new()),
+            jobs: Mutex::new(HashMap::new()),
         }
     }
 
@@ -263,49 +388,105 @@ impl IngestManager {
         Ok((metas, warnings))
     }
 
-    /// Starts consuming a table from the catalog's IN_PROGRESS segments (on creation and
-    /// on server start), plus partition discovery. Idempotent: a running table is left
-    /// alone.
-    pub fn start_table(&self, table: &TableConfig, schema: &Schema) -> Result<(), IngestError> {
+    /// Starts a table from the catalog (on creation and on server start): loads its
+    /// committed segments (from local disk when intact, else from the deep store), removes
+    /// what never committed, then starts a loop for each IN_PROGRESS segment and partition
+    /// discovery. Idempotent: a running table is left alone.
+    pub async fn start_table(
+        &self,
+        table: &TableConfig,
+        schema: &Schema,
+    ) -> Result<(), IngestError> {
         let name_with_type = table.name_with_type();
         if self.tables.lock().contains_key(&name_with_type) {
             return Ok(());
         }
         let (streams, columns, _) = resolve_streams(&self.ctx, table, schema)?;
+        let flush = streams
+            .first()
+            .map(|s| s.config.flush.clone())
+            .ok_or_else(|| IngestError::InvalidConfig("the table has no stream".into()))?;
         let data = Arc::new(TableData::new(
             table.raw_name(),
             columns.clone(),
             table.segments_config.time_column_name.clone(),
         ));
-        self.ctx.segments.add_table(data.clone());
         let runtime = Arc::new(TableRuntime {
             name_with_type: name_with_type.clone(),
             raw_name: table.raw_name().to_string(),
             streams,
             columns,
-            data,
+            data: data.clone(),
             status: Mutex::new(BTreeMap::new()),
+            seal_options: SealOptions::from_table(table),
+            load_mode: LoadMode::parse(table.table_index_config.load_mode.as_deref()),
+            flush,
+            running: Mutex::new(HashSet::new()),
+            controls: Mutex::new(BTreeMap::new()),
+            load_errors: Mutex::new(BTreeMap::new()),
         });
+        let segments = self.ctx.catalog.segments(&name_with_type)?;
+        let committed: Vec<SegmentMeta> = segments
+            .iter()
+            .filter(|m| m.status == SegmentStatus::Done)
+            .cloned()
+            .collect();
+        lifecycle::remove_orphans(&self.ctx, &name_with_type, &committed).await;
+        let started = std::time::Instant::now();
+        let mut loaded = 0usize;
+        for meta in &committed {
+            match lifecycle::load_committed(&self.ctx, &runtime, meta).await {
+                Ok(Some(seg)) => {
+                    data.put_segment(SegmentRef::Sealed(Arc::new(seg)));
+                    loaded += 1;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    error!(table = %name_with_type, segment = %meta.segment_name, error = %e,
+                           "committed segment cannot be loaded; its rows are missing from queries");
+                    runtime
+                        .load_errors
+                        .lock()
+                        .insert(meta.segment_name.clone(), e);
+                }
+            }
+        }
+        if loaded > 0 {
+            info!(table = %name_with_type, segments = loaded,
+                  ms = started.elapsed().as_millis() as u64, "committed segments loaded");
+        }
+        for (p, a) in lifecycle::autotune_by_partition(&segments) {
+            *runtime.control(p).autotune.lock() = a;
+        }
+        self.ctx.segments.add_table(data);
         let handle = Arc::new(TableHandle {
             runtime: runtime.clone(),
             cancel: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
-            running: Mutex::new(HashSet::new()),
         });
-        for meta in self.ctx.catalog.segments(&name_with_type)? {
-            if meta.status == SegmentStatus::InProgress {
-                self.spawn_partition(&handle, meta);
+        let paused = self.ctx.catalog.table_state(&name_with_type)?.paused;
+        let in_progress: Vec<SegmentMeta> = segments
+            .into_iter()
+            .filter(|m| m.status == SegmentStatus::InProgress)
+            .collect();
+        for meta in &in_progress {
+            runtime.control(meta.partition);
+        }
+        for meta in in_progress {
+            if paused {
+                // A pause that did not finish before a restart: commit what is there first.
+                runtime
+                    .control(meta.partition)
+                    .pause
+                    .store(true, Ordering::SeqCst);
             }
+            spawn_partition(&self.ctx, &handle, meta);
         }
         let discovery = tokio::spawn(discover(self.ctx.clone(), handle.clone()));
         handle.tasks.lock().push(discovery);
-        info!(table = %name_with_type, "consumption started");
+        info!(table = %name_with_type, paused, "consumption started");
         self.tables.lock().insert(name_with_type, handle);
         Ok(())
-    }
-
-    fn spawn_partition(&self, handle: &Arc<TableHandle>, meta: SegmentMeta) {
-        spawn_partition(&self.ctx, handle, meta);
     }
 
     /// Stops a table's loops and waits for them; its segments leave the query registry.
@@ -374,12 +555,356 @@ impl IngestManager {
         let v = h.runtime.status.lock().values().cloned().collect();
         Some(v)
     }
+
+    /// Pauses a table's consumption (Pinot's `pauseConsumption`): the flag is stored first,
+    /// then each consuming segment is committed with no next segment. Waits up to
+    /// `wait` for the commits; what is still consuming is in the returned status.
+    pub async fn pause(
+        &self,
+        name_with_type: &str,
+        comment: Option<String>,
+        wait: Duration,
+    ) -> Result<PauseStatus, IngestError> {
+        let state = TableState {
+            paused: true,
+            reason_code: Some("ADMINISTRATIVE".into()),
+            comment,
+            timestamp: Some(riffle_common::format_pinot_timestamp(now_ms())),
+        };
+        self.ctx
+            .catalog
+            .set_table_state(name_with_type, &state, &[])?;
+        let handle = self.tables.lock().get(name_with_type).cloned();
+        if let Some(h) = handle {
+            for c in h.runtime.controls.lock().values() {
+                c.pause.store(true, Ordering::SeqCst);
+                c.wake.notify_one();
+            }
+            let deadline = tokio::time::Instant::now() + wait;
+            while !h.runtime.running.lock().is_empty() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        info!(table = %name_with_type, "consumption paused");
+        self.pause_status(name_with_type)
+    }
+
+    /// Resumes a paused table (Pinot's `resumeConsumption`): every partition without a
+    /// consuming segment gets one, starting where `consume_from` says (`lastConsumed`, the
+    /// default: the end of its last committed segment; `smallest`; `largest`).
+    pub async fn resume(
+        &self,
+        table: &TableConfig,
+        consume_from: Option<&str>,
+        comment: Option<String>,
+    ) -> Result<PauseStatus, IngestError> {
+        let name_with_type = table.name_with_type();
+        let criteria = match consume_from.unwrap_or("lastConsumed") {
+            v if v.eq_ignore_ascii_case("lastConsumed") => None,
+            v if v.eq_ignore_ascii_case("smallest") => Some(OffsetCriteria::Smallest),
+            v if v.eq_ignore_ascii_case("largest") => Some(OffsetCriteria::Largest),
+            other => {
+                return Err(IngestError::InvalidConfig(format!(
+                    "consumeFrom: '{other}' is not one of lastConsumed, smallest, largest"
+                )))
+            }
+        };
+        let Some(h) = self.tables.lock().get(&name_with_type).cloned() else {
+            return Err(IngestError::InvalidConfig(format!(
+                "table '{name_with_type}' is not consuming on this server"
+            )));
+        };
+        // Loops still committing a pause finish first.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !h.runtime.running.lock().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let segments = self.ctx.catalog.segments(&name_with_type)?;
+        // Every partition: the catalog's and the stream's.
+        let mut last: BTreeMap<u32, Option<&SegmentMeta>> = BTreeMap::new();
+        for m in &segments {
+            let e = last.entry(m.partition).or_insert(None);
+            if e.is_none_or(|cur| m.sequence > cur.sequence) {
+                *e = Some(m);
+            }
+        }
+        let mut new = Vec::new();
+        for spec in &h.runtime.streams {
+            let timeout = Duration::from_millis(spec.config.connection_timeout_ms.max(1));
+            let mut md = spec
+                .plugin
+                .metadata_provider(&spec.config, &self.ctx.stream_ctx)
+                .await?;
+            for p in md.partition_ids(timeout).await? {
+                let id = spec.index * PARTITIONS_PER_STREAM + p.0;
+                last.entry(id).or_insert(None);
+            }
+            for (&id, prev) in &last {
+                if id / PARTITIONS_PER_STREAM != spec.index {
+                    continue;
+                }
+                if prev.is_some_and(|m| m.status == SegmentStatus::InProgress) {
+                    continue;
+                }
+                let sp = PartitionId(id % PARTITIONS_PER_STREAM);
+                let start = match (&criteria, prev.and_then(|m| m.end_offset.as_deref())) {
+                    (None, Some(end)) => StreamOffset::parse(end),
+                    (None, None) => {
+                        md.offset_for(sp, &OffsetCriteria::Smallest, timeout)
+                            .await?
+                    }
+                    (Some(c), _) => md.offset_for(sp, c, timeout).await?,
+                };
+                let seq = prev.map_or(0, |m| m.sequence + 1);
+                new.push(in_progress_segment(
+                    &h.runtime.raw_name,
+                    &name_with_type,
+                    id,
+                    seq,
+                    &start,
+                ));
+            }
+        }
+        let state = TableState {
+            paused: false,
+            reason_code: Some("ADMINISTRATIVE".into()),
+            comment,
+            timestamp: Some(riffle_common::format_pinot_timestamp(now_ms())),
+        };
+        self.ctx
+            .catalog
+            .set_table_state(&name_with_type, &state, &new)?;
+        for meta in self.ctx.catalog.segments(&name_with_type)? {
+            if meta.status == SegmentStatus::InProgress {
+                let c = h.runtime.control(meta.partition);
+                c.pause.store(false, Ordering::SeqCst);
+                info!(table = %name_with_type, partition = meta.partition,
+                      offset = %meta.start_offset, "consumption resumed");
+                spawn_partition(&self.ctx, &h, meta);
+            }
+        }
+        self.pause_status(&name_with_type)
+    }
+
+    /// Pinot's `pauseStatus`: the flag and the segments still consuming.
+    pub fn pause_status(&self, name_with_type: &str) -> Result<PauseStatus, IngestError> {
+        let state = self.ctx.catalog.table_state(name_with_type)?;
+        let consuming = self
+            .ctx
+            .catalog
+            .segments(name_with_type)?
+            .into_iter()
+            .filter(|m| m.status == SegmentStatus::InProgress)
+            .map(|m| m.segment_name)
+            .collect();
+        Ok(PauseStatus {
+            pause_flag: state.paused,
+            consuming_segments: consuming,
+            reason_code: state.reason_code,
+            comment: state.comment,
+            timestamp: state.timestamp,
+            index_of_inactive_topics: Vec::new(),
+        })
+    }
+
+    /// Asks the consuming segments of some partitions (or named segments; all when both are
+    /// `None`) to commit now (Pinot's `forceCommit`). Returns the job, whose status
+    /// [`IngestManager::force_commit_status`] follows.
+    pub fn force_commit(
+        &self,
+        name_with_type: &str,
+        partitions: Option<&[u32]>,
+        segments: Option<&[String]>,
+    ) -> Result<ForceCommitJob, IngestError> {
+        let Some(h) = self.tables.lock().get(name_with_type).cloned() else {
+            return Err(IngestError::InvalidConfig(format!(
+                "table '{name_with_type}' is not consuming on this server"
+            )));
+        };
+        let consuming: Vec<SegmentMeta> = self
+            .ctx
+            .catalog
+            .segments(name_with_type)?
+            .into_iter()
+            .filter(|m| m.status == SegmentStatus::InProgress)
+            .collect();
+        let mut chosen = Vec::new();
+        for m in &consuming {
+            let wanted = match (partitions, segments) {
+                (Some(ps), _) => ps.contains(&m.partition),
+                (_, Some(ss)) => ss.contains(&m.segment_name),
+                _ => true,
+            };
+            if wanted {
+                chosen.push(m.clone());
+            }
+        }
+        if let Some(ss) = segments {
+            for s in ss {
+                if !chosen.iter().any(|m| &m.segment_name == s) {
+                    return Err(IngestError::InvalidConfig(format!(
+                        "segments: '{s}' is not a consuming segment of '{name_with_type}'"
+                    )));
+                }
+            }
+        }
+        for m in &chosen {
+            let c = h.runtime.control(m.partition);
+            c.force.fetch_add(1, Ordering::SeqCst);
+            c.wake.notify_one();
+        }
+        let job = ForceCommitJob {
+            job_id: uuid::Uuid::new_v4().to_string(),
+            table_name: name_with_type.to_string(),
+            submission_time_ms: now_ms(),
+            segments: chosen.into_iter().map(|m| m.segment_name).collect(),
+        };
+        info!(table = %name_with_type, job = %job.job_id, segments = job.segments.len(), "force commit requested");
+        self.jobs.lock().insert(job.job_id.clone(), job.clone());
+        Ok(job)
+    }
+
+    /// A force-commit job and the segments it still waits for.
+    pub fn force_commit_status(
+        &self,
+        job_id: &str,
+    ) -> Result<Option<(ForceCommitJob, Vec<String>)>, IngestError> {
+        let Some(job) = self.jobs.lock().get(job_id).cloned() else {
+            return Ok(None);
+        };
+        let consuming: HashSet<String> = self
+            .ctx
+            .catalog
+            .segments(&job.table_name)?
+            .into_iter()
+            .filter(|m| m.status == SegmentStatus::InProgress)
+            .map(|m| m.segment_name)
+            .collect();
+        let waiting = job
+            .segments
+            .iter()
+            .filter(|s| consuming.contains(*s))
+            .cloned()
+            .collect();
+        Ok(Some((job, waiting)))
+    }
+
+    /// Deletes a committed segment: catalog first (queries and restarts stop seeing it),
+    /// then this server's copy and the deep store's.
+    pub async fn delete_segment(
+        &self,
+        name_with_type: &str,
+        raw_name: &str,
+        segment: &str,
+    ) -> Result<SegmentMeta, IngestError> {
+        let meta = self.ctx.catalog.delete_segment(name_with_type, segment)?;
+        if let Some(t) = self.ctx.segments.table(raw_name) {
+            t.remove_segment(segment);
+        }
+        let path = lifecycle::segment_path(&self.ctx, name_with_type, segment);
+        if let Err(e) = std::fs::remove_file(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                warn!(table = %name_with_type, segment, error = %e, "cannot remove local segment file");
+            }
+        }
+        if let Some(uri) = meta
+            .extra
+            .get(lifecycle::keys::DOWNLOAD_URL)
+            .and_then(serde_json::Value::as_str)
+        {
+            if let Err(e) = self.ctx.deep_store.delete(uri).await {
+                warn!(table = %name_with_type, segment, error = %e,
+                      "cannot delete the deep-store copy; it is removed at the next start");
+            }
+        }
+        info!(table = %name_with_type, segment, "segment deleted");
+        Ok(meta)
+    }
+
+    /// Removes a deleted table's files: local segment files and deep-store objects.
+    pub async fn purge_table_files(&self, name_with_type: &str) {
+        let dir = lifecycle::table_dir(&self.ctx, name_with_type);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                warn!(table = %name_with_type, error = %e, "cannot remove the table's segment files");
+            }
+        }
+        if let Err(e) = self
+            .ctx
+            .deep_store
+            .remove_unreferenced(name_with_type, &HashSet::new())
+            .await
+        {
+            warn!(table = %name_with_type, error = %e, "cannot remove the table's deep-store objects");
+        }
+    }
+
+    /// Deletes committed segments whose newest row is older than the table's retention
+    /// (`segmentsConfig.retentionTimeUnit` / `retentionTimeValue`), for every table.
+    /// Returns the segments deleted.
+    pub async fn enforce_retention(&self) -> Vec<String> {
+        let mut deleted = Vec::new();
+        let tables = match self.ctx.catalog.tables() {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(error = %e, "retention: cannot list tables");
+                return deleted;
+            }
+        };
+        let now = now_ms();
+        for (name, json) in tables {
+            let Ok(cfg) = TableConfig::from_json(json.as_bytes()) else {
+                continue;
+            };
+            let Some(retention_ms) = retention_ms(&cfg) else {
+                continue;
+            };
+            let Ok(segments) = self.ctx.catalog.segments(&name) else {
+                continue;
+            };
+            for m in segments {
+                if m.status != SegmentStatus::Done {
+                    continue;
+                }
+                let end = m
+                    .extra
+                    .get(lifecycle::keys::END_TIME_MS)
+                    .and_then(serde_json::Value::as_i64);
+                // Segments without a time range are kept (Pinot does the same).
+                let Some(end) = end else { continue };
+                if end < now - retention_ms {
+                    match self
+                        .delete_segment(&name, cfg.raw_name(), &m.segment_name)
+                        .await
+                    {
+                        Ok(_) => {
+                            info!(table = %name, segment = %m.segment_name, "segment past retention deleted");
+                            deleted.push(m.segment_name);
+                        }
+                        Err(e) => warn!(table = %name, segment = %m.segment_name, error = %e,
+                                        "retention: cannot delete segment"),
+                    }
+                }
+            }
+        }
+        deleted
+    }
+
+    /// Committed segments that could not be loaded, by segment.
+    pub fn load_errors(&self, name_with_type: &str) -> BTreeMap<String, String> {
+        self.tables
+            .lock()
+            .get(name_with_type)
+            .map(|h| h.runtime.load_errors.lock().clone())
+            .unwrap_or_default()
+    }
 }
 
 fn spawn_partition(ctx: &Arc<IngestContext>, handle: &Arc<TableHandle>, meta: SegmentMeta) {
-    if !handle.running.lock().insert(meta.partition) {
+    if !handle.runtime.running.lock().insert(meta.partition) {
         return;
     }
+    let control = handle.runtime.control(meta.partition);
     let stream_index = meta.partition / PARTITIONS_PER_STREAM;
     let Some(spec_pos) = handle
         .runtime
@@ -396,6 +921,7 @@ fn spawn_partition(ctx: &Arc<IngestContext>, handle: &Arc<TableHandle>, meta: Se
         handle.runtime.clone(),
         spec_pos,
         meta,
+        control,
         handle.cancel.child_token(),
     ));
     handle.tasks.lock().push(task);
@@ -410,6 +936,23 @@ async fn discover(ctx: Arc<IngestContext>, handle: Arc<TableHandle>) {
             _ = handle.cancel.cancelled() => return,
             _ = tokio::time::sleep(ctx.discovery_interval) => {}
         }
+        // A paused table starts no partition; a partition the catalog knows (consuming,
+        // committed or paused) is not new.
+        if ctx
+            .catalog
+            .table_state(&rt.name_with_type)
+            .map(|st| st.paused)
+            .unwrap_or(true)
+        {
+            continue;
+        }
+        let known: HashSet<u32> = match ctx.catalog.segments(&rt.name_with_type) {
+            Ok(segs) => segs.iter().map(|m| m.partition).collect(),
+            Err(e) => {
+                warn!(table = %rt.name_with_type, error = %e, "partition discovery cannot read the catalog");
+                continue;
+            }
+        };
         for spec in &rt.streams {
             let timeout = Duration::from_millis(spec.config.connection_timeout_ms.max(1));
             let found = async {
@@ -421,7 +964,7 @@ async fn discover(ctx: Arc<IngestContext>, handle: Arc<TableHandle>) {
                 let mut new = Vec::new();
                 for p in ids {
                     let id = spec.index * PARTITIONS_PER_STREAM + p.0;
-                    if handle.running.lock().contains(&id) {
+                    if known.contains(&id) || rt.running.lock().contains(&id) {
                         continue;
                     }
                     let start = md.offset_for(p, &OffsetCriteria::Smallest, timeout).await?;
@@ -448,6 +991,7 @@ async fn discover(ctx: Arc<IngestContext>, handle: Arc<TableHandle>) {
                             Ok(()) => {
                                 info!(table = %rt.name_with_type, partition = meta.partition,
                                       offset = %meta.start_offset, "new partition found");
+                                rt.control(meta.partition);
                                 spawn_partition(&ctx, &handle, meta);
                             }
                             Err(e) => {

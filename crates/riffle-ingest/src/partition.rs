@@ -6,8 +6,12 @@
 //!   rows  = decode(batch) into column builders             (blocking pool)
 //!   segment.append(rows, batch.next_offset)                (rows and offset published together)
 //!   offset = batch.next_offset
-//!   end criteria reached? -> seal and commit (segment lifecycle)
+//!   end criteria reached? -> freeze the segment, hand it to the sealer (see
+//!                            [`crate::lifecycle`]), go on at once in the next segment
 //! ```
+//!
+//! A force-commit request or a pause wakes the loop out of its fetch. A pause freezes the
+//! consuming segment with no next segment, waits for its commit and ends the loop.
 //!
 //! Errors: transient fetch errors are retried at the same offset with exponential backoff
 //! (100 ms to 5 s) and the partition shows `RETRYING`; any other error, a data-loss report
@@ -18,47 +22,123 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::Ordering;
+
 use riffle_catalog::SegmentMeta;
 use riffle_common::{now_ms, PartitionId};
 use riffle_config::DataLossPolicy;
 use riffle_decode::{decode_batch, decoder_for, SpecialColumns};
 use riffle_segment::{BlockBuilder, ConsumingSegment, SegmentRef};
 use riffle_stream::{PartitionConsumer, StreamMessage, StreamOffset};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::{IngestContext, PartitionState, PartitionStatus, TableRuntime, PARTITIONS_PER_STREAM};
+use crate::flush::{row_threshold, EndCriteria, StopReason};
+use crate::lifecycle::{freeze, sealer, PartitionControl, SealJob, MAX_PENDING_SEALS};
+use crate::{
+    in_progress_segment, IngestContext, PartitionState, PartitionStatus, TableRuntime,
+    PARTITIONS_PER_STREAM,
+};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const LOG_EVERY_MS: i64 = 10_000;
 
-fn update(rt: &TableRuntime, partition: u32, f: impl FnOnce(&mut PartitionStatus)) {
+pub(crate) fn update(rt: &TableRuntime, partition: u32, f: impl FnOnce(&mut PartitionStatus)) {
     if let Some(s) = rt.status.lock().get_mut(&partition) {
         f(s);
     }
 }
 
-/// Runs one partition until cancelled or stopped by an error.
-pub(crate) async fn run(
-    ctx: Arc<IngestContext>,
-    rt: Arc<TableRuntime>,
-    spec_pos: usize,
+/// The consuming segment of a partition and its limits.
+struct Current {
+    segment: Arc<ConsumingSegment>,
     meta: SegmentMeta,
-    cancel: CancellationToken,
-) {
-    let spec = &rt.streams[spec_pos];
-    let partition = meta.partition;
-    let stream_partition = PartitionId(partition % PARTITIONS_PER_STREAM);
+    criteria: EndCriteria,
+    fetched_any: bool,
+}
+
+fn open_segment(rt: &TableRuntime, meta: SegmentMeta, criteria: EndCriteria) -> Current {
     let segment = Arc::new(ConsumingSegment::new(
         meta.segment_name.clone(),
-        PartitionId(partition),
+        PartitionId(meta.partition),
         meta.sequence,
         meta.start_offset.clone(),
         meta.creation_time_ms,
         rt.columns.clone(),
     ));
     rt.data.put_segment(SegmentRef::Consuming(segment.clone()));
+    Current {
+        segment,
+        meta,
+        criteria,
+        fetched_any: false,
+    }
+}
+
+fn criteria_for(
+    ctx: &IngestContext,
+    rt: &TableRuntime,
+    meta: &SegmentMeta,
+    start_ms: i64,
+    control: &PartitionControl,
+) -> EndCriteria {
+    let threshold = meta.flush_threshold_rows.unwrap_or_else(|| {
+        let a = control.autotune.lock().clone();
+        row_threshold(&rt.flush, rt.partition_count(), &a, &mut rand::rng())
+    });
+    EndCriteria::new(
+        threshold,
+        rt.flush.time_ms,
+        meta.creation_time_ms,
+        start_ms,
+        ctx.max_consuming_bytes,
+    )
+}
+
+/// Runs one partition until cancelled, paused or stopped by an error.
+pub(crate) async fn run(
+    ctx: Arc<IngestContext>,
+    rt: Arc<TableRuntime>,
+    spec_pos: usize,
+    meta: SegmentMeta,
+    control: Arc<PartitionControl>,
+    cancel: CancellationToken,
+) {
+    let partition = meta.partition;
+    run_inner(ctx, rt.clone(), spec_pos, meta, control, cancel).await;
+    rt.running.lock().remove(&partition);
+}
+
+async fn run_inner(
+    ctx: Arc<IngestContext>,
+    rt: Arc<TableRuntime>,
+    spec_pos: usize,
+    meta: SegmentMeta,
+    control: Arc<PartitionControl>,
+    cancel: CancellationToken,
+) {
+    let spec = &rt.streams[spec_pos];
+    let partition = meta.partition;
+    let stream_partition = PartitionId(partition % PARTITIONS_PER_STREAM);
+    let consumer_start_ms = now_ms();
+    let mut cur = open_segment(
+        &rt,
+        meta.clone(),
+        criteria_for(&ctx, &rt, &meta, consumer_start_ms, &control),
+    );
+    let (seal_tx, seal_rx) = mpsc::channel::<SealJob>(MAX_PENDING_SEALS);
+    let sealer_task = tokio::spawn(sealer(
+        ctx.clone(),
+        rt.clone(),
+        partition,
+        control.clone(),
+        seal_rx,
+        cancel.clone(),
+    ));
+    let mut seal_tx = Some(seal_tx);
+    let mut forces_handled = control.force.load(Ordering::SeqCst);
     rt.status.lock().insert(
         partition,
         PartitionStatus {
@@ -70,6 +150,7 @@ pub(crate) async fn run(
             rows_indexed: 0,
             decode_errors: 0,
             offsets_lost: 0,
+            segments_committed: 0,
             last_error: None,
             last_fetch_ms: 0,
             last_indexed_ms: 0,
@@ -129,12 +210,105 @@ pub(crate) async fn run(
     let mut suppressed = 0u64;
     backoff = BACKOFF_MIN;
     loop {
+        // Pause: commit what was consumed, with no next segment, and end the loop.
+        if control.pause.load(Ordering::SeqCst) {
+            let now = now_ms();
+            let consumed = now - consumer_start_ms.max(cur.meta.creation_time_ms);
+            let job = freeze(
+                &cur.segment,
+                &cur.meta,
+                StopReason::ForceCommit,
+                None,
+                consumed,
+                cur.criteria.row_threshold,
+            );
+            let Some(tx) = seal_tx.take() else {
+                return stop("internal: sealer channel lost".into());
+            };
+            let sent = tx.send(job).await;
+            drop(tx);
+            let res = sealer_task.await;
+            match (sent, res) {
+                (Ok(()), Ok(Ok(()))) => {
+                    info!(table = %table, partition, segment = %cur.meta.segment_name,
+                          offset = %offset, "partition paused");
+                    update(&rt, partition, |s| {
+                        s.state = PartitionState::Paused;
+                        s.segment = String::new();
+                    });
+                    return;
+                }
+                (_, Ok(Err(e))) => return stop(e),
+                _ => return stop("pause: the commit did not finish".into()),
+            }
+        }
+        // End criteria (and force-commit requests).
+        {
+            let now = now_ms();
+            let requested = control.force.load(Ordering::SeqCst);
+            let force = requested > forces_handled;
+            forces_handled = requested;
+            if let Some((seq, t)) = *control.threshold.lock() {
+                if seq == cur.meta.sequence {
+                    cur.criteria.row_threshold = t.max(1);
+                }
+            }
+            let snap = cur.segment.snapshot();
+            let reason = cur.criteria.check(
+                snap.num_rows as u64,
+                snap.bytes,
+                now,
+                cur.fetched_any,
+                false,
+                force,
+            );
+            if let Some(reason) = reason {
+                let consumed = now - consumer_start_ms.max(cur.meta.creation_time_ms);
+                let next = in_progress_segment(
+                    &rt.raw_name,
+                    &rt.name_with_type,
+                    partition,
+                    cur.meta.sequence + 1,
+                    &offset,
+                );
+                let job = freeze(
+                    &cur.segment,
+                    &cur.meta,
+                    reason,
+                    Some(next.clone()),
+                    consumed,
+                    cur.criteria.row_threshold,
+                );
+                let Some(tx) = seal_tx.as_ref() else {
+                    return stop("internal: sealer channel lost".into());
+                };
+                let sent = tokio::select! {
+                    _ = cancel.cancelled() => return stopped(&rt, partition),
+                    r = tx.send(job) => r,
+                };
+                if sent.is_err() {
+                    let why = match sealer_task.await {
+                        Ok(Err(e)) => e,
+                        _ => "the sealer stopped".into(),
+                    };
+                    return stop(why);
+                }
+                info!(table = %table, partition, segment = %cur.meta.segment_name,
+                      rows = snap.num_rows, reason = reason.as_str(), end = %offset,
+                      "segment ended; sealing");
+                let criteria = criteria_for(&ctx, &rt, &next, now, &control);
+                cur = open_segment(&rt, next, criteria);
+                let name = cur.meta.segment_name.clone();
+                update(&rt, partition, |s| s.segment = name);
+            }
+        }
         let res = tokio::select! {
             _ = cancel.cancelled() => return stopped(&rt, partition),
+            _ = control.wake.notified() => continue,
             r = consumer.fetch(&offset, fetch_timeout) => r,
         };
         let now = now_ms();
-        let batch = match res {
+        let mut batch = match res {
             Ok(b) => {
                 backoff = BACKOFF_MIN;
                 b
@@ -180,7 +354,9 @@ pub(crate) async fn run(
                 s.last_error = Some(reason.clone());
             });
             if batch.messages.is_empty() && batch.next_offset == offset {
-                if let Err(e) = segment.append(None, loss.available_from.to_string(), 0, None, now)
+                if let Err(e) =
+                    cur.segment
+                        .append(None, loss.available_from.to_string(), 0, None, now)
                 {
                     return stop(format!("publish offset: {e}"));
                 }
@@ -197,7 +373,11 @@ pub(crate) async fn run(
         if batch.messages.is_empty() {
             if batch.next_offset != offset {
                 // Skipped records only: the offset still moves.
-                if let Err(e) = segment.append(None, batch.next_offset.to_string(), 0, None, now) {
+                cur.fetched_any = true;
+                if let Err(e) =
+                    cur.segment
+                        .append(None, batch.next_offset.to_string(), 0, None, now)
+                {
                     return stop(format!("publish offset: {e}"));
                 }
                 offset = batch.next_offset;
@@ -205,6 +385,21 @@ pub(crate) async fn run(
                 update(&rt, partition, |s| s.current_offset = o);
             }
             continue;
+        }
+
+        // A segment ends exactly at its row threshold, as Pinot's does: messages past it
+        // are left for the next segment (read again by the next fetch).
+        let room = cur
+            .criteria
+            .row_threshold
+            .saturating_sub(cur.segment.snapshot().num_rows as u64);
+        if (batch.messages.len() as u64) > room {
+            let keep = room as usize;
+            batch.next_offset = batch.messages[keep].offset.clone();
+            batch.messages.truncate(keep);
+            if keep == 0 {
+                continue;
+            }
         }
 
         // Decode on the blocking pool: CPU work must not stall the async runtime.
@@ -250,7 +445,8 @@ pub(crate) async fn run(
             }
             _ => (batch.next_offset.clone(), messages.len() as u64),
         };
-        if let Err(e) = segment.append(
+        cur.fetched_any = true;
+        if let Err(e) = cur.segment.append(
             Some(rows),
             next_offset.to_string(),
             read,

@@ -68,7 +68,7 @@ use riffle_ingest::bench::{
 use riffle_ingest::{IngestContext, IngestManager, PartitionState};
 use riffle_kafka::testing::{Tansu, TansuOptions};
 use riffle_segment::SegmentRegistry;
-use riffle_stream::{StreamContext, StreamRegistry};
+use riffle_stream::StreamRegistry;
 
 type Res<T> = Result<T, String>;
 
@@ -426,15 +426,10 @@ impl Core {
         let segments = Arc::new(SegmentRegistry::new());
         let mut streams = StreamRegistry::with_builtins();
         streams.register(Arc::new(riffle_kafka::KafkaPlugin));
-        let manager = Arc::new(IngestManager::new(IngestContext {
-            catalog: catalog.clone(),
-            streams,
-            segments: segments.clone(),
-            stream_ctx: StreamContext {
-                data_dir: dir.to_path_buf(),
-            },
-            discovery_interval: Duration::from_secs(3600),
-        }));
+        let mut ctx = IngestContext::local(catalog.clone(), streams, segments.clone(), dir)
+            .map_err(|e| format!("ingest context: {e}"))?;
+        ctx.discovery_interval = Duration::from_secs(3600);
+        let manager = Arc::new(IngestManager::new(ctx));
         let schema_json = SCHEMA_JSON.replace("\"bench_events\"", &format!("\"{name}\""));
         let schema =
             Schema::from_json(schema_json.as_bytes()).map_err(|e| format!("schema: {e}"))?;
@@ -460,9 +455,10 @@ impl Core {
         })
     }
 
-    fn start(&self) -> Res<()> {
+    async fn start(&self) -> Res<()> {
         self.manager
             .start_table(&self.table, &self.schema)
+            .await
             .map_err(|e| format!("start table: {e}"))
     }
 
@@ -496,7 +492,7 @@ impl Core {
 
 fn published(segments: &SegmentRegistry, raw: &str) -> u64 {
     segments.table(raw).map_or(0, |t| {
-        t.segments().iter().map(|s| s.rows().num_rows as u64).sum()
+        t.segments().iter().map(|s| s.num_rows() as u64).sum()
     })
 }
 
@@ -510,7 +506,7 @@ async fn riffle(cfg: &Cfg, dir: &Path, bootstrap: &str, topic: &str, bytes: u64)
     let core = Core::create(dir, "bench_events", topic, bootstrap, cfg).await?;
     let cpu0 = process_cpu_secs();
     let start = Instant::now();
-    core.start()?;
+    core.start().await?;
     let want = cfg.rows;
     let mut first = None;
     let mut last = (0u64, Instant::now());
@@ -602,7 +598,7 @@ async fn latency(cfg: &Cfg, dir: &Path, broker: &Tansu, rate: u64) -> Res<Latenc
         .map_err(|e| format!("create topic: {e:#}"))?;
     let bootstrap = broker.bootstrap();
     let core = Arc::new(Core::create(dir, "bench_latency", topic, &bootstrap, cfg).await?);
-    core.start()?;
+    core.start().await?;
     let t = Instant::now();
     loop {
         let st = core.status();

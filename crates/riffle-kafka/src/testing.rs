@@ -32,6 +32,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use riffle_storage::testing::tools_dir;
 
 /// The Tansu version the tests use.
 pub const TANSU_VERSION: &str = "0.6.0";
@@ -291,148 +292,24 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// The moto version `scripts/moto.sh` installs.
-pub const MOTO_VERSION: &str = "5.2.5";
+/// moto's S3 server and its install location live in `riffle_storage::testing` (the deep
+/// store's tests use them too).
+pub use riffle_storage::testing::{moto_binary, MOTO_VERSION};
 
-/// Where moto's `moto_server` is: `RIFFLE_MOTO`, else the path `scripts/moto.sh` installs
-/// to.
-pub fn moto_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("RIFFLE_MOTO").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    tools_dir()
-        .join(format!("moto-{MOTO_VERSION}"))
-        .join("bin/moto_server")
-}
-
-fn tools_dir() -> PathBuf {
-    std::env::var_os("RIFFLE_TOOLS")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("/"))
-                .join(".cache/riffle/tools")
-        })
-}
-
-/// A local S3 server (moto, installed by `scripts/moto.sh`) on a free loopback port with
+/// [`riffle_storage::testing::S3Server`] (moto's S3 server on a free loopback port) with
 /// one bucket, `tansu`: durable storage for a Tansu broker that is killed and restarted
 /// (`storage_engine: "s3://tansu/"`, `env: s3.env()`). Objects live in the server's
-/// memory, so they outlive the broker but not this value; killed on drop.
-pub struct S3Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
+/// memory, so they outlive the broker but not this value; killed on drop. Everything of
+/// the storage fixture (`endpoint`, `env`, `create_bucket`, ...) is reachable through
+/// `Deref`.
+pub struct S3Server(riffle_storage::testing::S3Server);
 
 impl S3Server {
     /// Starts the server and creates the bucket `tansu`.
     pub fn start() -> Result<S3Server> {
-        let bin = moto_binary();
-        if !bin.is_file() {
-            bail!(
-                "moto's S3 server is not installed at {}: run scripts/moto.sh to install it \
-                 (or set RIFFLE_MOTO to a moto_server binary)",
-                bin.display()
-            );
-        }
-        let mut last = None;
-        for _ in 0..3 {
-            match S3Server::try_start(&bin) {
-                Ok(s) => return Ok(s),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| anyhow!("moto_server did not start")))
-    }
-
-    fn try_start(bin: &PathBuf) -> Result<S3Server> {
-        let port = free_port()?;
-        let log =
-            std::env::temp_dir().join(format!("riffle-moto-{}-{port}.log", std::process::id()));
-        let out = std::fs::File::create(&log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
-        let err = out.try_clone()?;
-        let child = Command::new(bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .with_context(|| format!("cannot run {}", bin.display()))?;
-        let mut s = S3Server { child, port, log };
-        let start = Instant::now();
-        // Creating the bucket is the readiness check: it answers once the server serves.
-        loop {
-            if let Some(status) = s.child.try_wait()? {
-                bail!(
-                    "moto_server exited with {status} while starting on port {port}: {}",
-                    s.log_tail()
-                );
-            }
-            match s.http("PUT", "/tansu") {
-                Ok(200) => return Ok(s),
-                Ok(code) if start.elapsed() > Duration::from_secs(60) => {
-                    bail!("moto_server answers {code} to creating a bucket")
-                }
-                Err(e) if start.elapsed() > Duration::from_secs(60) => {
-                    bail!(
-                        "moto_server on port {port} did not answer within 60 s: {e}: {}",
-                        s.log_tail()
-                    )
-                }
-                _ => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
-    }
-
-    /// A bodiless HTTP/1.1 request; returns the status code.
-    fn http(&self, method: &str, path: &str) -> Result<u16> {
-        use std::io::{Read, Write};
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))?;
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\n\
-             Connection: close\r\n\r\n",
-            self.port
-        )?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf)?;
-        let head = String::from_utf8_lossy(&buf);
-        head.split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| anyhow!("not an HTTP answer: {head}"))
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-
-    /// `http://127.0.0.1:<port>`.
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The environment with which Tansu's S3 storage (object_store's `from_env`) reaches
-    /// this server.
-    pub fn env(&self) -> Vec<(String, String)> {
-        [
-            ("AWS_ACCESS_KEY_ID", "riffle"),
-            ("AWS_SECRET_ACCESS_KEY", "riffle-secret"),
-            ("AWS_DEFAULT_REGION", "us-east-1"),
-            ("AWS_ENDPOINT", &self.endpoint()),
-            ("AWS_ALLOW_HTTP", "true"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+        let s = riffle_storage::testing::S3Server::start()?;
+        s.create_bucket("tansu")?;
+        Ok(S3Server(s))
     }
 
     /// Options for a Tansu broker that stores its topics here.
@@ -445,11 +322,11 @@ impl S3Server {
     }
 }
 
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
+impl std::ops::Deref for S3Server {
+    type Target = riffle_storage::testing::S3Server;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 

@@ -421,15 +421,20 @@ fn stats_of(plan: &Arc<dyn ExecutionPlan>, records: &[ScanRecord]) -> QueryStats
         let filter = parent.and_then(|p| p.downcast_ref::<FilterExec>());
         let (matched, post_width) = match filter {
             Some(f) => {
-                let filter_cols: BTreeSet<usize> =
-                    datafusion::physical_expr::utils::collect_columns(f.predicate())
-                        .iter()
-                        .map(|c| c.index())
-                        .collect();
-                // The filter is evaluated over every doc of every segment read, as Pinot's
-                // scan-based filters are.
-                let read = rec.map_or(0, |r| r.processed_docs as u64);
-                s.num_entries_scanned_in_filter += read * filter_cols.len() as u64;
+                // What the scan could not answer from indexes (consuming segments, columns
+                // without an index) was read value by value.
+                match rec.filter(|r| r.filtered) {
+                    Some(r) => s.num_entries_scanned_in_filter += r.entries_scanned_in_filter,
+                    None => {
+                        let filter_cols: BTreeSet<usize> =
+                            datafusion::physical_expr::utils::collect_columns(f.predicate())
+                                .iter()
+                                .map(|c| c.index())
+                                .collect();
+                        let read = rec.map_or(0, |r| r.processed_docs as u64);
+                        s.num_entries_scanned_in_filter += read * filter_cols.len() as u64;
+                    }
+                }
                 (
                     output_rows_by_partition(f),
                     f.schema().fields().len() as u64,

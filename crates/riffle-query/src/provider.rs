@@ -1,34 +1,51 @@
 //! The DataFusion table provider over a table's segments.
 //!
 //! Each non-empty segment is one partition of the scan, so per-segment statistics
-//! (`numSegmentsMatched`) can be read back from the plan's metrics. Empty segments are
-//! pruned before planning (`numSegmentsPrunedByServer`). Filters are not pushed down yet:
-//! DataFusion applies them exactly above the scan.
+//! (`numSegmentsMatched`) can be read back from the plan's metrics.
+//!
+//! Filters: simple comparisons of a column with literals (`=`, `<>`, `<`, `<=`, `>`, `>=`,
+//! `IN`, `BETWEEN`, `IS [NOT] NULL`) are pushed into the scan as [`Predicate`]s, *inexactly*:
+//! DataFusion still applies every filter above the scan, so a segment may return a superset
+//! of the matching rows but never a subset. Sealed segments use them twice: to prune the
+//! whole segment from min/max and bloom filters (`numSegmentsPrunedByServer`), and to select
+//! rows with their sorted, inverted and range indexes before any value is read
+//! (`numEntriesScannedInFilter` counts only what was scanned). Consuming segments have no
+//! indexes: their rows are all read and filtered above.
+//!
+//! Sealed segments are read lazily, partition by partition, on the blocking pool.
 
+use std::collections::BTreeSet;
+use std::fmt;
 use std::sync::Arc;
 
-use std::fmt;
-
 use arrow::datatypes::SchemaRef;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::Statistics;
-use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::common::{DataFusionError, ScalarValue, Statistics};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::Expr;
-use datafusion::physical_expr::PhysicalExpr;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::statistics::StatisticsArgs;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SendableRecordBatchStream,
 };
 use futures::StreamExt;
 use parking_lot::Mutex;
-use riffle_segment::TableData;
+use riffle_segment::sealed::{Literal, Predicate, SealedSegment};
+use riffle_segment::{SegmentRef, TableData};
+use roaring::RoaringBitmap;
+
+/// Rows per batch read from a sealed segment.
+const READ_BATCH_ROWS: usize = 65_536;
 
 /// What a scan saw of the table's segments, for the response statistics.
 #[derive(Clone, Debug, Default)]
@@ -39,18 +56,22 @@ pub struct ScanRecord {
     pub segments_queried: usize,
     /// Consuming segments among them.
     pub consuming_queried: usize,
-    /// Segments scanned (non-empty).
+    /// Segments scanned (non-empty, not pruned).
     pub segments_processed: usize,
     /// Consuming segments scanned.
     pub consuming_processed: usize,
     /// Rows in all segments.
     pub total_docs: usize,
-    /// Rows in the segments scanned.
+    /// Rows the scan returns (after index selection).
     pub processed_docs: usize,
     /// For each scan partition: whether its segment is consuming.
     pub partition_is_consuming: Vec<bool>,
     /// Freshness of the consuming segments (min latest event time), if any.
     pub min_consuming_freshness_ms: Option<i64>,
+    /// Values read to evaluate the filter: what indexes could not answer.
+    pub entries_scanned_in_filter: u64,
+    /// Whether the query has a filter on this table.
+    pub filtered: bool,
 }
 
 /// A table as DataFusion sees it.
@@ -73,6 +94,123 @@ impl SegmentTable {
     }
 }
 
+/// What one partition of the scan reads.
+#[derive(Debug, Clone)]
+enum ScanUnit {
+    /// Rows already in memory (a consuming segment's snapshot).
+    Batches(Vec<RecordBatch>),
+    /// A sealed segment, all rows or the selected ones.
+    Sealed {
+        segment: Arc<SealedSegment>,
+        selection: Option<RoaringBitmap>,
+        rows: usize,
+    },
+}
+
+impl ScanUnit {
+    fn rows(&self) -> usize {
+        match self {
+            ScanUnit::Batches(b) => b.iter().map(|b| b.num_rows()).sum(),
+            ScanUnit::Sealed { rows, .. } => *rows,
+        }
+    }
+}
+
+fn literal(v: &ScalarValue) -> Option<Literal> {
+    Some(match v {
+        ScalarValue::Int8(Some(x)) => Literal::Int(*x as i64),
+        ScalarValue::Int16(Some(x)) => Literal::Int(*x as i64),
+        ScalarValue::Int32(Some(x)) => Literal::Int(*x as i64),
+        ScalarValue::Int64(Some(x)) => Literal::Int(*x),
+        ScalarValue::UInt8(Some(x)) => Literal::Int(*x as i64),
+        ScalarValue::UInt16(Some(x)) => Literal::Int(*x as i64),
+        ScalarValue::UInt32(Some(x)) => Literal::Int(*x as i64),
+        ScalarValue::UInt64(Some(x)) => Literal::Int(i64::try_from(*x).ok()?),
+        ScalarValue::Float32(Some(x)) => Literal::Float(*x as f64),
+        ScalarValue::Float64(Some(x)) => Literal::Float(*x),
+        ScalarValue::Boolean(Some(b)) => Literal::Bool(*b),
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Literal::Str(s.clone()),
+        ScalarValue::TimestampMillisecond(Some(x), _) => Literal::Int(*x),
+        ScalarValue::TimestampSecond(Some(x), _) => Literal::Int(x.checked_mul(1000)?),
+        // Sub-millisecond literals would need rounding per operator: not pushed.
+        _ => return None,
+    })
+}
+
+fn column_of(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Column(c) => Some(c.name.clone()),
+        _ => None,
+    }
+}
+
+fn literal_of(e: &Expr) -> Option<Literal> {
+    match e {
+        Expr::Literal(v, _) => literal(v),
+        _ => None,
+    }
+}
+
+/// The predicate a filter expression is, when a segment can answer it.
+pub fn to_predicate(e: &Expr) -> Option<Predicate> {
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (col, lit, op) = match (column_of(left), literal_of(right)) {
+                (Some(c), Some(l)) => (c, l, *op),
+                _ => {
+                    let c = column_of(right)?;
+                    let l = literal_of(left)?;
+                    (c, l, op.swap()?)
+                }
+            };
+            Some(match op {
+                Operator::Eq => Predicate::Eq(col, lit),
+                Operator::NotEq => Predicate::NotEq(col, lit),
+                Operator::Lt => Predicate::Range {
+                    column: col,
+                    low: None,
+                    high: Some((lit, false)),
+                },
+                Operator::LtEq => Predicate::Range {
+                    column: col,
+                    low: None,
+                    high: Some((lit, true)),
+                },
+                Operator::Gt => Predicate::Range {
+                    column: col,
+                    low: Some((lit, false)),
+                    high: None,
+                },
+                Operator::GtEq => Predicate::Range {
+                    column: col,
+                    low: Some((lit, true)),
+                    high: None,
+                },
+                _ => return None,
+            })
+        }
+        Expr::InList(l) if !l.negated => {
+            let col = column_of(&l.expr)?;
+            let vals = l.list.iter().map(literal_of).collect::<Option<Vec<_>>>()?;
+            Some(Predicate::In(col, vals))
+        }
+        Expr::Between(b) if !b.negated => Some(Predicate::Range {
+            column: column_of(&b.expr)?,
+            low: Some((literal_of(&b.low)?, true)),
+            high: Some((literal_of(&b.high)?, true)),
+        }),
+        Expr::IsNull(inner) => Some(Predicate::IsNull(column_of(inner)?)),
+        Expr::IsNotNull(inner) => Some(Predicate::IsNotNull(column_of(inner)?)),
+        _ => None,
+    }
+}
+
+fn df_err(e: impl fmt::Display) -> DataFusionError {
+    DataFusionError::Execution(e.to_string())
+}
+
 #[async_trait]
 impl TableProvider for SegmentTable {
     fn schema(&self) -> SchemaRef {
@@ -83,50 +221,99 @@ impl TableProvider for SegmentTable {
         TableType::Base
     }
 
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| match to_predicate(f) {
+                Some(_) => TableProviderFilterPushDown::Inexact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
     async fn scan(
         &self,
         _state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let preds: Vec<Predicate> = filters.iter().filter_map(to_predicate).collect();
+        let filter_columns: BTreeSet<String> = filters
+            .iter()
+            .flat_map(|f| f.column_refs().into_iter().map(|c| c.name.clone()))
+            .collect();
         let mut rec = ScanRecord {
             table: self.data.name.clone(),
+            filtered: !filters.is_empty(),
             ..Default::default()
         };
-        let mut partitions = Vec::new();
+        let mut units = Vec::new();
         for seg in self.data.segments() {
-            let rows = seg.rows();
             rec.segments_queried += 1;
-            rec.total_docs += rows.num_rows;
-            if rows.consuming {
-                rec.consuming_queried += 1;
-                let fresh = if rows.num_rows > 0 {
-                    rows.latest_event_ms
-                } else {
-                    0
-                };
-                if fresh > 0 {
-                    rec.min_consuming_freshness_ms = Some(
-                        rec.min_consuming_freshness_ms
-                            .map_or(fresh, |m: i64| m.min(fresh)),
-                    );
+            match seg {
+                SegmentRef::Consuming(c) => {
+                    let snap = c.snapshot();
+                    rec.consuming_queried += 1;
+                    rec.total_docs += snap.num_rows;
+                    if snap.num_rows > 0 && snap.latest_event_ms > 0 {
+                        let fresh = snap.latest_event_ms;
+                        rec.min_consuming_freshness_ms = Some(
+                            rec.min_consuming_freshness_ms
+                                .map_or(fresh, |m: i64| m.min(fresh)),
+                        );
+                    }
+                    if snap.num_rows == 0 {
+                        continue;
+                    }
+                    rec.segments_processed += 1;
+                    rec.consuming_processed += 1;
+                    rec.processed_docs += snap.num_rows;
+                    rec.entries_scanned_in_filter +=
+                        snap.num_rows as u64 * filter_columns.len() as u64;
+                    rec.partition_is_consuming.push(true);
+                    units.push(ScanUnit::Batches(snap.batches.clone()));
+                }
+                SegmentRef::Sealed(s) => {
+                    let total = s.num_rows();
+                    rec.total_docs += total;
+                    if total == 0 || preds.iter().any(|p| !s.can_match(p)) {
+                        continue;
+                    }
+                    let (selection, rows) = if preds.is_empty() {
+                        (None, total)
+                    } else {
+                        let sel = s.filter(&preds).map_err(df_err)?;
+                        rec.entries_scanned_in_filter += sel.entries_scanned;
+                        let rows = sel.docs.len() as usize;
+                        // Filters the indexes could not take are evaluated over the rows
+                        // they selected.
+                        let pushed: BTreeSet<String> = filters
+                            .iter()
+                            .filter(|f| to_predicate(f).is_some())
+                            .flat_map(|f| f.column_refs().into_iter().map(|c| c.name.clone()))
+                            .collect();
+                        let rest = filter_columns.difference(&pushed).count() as u64;
+                        rec.entries_scanned_in_filter += rows as u64 * rest;
+                        (Some(sel.docs), rows)
+                    };
+                    rec.segments_processed += 1;
+                    rec.processed_docs += rows;
+                    rec.partition_is_consuming.push(false);
+                    units.push(ScanUnit::Sealed {
+                        segment: s,
+                        selection,
+                        rows,
+                    });
                 }
             }
-            if rows.num_rows == 0 {
-                continue;
-            }
-            rec.segments_processed += 1;
-            rec.processed_docs += rows.num_rows;
-            if rows.consuming {
-                rec.consuming_processed += 1;
-            }
-            rec.partition_is_consuming.push(rows.consuming);
-            partitions.push(rows.batches);
         }
-        if partitions.is_empty() {
+        if units.is_empty() {
             // DataFusion needs at least one partition.
-            partitions.push(Vec::new());
+            units.push(ScanUnit::Batches(Vec::new()));
             rec.partition_is_consuming.push(false);
         }
         let record_index = {
@@ -134,13 +321,21 @@ impl TableProvider for SegmentTable {
             r.push(rec);
             r.len() - 1
         };
-        let exec = MemorySourceConfig::try_new_exec(
-            &partitions,
-            self.schema.clone(),
-            projection.cloned(),
-        )?;
+        let projected = match projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => self.schema.clone(),
+        };
+        let props = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(projected.clone()),
+            Partitioning::UnknownPartitioning(units.len()),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
         Ok(Arc::new(SegmentScanExec {
-            inner: exec,
+            units,
+            projection: projection.cloned(),
+            schema: projected,
+            props,
             record_index,
             metrics: ExecutionPlanMetricsSet::new(),
         }))
@@ -148,20 +343,76 @@ impl TableProvider for SegmentTable {
 }
 
 /// The scan of a table's segments: one partition per segment. It counts the rows it
-/// returns per partition (the in-memory source keeps no metrics) and knows which
-/// [`ScanRecord`] it belongs to, so the response statistics are exact.
+/// returns per partition and knows which [`ScanRecord`] it belongs to, so the response
+/// statistics are exact.
 #[derive(Debug)]
 pub struct SegmentScanExec {
-    inner: Arc<dyn ExecutionPlan>,
+    units: Vec<ScanUnit>,
+    projection: Option<Vec<usize>>,
+    schema: SchemaRef,
+    props: Arc<PlanProperties>,
     /// Index of this scan's record.
     pub record_index: usize,
     metrics: ExecutionPlanMetricsSet,
 }
 
 impl DisplayAs for SegmentScanExec {
-    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "SegmentScanExec: ")?;
-        self.inner.fmt_as(t, f)
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let sealed = self
+            .units
+            .iter()
+            .filter(|u| matches!(u, ScanUnit::Sealed { .. }))
+            .count();
+        write!(
+            f,
+            "SegmentScanExec: segments={}, sealed={sealed}, projection={:?}",
+            self.units.len(),
+            self.projection
+        )
+    }
+}
+
+/// Batches of `rows` rows and no columns (what `COUNT(*)` reads).
+fn row_count_batches(schema: &SchemaRef, rows: usize) -> DfResult<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    let mut left = rows;
+    while left > 0 {
+        let n = left.min(READ_BATCH_ROWS);
+        out.push(RecordBatch::try_new_with_options(
+            schema.clone(),
+            Vec::new(),
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )?);
+        left -= n;
+    }
+    Ok(out)
+}
+
+fn read_unit(
+    unit: ScanUnit,
+    projection: Option<Vec<usize>>,
+    schema: SchemaRef,
+) -> DfResult<Vec<RecordBatch>> {
+    match unit {
+        ScanUnit::Batches(batches) => match &projection {
+            Some(p) => batches
+                .iter()
+                .map(|b| b.project(p).map_err(DataFusionError::from))
+                .collect(),
+            None => Ok(batches),
+        },
+        ScanUnit::Sealed {
+            segment,
+            selection,
+            rows,
+        } => {
+            if projection.as_ref().is_some_and(|p| p.is_empty()) {
+                return row_count_batches(&schema, rows);
+            }
+            segment
+                .read(projection.as_deref(), selection.as_ref(), READ_BATCH_ROWS)
+                .map_err(df_err)
+        }
     }
 }
 
@@ -171,11 +422,10 @@ impl ExecutionPlan for SegmentScanExec {
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {
-        self.inner.properties()
+        &self.props
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        // A leaf: the in-memory source inside is an implementation detail.
         vec![]
     }
 
@@ -196,17 +446,37 @@ impl ExecutionPlan for SegmentScanExec {
     fn execute(
         &self,
         partition: usize,
-        context: Arc<TaskContext>,
+        _context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
-        let stream = self.inner.execute(partition, context)?;
+        let unit =
+            self.units.get(partition).cloned().ok_or_else(|| {
+                DataFusionError::Internal(format!("no scan partition {partition}"))
+            })?;
         let rows = MetricBuilder::new(&self.metrics).output_rows(partition);
-        let schema = stream.schema();
-        let counted = stream.inspect(move |b| {
-            if let Ok(b) = b {
-                rows.add(b.num_rows());
-            }
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, counted)))
+        let (projection, schema) = (self.projection.clone(), self.schema.clone());
+        let read_schema = schema.clone();
+        let batches =
+            futures::stream::once(async move {
+                match unit {
+                    // In memory already: no need for the blocking pool.
+                    ScanUnit::Batches(_) => read_unit(unit, projection, read_schema),
+                    ScanUnit::Sealed { .. } => tokio::task::spawn_blocking(move || {
+                        read_unit(unit, projection, read_schema)
+                    })
+                    .await
+                    .map_err(|e| DataFusionError::Execution(format!("segment read failed: {e}")))?,
+                }
+            })
+            .flat_map(|res| match res {
+                Ok(v) => futures::stream::iter(v.into_iter().map(Ok).collect::<Vec<_>>()),
+                Err(e) => futures::stream::iter(vec![Err(e)]),
+            })
+            .inspect(move |b| {
+                if let Ok(b) = b {
+                    rows.add(b.num_rows());
+                }
+            });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
@@ -218,7 +488,12 @@ impl ExecutionPlan for SegmentScanExec {
         _input_stats: &[Arc<Statistics>],
         args: &StatisticsArgs,
     ) -> DfResult<Arc<Statistics>> {
-        // The in-memory source is a leaf: it needs no input statistics.
-        self.inner.statistics_from_inputs(&[], args)
+        let rows: usize = match args.partition() {
+            Some(p) => self.units.get(p).map_or(0, ScanUnit::rows),
+            None => self.units.iter().map(ScanUnit::rows).sum(),
+        };
+        let mut st = Statistics::new_unknown(&self.schema);
+        st.num_rows = Precision::Exact(rows);
+        Ok(Arc::new(st))
     }
 }

@@ -7,6 +7,11 @@
 //! - [`ConsumingSegment`]: the in-memory segment a partition appends to; readers see a
 //!   consistent prefix (whole fetched batches) together with the offset it ends at.
 //! - [`SegmentRegistry`] / [`TableData`]: the segments of every table, as queries see them.
+//! - [`sealed`]: sealed (immutable, on-disk) segments: [`write_segment`] seals rows into one
+//!   checked, versioned file (dictionaries, forward indexes, min/max, null bitmaps, sorted /
+//!   inverted / range / bloom indexes; layout in `docs/segment-format.md`) and
+//!   [`SealedSegment`] opens it (mmap or heap), prunes, filters with its indexes and reads
+//!   rows back as Arrow batches.
 //!
 //! Sealed (immutable, on-disk) segments join the registry in the segment-lifecycle work;
 //! [`SegmentRef`] is the one type queries iterate over, so they slot in there.
@@ -18,6 +23,7 @@ pub mod builder;
 pub mod columns;
 pub mod consuming;
 pub mod registry;
+pub mod sealed;
 
 use riffle_common::{ClassifyError, ErrorCode};
 
@@ -25,10 +31,30 @@ pub use builder::{BlockBuilder, Values};
 pub use columns::{Physical, TableColumns, PINOT_TYPE_KEY};
 pub use consuming::{ConsumingSegment, ConsumingSnapshot};
 pub use registry::{SegmentRef, SegmentRegistry, TableData};
+pub use sealed::{
+    file_crc, write_segment, ColumnInfo, Literal, LoadMode, Predicate, SealOptions, SealedFile,
+    SealedSegment, SegmentInfo, Selection, FORMAT_VERSION,
+};
 
 /// A segment failure.
 #[derive(Debug, thiserror::Error)]
 pub enum SegmentError {
+    /// A segment file is truncated, corrupted or of an unknown format version.
+    #[error("segment '{segment}' is corrupt: {reason}")]
+    Corrupt {
+        /// Segment name.
+        segment: String,
+        /// What is wrong, with the file path.
+        reason: String,
+    },
+    /// Reading or writing a segment file failed.
+    #[error("segment '{segment}': {reason}")]
+    Io {
+        /// Segment name.
+        segment: String,
+        /// What failed, with the file path.
+        reason: String,
+    },
     /// An unexpected failure building or reading a segment.
     #[error("{0}")]
     Internal(String),
@@ -44,5 +70,9 @@ impl SegmentError {
 impl ClassifyError for SegmentError {
     fn code(&self) -> ErrorCode {
         ErrorCode::Internal
+    }
+
+    fn is_retryable(&self) -> bool {
+        matches!(self, SegmentError::Io { .. })
     }
 }

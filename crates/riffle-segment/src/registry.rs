@@ -8,12 +8,15 @@ use parking_lot::RwLock;
 
 use crate::columns::TableColumns;
 use crate::consuming::ConsumingSegment;
+use crate::sealed::SealedSegment;
 
 /// A segment of a table, whatever its state.
 #[derive(Clone, Debug)]
 pub enum SegmentRef {
     /// Being consumed into, in memory.
     Consuming(Arc<ConsumingSegment>),
+    /// Sealed and committed: immutable, on disk.
+    Sealed(Arc<SealedSegment>),
 }
 
 impl SegmentRef {
@@ -21,6 +24,15 @@ impl SegmentRef {
     pub fn name(&self) -> &str {
         match self {
             SegmentRef::Consuming(s) => &s.name,
+            SegmentRef::Sealed(s) => s.name(),
+        }
+    }
+
+    /// Rows visible now.
+    pub fn num_rows(&self) -> usize {
+        match self {
+            SegmentRef::Consuming(s) => s.snapshot().num_rows,
+            SegmentRef::Sealed(s) => s.num_rows(),
         }
     }
 
@@ -46,19 +58,26 @@ pub struct SegmentRows {
 }
 
 impl SegmentRef {
-    /// The rows visible now.
-    pub fn rows(&self) -> SegmentRows {
+    /// The rows visible now (all of them: a sealed segment is read in full).
+    pub fn rows(&self) -> Result<SegmentRows, crate::SegmentError> {
         match self {
             SegmentRef::Consuming(s) => {
                 let snap = s.snapshot();
-                SegmentRows {
+                Ok(SegmentRows {
                     name: s.name.clone(),
                     consuming: true,
                     batches: snap.batches.clone(),
                     num_rows: snap.num_rows,
                     latest_event_ms: snap.latest_event_ms,
-                }
+                })
             }
+            SegmentRef::Sealed(s) => Ok(SegmentRows {
+                name: s.name().to_string(),
+                consuming: false,
+                batches: s.read(None, None, 65_536)?,
+                num_rows: s.num_rows(),
+                latest_event_ms: 0,
+            }),
         }
     }
 }
@@ -100,7 +119,13 @@ impl TableData {
     pub fn swap_segment(&self, old: &str, new: SegmentRef) {
         let mut g = self.segments.write();
         g.remove(old);
+        riffle_common::failpoint("registry.during_swap");
         g.insert(new.name().to_string(), new);
+    }
+
+    /// A segment by name.
+    pub fn segment(&self, name: &str) -> Option<SegmentRef> {
+        self.segments.read().get(name).cloned()
     }
 
     /// All segments now, sorted by name.

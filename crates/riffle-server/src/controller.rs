@@ -40,7 +40,17 @@ pub fn routes(state: Arc<AppState>) -> Router {
             "/tableConfigs/{name}",
             get(get_table_configs).delete(delete_table_configs),
         )
+        .route("/tables/{name}/pauseConsumption", post(pause_consumption))
+        .route("/tables/{name}/resumeConsumption", post(resume_consumption))
+        .route("/tables/{name}/pauseStatus", get(pause_status))
+        .route("/tables/{name}/forceCommit", post(force_commit))
+        .route("/tables/forceCommitStatus/{job}", get(force_commit_status))
         .route("/segments/{name}", get(list_segments))
+        .route(
+            "/segments/{name}/{segment}",
+            axum::routing::delete(delete_segment),
+        )
+        .route("/segments/{name}/{segment}/metadata", get(segment_metadata))
         .route(
             "/sql",
             get(crate::broker::query_get).post(crate::broker::query_post),
@@ -279,6 +289,7 @@ async fn create_table(
         .create_table(&name, &config_json, schema_arg, &segments)
         .map_err(|e| ApiError::from_error("", e))?;
     s.activate(table, schema)
+        .await
         .map_err(|e| ApiError::from_error("Table created but consumption did not start", e))?;
     for w in &warnings {
         tracing::warn!(table = %name, warning = %w, "table config");
@@ -408,6 +419,7 @@ async fn update_table(
     // Consumption restarts from the catalog's offsets with the new config.
     s.ingest.stop_table(&full).await;
     s.activate(&table, &schema)
+        .await
         .map_err(|e| ApiError::from_error("Table updated but consumption did not restart", e))?;
     Ok(Json(json!({
         "unrecognizedProperties": unrecognized_json(table.unrecognized()),
@@ -424,6 +436,7 @@ async fn drop_table(s: &AppState, raw: &str, t: TableType) -> Result<String, Api
     s.catalog
         .delete_table(&full)
         .map_err(|e| ApiError::from_error("", e))?;
+    s.ingest.purge_table_files(&full).await;
     if stored_tables(s, raw, None)?.is_empty() {
         s.segments.remove_table(raw);
     }
@@ -665,4 +678,226 @@ async fn consuming_info(
         "_segmentToConsumingInfoMap": map,
     }))
     .into_response())
+}
+
+/// The REALTIME table a control request names, with its config.
+fn realtime_table(s: &AppState, name: &str) -> Result<(String, TableConfig), ApiError> {
+    let raw = split_table_name(name).0.to_string();
+    let full = table_name_with_type(&raw, TableType::Realtime);
+    let json = s
+        .catalog
+        .table(&full)
+        .map_err(|e| ApiError::from_error("", e))?
+        .ok_or_else(|| ApiError::not_found(format!("Table {full} not found")))?;
+    let cfg = TableConfig::from_json(json.as_bytes()).map_err(|e| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("stored table config is unreadable: {e}"),
+        )
+    })?;
+    Ok((full, cfg))
+}
+
+fn pause_json(p: riffle_ingest::PauseStatus) -> Result<Json<Value>, ApiError> {
+    serde_json::to_value(p)
+        .map(Json)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("serialise pause status: {e}")))
+}
+
+async fn pause_consumption(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let (full, _) = realtime_table(&s, &name)?;
+    let st = s
+        .ingest
+        .pause(
+            &full,
+            q.get("comment").cloned(),
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .map_err(|e| ApiError::from_error("", e))?;
+    pause_json(st)
+}
+
+async fn resume_consumption(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, cfg) = realtime_table(&s, &name)?;
+    let st = s
+        .ingest
+        .resume(
+            &cfg,
+            q.get("consumeFrom").map(String::as_str),
+            q.get("comment").cloned(),
+        )
+        .await
+        .map_err(|e| ApiError::from_error("", e))?;
+    pause_json(st)
+}
+
+async fn pause_status(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (full, _) = realtime_table(&s, &name)?;
+    let st = s
+        .ingest
+        .pause_status(&full)
+        .map_err(|e| ApiError::from_error("", e))?;
+    pause_json(st)
+}
+
+fn list_param(q: &BTreeMap<String, String>, key: &str) -> Option<Vec<String>> {
+    q.get(key).map(|v| {
+        v.split(',')
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect()
+    })
+}
+
+async fn force_commit(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let (full, _) = realtime_table(&s, &name)?;
+    let partitions = list_param(&q, "partitions");
+    let segments = list_param(&q, "segments");
+    if partitions.is_some() && segments.is_some() {
+        return Err(ApiError::bad_request(
+            "Cannot specify both partitions and segments to commit",
+        ));
+    }
+    let partitions = match partitions {
+        Some(ps) => Some(
+            ps.iter()
+                .map(|p| {
+                    p.parse::<u32>().map_err(|_| {
+                        ApiError::bad_request(format!("partitions: '{p}' is not a partition id"))
+                    })
+                })
+                .collect::<Result<Vec<u32>, ApiError>>()?,
+        ),
+        None => None,
+    };
+    let job = s
+        .ingest
+        .force_commit(&full, partitions.as_deref(), segments.as_deref())
+        .map_err(|e| ApiError::from_error("", e))?;
+    Ok(Json(json!({
+        "forceCommitStatus": "SUCCESS",
+        "jobMetaZKWriteStatus": "SUCCESS",
+        "forceCommitJobId": job.job_id,
+    })))
+}
+
+async fn force_commit_status(
+    State(s): State<Arc<AppState>>,
+    Path(job_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (job, waiting) = s
+        .ingest
+        .force_commit_status(&job_id)
+        .map_err(|e| ApiError::from_error("", e))?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("Failed to find controller job id: {job_id}"))
+        })?;
+    Ok(Json(json!({
+        "jobId": job.job_id,
+        "tableName": job.table_name,
+        "jobType": "FORCE_COMMIT",
+        "submissionTimeMs": job.submission_time_ms.to_string(),
+        "segmentsForceCommitted": job.segments,
+        "numberOfSegmentsYetToBeCommitted": waiting.len(),
+        "segmentsYetToBeCommitted": waiting,
+    })))
+}
+
+/// A segment's metadata: what the catalog records and, for a loaded sealed segment, its
+/// columns (min, max, cardinality, indexes).
+async fn segment_metadata(
+    State(s): State<Arc<AppState>>,
+    Path((name, segment)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let raw = split_table_name(&name).0.to_string();
+    let mut found = None;
+    for (t, _) in existing_tables(&s, &name, None)? {
+        let full = table_name_with_type(&raw, t);
+        let segs = s
+            .catalog
+            .segments(&full)
+            .map_err(|e| ApiError::from_error("", e))?;
+        if let Some(m) = segs.into_iter().find(|m| m.segment_name == segment) {
+            found = Some(m);
+            break;
+        }
+    }
+    let meta = found.ok_or_else(|| {
+        ApiError::not_found(format!("Segment {segment} of table {name} not found"))
+    })?;
+    let mut out = Map::new();
+    out.insert("segmentName".into(), json!(meta.segment_name));
+    out.insert("tableName".into(), json!(meta.table_name));
+    out.insert(
+        "status".into(),
+        json!(match meta.status {
+            SegmentStatus::InProgress => "IN_PROGRESS",
+            SegmentStatus::Done => "DONE",
+        }),
+    );
+    out.insert("partitionId".into(), json!(meta.partition));
+    out.insert("sequenceNumber".into(), json!(meta.sequence));
+    out.insert("startOffset".into(), json!(meta.start_offset));
+    out.insert("endOffset".into(), json!(meta.end_offset));
+    out.insert("creationTimeMillis".into(), json!(meta.creation_time_ms));
+    out.insert("totalDocs".into(), json!(meta.total_docs));
+    out.insert(
+        "flushThresholdRows".into(),
+        json!(meta.flush_threshold_rows),
+    );
+    for (k, v) in &meta.extra {
+        out.insert(k.clone(), v.clone());
+    }
+    if let Some(seg) = s.segments.table(&raw).and_then(|t| t.segment(&segment)) {
+        match seg {
+            riffle_segment::SegmentRef::Sealed(sealed) => {
+                let info = serde_json::to_value(sealed.info()).unwrap_or(Value::Null);
+                out.insert("formatVersion".into(), info["formatVersion"].clone());
+                out.insert("columns".into(), info["columns"].clone());
+            }
+            riffle_segment::SegmentRef::Consuming(c) => {
+                out.insert("totalDocs".into(), json!(c.snapshot().num_rows));
+            }
+        }
+    }
+    Ok(Json(Value::Object(out)))
+}
+
+async fn delete_segment(
+    State(s): State<Arc<AppState>>,
+    Path((name, segment)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let raw = split_table_name(&name).0.to_string();
+    let mut last_err = None;
+    for (t, _) in existing_tables(&s, &name, None)? {
+        let full = table_name_with_type(&raw, t);
+        match s.ingest.delete_segment(&full, &raw, &segment).await {
+            Ok(_) => {
+                return Ok(Json(json!({
+                    "status": format!("Segment {segment} deleted")
+                })))
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(match last_err {
+        Some(e) => ApiError::from_error("", e),
+        None => ApiError::not_found(format!("Segment {segment} of table {name} not found")),
+    })
 }

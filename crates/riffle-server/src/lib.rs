@@ -23,7 +23,8 @@ use riffle_config::{Schema, TableConfig};
 use riffle_ingest::{IngestContext, IngestError, IngestManager};
 use riffle_query::QueryEngine;
 use riffle_segment::{SegmentRegistry, TableColumns, TableData};
-use riffle_stream::{StreamContext, StreamRegistry};
+use riffle_storage::DeepStore;
+use riffle_stream::StreamRegistry;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -41,6 +42,14 @@ pub struct ServerConfig {
     pub broker_addr: SocketAddr,
     /// How often streams are checked for new partitions.
     pub discovery_interval: Duration,
+    /// The deep store's URI; `None` is `file://<data dir>/deepstore`.
+    pub deep_store_uri: Option<String>,
+    /// Deep-store options (endpoint, region, credentials, ...).
+    pub deep_store_options: std::collections::BTreeMap<String, String>,
+    /// Bytes after which a consuming segment ends early.
+    pub max_consuming_bytes: usize,
+    /// How often retention is enforced.
+    pub retention_interval: Duration,
 }
 
 impl ServerConfig {
@@ -51,6 +60,10 @@ impl ServerConfig {
             controller_addr: SocketAddr::from(([0, 0, 0, 0], 9000)),
             broker_addr: SocketAddr::from(([0, 0, 0, 0], 8099)),
             discovery_interval: Duration::from_secs(1),
+            deep_store_uri: None,
+            deep_store_options: Default::default(),
+            max_consuming_bytes: 1 << 30,
+            retention_interval: Duration::from_secs(600),
         }
     }
 }
@@ -72,9 +85,9 @@ pub struct AppState {
 impl AppState {
     /// Makes a table live: REALTIME tables start consuming; OFFLINE tables become
     /// queryable (empty until batch ingestion exists).
-    pub fn activate(&self, table: &TableConfig, schema: &Schema) -> Result<(), IngestError> {
+    pub async fn activate(&self, table: &TableConfig, schema: &Schema) -> Result<(), IngestError> {
         match table.table_type {
-            TableType::Realtime => self.ingest.start_table(table, schema),
+            TableType::Realtime => self.ingest.start_table(table, schema).await,
             TableType::Offline => {
                 if self.segments.table(table.raw_name()).is_none() {
                     let cols = TableColumns::new(
@@ -112,15 +125,15 @@ impl Server {
         std::fs::create_dir_all(&config.data_dir)?;
         let catalog = Arc::new(Catalog::open(&config.data_dir.join("catalog.redb"))?);
         let segments = Arc::new(SegmentRegistry::new());
-        let ingest = Arc::new(IngestManager::new(IngestContext {
-            catalog: catalog.clone(),
-            streams,
-            segments: segments.clone(),
-            stream_ctx: StreamContext {
-                data_dir: config.data_dir.clone(),
-            },
-            discovery_interval: config.discovery_interval,
-        }));
+        let mut ctx =
+            IngestContext::local(catalog.clone(), streams, segments.clone(), &config.data_dir)?;
+        if let Some(uri) = &config.deep_store_uri {
+            ctx.deep_store = DeepStore::open(uri, &config.deep_store_options)
+                .map_err(|e| anyhow::anyhow!("deep store {uri}: {e}"))?;
+        }
+        ctx.discovery_interval = config.discovery_interval;
+        ctx.max_consuming_bytes = config.max_consuming_bytes;
+        let ingest = Arc::new(IngestManager::new(ctx));
         let host = hostname();
         let query = Arc::new(QueryEngine::new(
             segments.clone(),
@@ -133,7 +146,7 @@ impl Server {
             segments,
             server_name: format!("Server_{host}_{}", config.controller_addr.port()),
         });
-        restore_tables(&state);
+        restore_tables(&state).await;
 
         let controller = TcpListener::bind(config.controller_addr)
             .await
@@ -150,6 +163,22 @@ impl Server {
         let broker_addr = broker.local_addr()?;
         let cancel = CancellationToken::new();
         let mut tasks = Vec::new();
+        {
+            let (ingest, c, every) = (
+                state.ingest.clone(),
+                cancel.clone(),
+                config.retention_interval,
+            );
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = c.cancelled() => return,
+                        _ = tokio::time::sleep(every) => {}
+                    }
+                    ingest.enforce_retention().await;
+                }
+            }));
+        }
         for (listener, router, role) in [
             (controller, controller::routes(state.clone()), "controller"),
             (broker, broker::routes(state.clone()), "broker"),
@@ -200,7 +229,7 @@ fn hostname() -> String {
 
 /// Restarts every table in the catalog. A table that cannot start is logged and skipped;
 /// the others still start.
-fn restore_tables(state: &AppState) {
+async fn restore_tables(state: &AppState) {
     let tables = match state.catalog.tables() {
         Ok(t) => t,
         Err(e) => {
@@ -226,7 +255,7 @@ fn restore_tables(state: &AppState) {
             error!(table = %name, "schema missing or unreadable; table not started");
             continue;
         };
-        if let Err(e) = state.activate(&table, &schema) {
+        if let Err(e) = state.activate(&table, &schema).await {
             error!(table = %name, error = %e, "table not started");
         }
     }

@@ -1,0 +1,57 @@
+//! Crash points for tests: make the process die at a named place, deterministically.
+//!
+//! `RIFFLE_FAILPOINTS` holds a comma-separated list of `name` or `name@n` (die on the n-th
+//! time the point is reached, the first by default). When a listed point is reached for the
+//! chosen time, the process aborts at once (no destructors, no flushing: as close to a
+//! `SIGKILL` as a process can do to itself). Without the variable, [`failpoint`] is one
+//! atomic load.
+//!
+//! Points: `seal.after_write`, `seal.after_upload`, `catalog.inside_commit` (inside the
+//! commit transaction, before it is durable), `seal.after_commit`, `registry.during_swap`
+//! (while queries are blocked on the swap).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+struct Point {
+    at: u64,
+    hits: AtomicU64,
+}
+
+fn points() -> &'static HashMap<String, Point> {
+    static POINTS: OnceLock<HashMap<String, Point>> = OnceLock::new();
+    POINTS.get_or_init(|| {
+        let mut m = HashMap::new();
+        let spec = std::env::var("RIFFLE_FAILPOINTS").unwrap_or_default();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, at) = match item.split_once('@') {
+                Some((n, a)) => (n, a.parse::<u64>().unwrap_or(1).max(1)),
+                None => (item, 1),
+            };
+            m.insert(
+                name.to_string(),
+                Point {
+                    at,
+                    hits: AtomicU64::new(0),
+                },
+            );
+        }
+        m
+    })
+}
+
+/// Aborts the process if `name` is armed and reached for the chosen time.
+pub fn failpoint(name: &str) {
+    let points = points();
+    if points.is_empty() {
+        return;
+    }
+    if let Some(p) = points.get(name) {
+        let n = p.hits.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == p.at {
+            eprintln!("failpoint {name} reached (hit {n}): aborting");
+            std::process::abort();
+        }
+    }
+}

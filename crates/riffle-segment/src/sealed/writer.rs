@@ -1,0 +1,617 @@
+//! Writing a sealed segment: rows in, one checked file out.
+//!
+//! Order of work: concatenate the batches per column, sort every column by the sorted
+//! column's dictionary ids (stable, nulls last), then for each column in table order write
+//! its sections (dictionary, forward index, null bitmap, indexes), then the footer and the
+//! trailer. The file is `<path>.tmp` until it is complete and fsynced; then it is renamed to
+//! `path` and the directory is fsynced.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, ListArray, UInt16Array, UInt32Array, UInt64Array, UInt8Array};
+use arrow::compute::{concat, take};
+use arrow::record_batch::RecordBatch;
+use riffle_config::DataType;
+use roaring::RoaringBitmap;
+
+use super::bloom::{BloomBuilder, NUM_HASHES};
+use super::format::{
+    align_up, encode_array, section_name, ArrayLayout, BloomLayout, ColumnLayout, Encoding, Footer,
+    SectionBuf, SectionEntry, ALIGN, HEADER_LEN, MAGIC,
+};
+use super::value::{cmp, key_to_json, total_order_bits, KeyArray, KeyRef};
+use super::{ColumnInfo, SealOptions, SealedFile, SegmentInfo, FORMAT_VERSION};
+use crate::columns::{Physical, TableColumns};
+use crate::SegmentError;
+
+/// Rows per block of the range index over raw values.
+pub(crate) const RANGE_BLOCK_ROWS: u32 = 1024;
+
+/// The open output file, with the position, the whole-file CRC and the sections so far.
+struct Out {
+    w: BufWriter<File>,
+    pos: u64,
+    crc: crc32fast::Hasher,
+    sections: Vec<SectionEntry>,
+}
+
+impl Out {
+    fn bytes(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.w.write_all(b)?;
+        self.crc.update(b);
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+
+    fn pad(&mut self) -> std::io::Result<()> {
+        let to = align_up(self.pos as usize) as u64;
+        let zeros = [0u8; ALIGN];
+        let n = (to - self.pos) as usize;
+        self.bytes(&zeros[..n])
+    }
+
+    fn section(
+        &mut self,
+        name: String,
+        b: &[u8],
+        array: Option<ArrayLayout>,
+    ) -> std::io::Result<()> {
+        self.pad()?;
+        let offset = self.pos;
+        self.bytes(b)?;
+        self.sections.push(SectionEntry {
+            name,
+            offset,
+            length: b.len() as u64,
+            crc32: crc32fast::hash(b),
+            array,
+        });
+        Ok(())
+    }
+}
+
+/// Errors while writing, before they are tied to the segment.
+enum WErr {
+    Io(std::io::Error),
+    Internal(String),
+}
+
+impl From<std::io::Error> for WErr {
+    fn from(e: std::io::Error) -> WErr {
+        WErr::Io(e)
+    }
+}
+
+impl From<String> for WErr {
+    fn from(e: String) -> WErr {
+        WErr::Internal(e)
+    }
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".tmp");
+    PathBuf::from(s)
+}
+
+/// See [`super::write_segment`].
+pub(crate) fn write(
+    path: &Path,
+    name: &str,
+    columns: &TableColumns,
+    batches: &[RecordBatch],
+    opts: &SealOptions,
+) -> Result<SealedFile, SegmentError> {
+    let tmp = tmp_path(path);
+    let res = write_tmp(&tmp, name, columns, batches, opts).and_then(|f| {
+        std::fs::rename(&tmp, path)?;
+        sync_dir(path)?;
+        Ok(f)
+    });
+    match res {
+        Ok(f) => Ok(f),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(match e {
+                WErr::Io(e) => SegmentError::Io {
+                    segment: name.to_string(),
+                    reason: format!("write {}: {e}", path.display()),
+                },
+                WErr::Internal(m) => SegmentError::internal(format!("seal segment '{name}': {m}")),
+            })
+        }
+    }
+}
+
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        File::open(dir)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// The table's columns as single arrays, checked against the table's types.
+fn concat_columns(columns: &TableColumns, batches: &[RecordBatch]) -> Result<Vec<ArrayRef>, WErr> {
+    let mut out = Vec::with_capacity(columns.len());
+    for (i, field) in columns.arrow.fields().iter().enumerate() {
+        let mut parts: Vec<&dyn Array> = Vec::with_capacity(batches.len());
+        for b in batches {
+            let a = b.columns().get(i).ok_or_else(|| {
+                format!(
+                    "batch has {} columns, the table has {}",
+                    b.num_columns(),
+                    columns.len()
+                )
+            })?;
+            if !a.data_type().equals_datatype(field.data_type()) {
+                return Err(format!(
+                    "column '{}' is {} in a batch, the table expects {}",
+                    field.name(),
+                    a.data_type(),
+                    field.data_type()
+                )
+                .into());
+            }
+            parts.push(a.as_ref());
+        }
+        let a = match parts.len() {
+            0 => arrow::array::new_empty_array(field.data_type()),
+            1 => batches[0].column(i).clone(),
+            _ => concat(&parts).map_err(|e| format!("concatenate '{}': {e}", field.name()))?,
+        };
+        out.push(a);
+    }
+    Ok(out)
+}
+
+/// Sorted distinct non-null values of a column: the row of each value's first occurrence
+/// (in value order) and each row's dictionary id (`reps.len()` for a null row).
+fn dictionary(ka: KeyArray<'_>) -> (Vec<u32>, Vec<u32>) {
+    fn build<K: Ord + Copy>(mut pairs: Vec<(K, u32)>, n: usize) -> (Vec<u32>, Vec<u32>) {
+        pairs.sort_unstable();
+        let mut reps: Vec<u32> = Vec::new();
+        let mut ids = vec![u32::MAX; n];
+        let mut prev: Option<K> = None;
+        for (k, row) in pairs {
+            if prev != Some(k) {
+                reps.push(row);
+                prev = Some(k);
+            }
+            if let Some(slot) = ids.get_mut(row as usize) {
+                *slot = (reps.len() - 1) as u32;
+            }
+        }
+        let card = reps.len() as u32;
+        for id in ids.iter_mut().filter(|id| **id == u32::MAX) {
+            *id = card;
+        }
+        (reps, ids)
+    }
+    let n = ka.len();
+    let rows = (0..n).filter(|i| !ka.is_null(*i));
+    match ka {
+        KeyArray::F32(_) | KeyArray::F64(_) => build(
+            rows.map(|i| match ka.get(i) {
+                KeyRef::F(f) => (total_order_bits(f), i as u32),
+                _ => (0, i as u32),
+            })
+            .collect(),
+            n,
+        ),
+        KeyArray::Str(_) | KeyArray::Bin(_) => build(
+            rows.map(|i| match ka.get(i) {
+                KeyRef::B(b) => (b, i as u32),
+                _ => (&[][..], i as u32),
+            })
+            .collect(),
+            n,
+        ),
+        _ => build(
+            rows.map(|i| match ka.get(i) {
+                KeyRef::I(v) => (v, i as u32),
+                _ => (0, i as u32),
+            })
+            .collect(),
+            n,
+        ),
+    }
+}
+
+fn key_array<'a>(a: &'a dyn Array, name: &str) -> Result<KeyArray<'a>, WErr> {
+    KeyArray::new(a).ok_or_else(|| {
+        WErr::Internal(format!(
+            "column '{name}' has unsupported type {}",
+            a.data_type()
+        ))
+    })
+}
+
+fn arrow_err(what: &str) -> impl Fn(arrow::error::ArrowError) -> WErr + '_ {
+    move |e| WErr::Internal(format!("{what}: {e}"))
+}
+
+fn write_array(out: &mut Out, name: String, a: &dyn Array) -> Result<(), WErr> {
+    let mut sec = SectionBuf::default();
+    let layout = encode_array(a, &mut sec)?;
+    out.section(name, &sec.bytes, Some(layout))?;
+    Ok(())
+}
+
+fn write_bitmap(out: &mut Out, name: String, bm: &RoaringBitmap) -> Result<(), WErr> {
+    let mut b = Vec::with_capacity(bm.serialized_size());
+    bm.serialize_into(&mut b)?;
+    out.section(name, &b, None)?;
+    Ok(())
+}
+
+fn null_bitmap(a: &dyn Array) -> RoaringBitmap {
+    match a.nulls() {
+        Some(n) if n.null_count() > 0 => RoaringBitmap::from_sorted_iter(
+            (0..a.len()).filter(|i| n.is_null(*i)).map(|i| i as u32),
+        )
+        .unwrap_or_default(),
+        _ => RoaringBitmap::new(),
+    }
+}
+
+fn write_tmp(
+    tmp: &Path,
+    name: &str,
+    columns: &TableColumns,
+    batches: &[RecordBatch],
+    opts: &SealOptions,
+) -> Result<SealedFile, WErr> {
+    let mut arrays = concat_columns(columns, batches)?;
+    let rows = arrays.first().map_or_else(
+        || batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+        |a| a.len(),
+    );
+    if u32::try_from(rows).is_err() {
+        return Err(format!(
+            "{rows} rows do not fit in one segment (at most {})",
+            u32::MAX
+        )
+        .into());
+    }
+
+    // Sort every column by the sorted column (stable; nulls last since their id is largest).
+    let sorted_idx = opts
+        .sorted_column
+        .as_deref()
+        .and_then(|c| columns.index_of(c))
+        .filter(|i| columns.columns[*i].single_value);
+    if let Some(si) = sorted_idx {
+        let (_, ids) = dictionary(key_array(arrays[si].as_ref(), &columns.columns[si].name)?);
+        if ids.windows(2).any(|w| w[0] > w[1]) {
+            let mut perm: Vec<u32> = (0..rows as u32).collect();
+            perm.sort_by_key(|r| ids.get(*r as usize).copied().unwrap_or(u32::MAX));
+            let perm = UInt32Array::from(perm);
+            for a in arrays.iter_mut() {
+                *a = take(a.as_ref(), &perm, None).map_err(arrow_err("sort rows"))?;
+            }
+        }
+    }
+
+    let file = File::create(tmp)?;
+    let mut out = Out {
+        w: BufWriter::with_capacity(1 << 20, file),
+        pos: 0,
+        crc: crc32fast::Hasher::new(),
+        sections: Vec::new(),
+    };
+    let mut header = [0u8; HEADER_LEN];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.bytes(&header)?;
+
+    let mut infos = Vec::with_capacity(columns.len());
+    let mut layouts = Vec::with_capacity(columns.len());
+    let mut time_range = None;
+    for (i, col) in columns.columns.iter().enumerate() {
+        let (info, layout, minmax) = write_column(
+            &mut out,
+            col,
+            columns.physical[i],
+            &arrays[i],
+            opts,
+            Some(i) == sorted_idx,
+        )?;
+        if opts.time_column.as_deref() == Some(col.name.as_str()) && col.single_value {
+            time_range = minmax.and_then(|(lo, hi)| {
+                let ms = |v: i64| match col.data_type {
+                    DataType::Timestamp => Some(v),
+                    DataType::Int | DataType::Long => {
+                        col.format.as_ref().and_then(|f| f.epoch_to_millis(v))
+                    }
+                    _ => None,
+                };
+                Some((ms(lo)?, ms(hi)?))
+            });
+        }
+        infos.push(info);
+        layouts.push(layout);
+    }
+
+    let info = SegmentInfo {
+        name: name.to_string(),
+        format_version: FORMAT_VERSION,
+        total_docs: rows as u64,
+        start_time_ms: time_range.map(|t| t.0.min(t.1)),
+        end_time_ms: time_range.map(|t| t.0.max(t.1)),
+        columns: infos,
+    };
+    out.pad()?;
+    let footer_offset = out.pos;
+    let footer = Footer {
+        format_version: FORMAT_VERSION,
+        info: info.clone(),
+        sections: std::mem::take(&mut out.sections),
+        columns: layouts,
+    };
+    let fb = serde_json::to_vec(&footer).map_err(|e| format!("encode footer: {e}"))?;
+    out.bytes(&fb)?;
+    let mut trailer = [0u8; super::format::TRAILER_LEN];
+    trailer[..8].copy_from_slice(&footer_offset.to_le_bytes());
+    trailer[8..16].copy_from_slice(&(fb.len() as u64).to_le_bytes());
+    trailer[16..20].copy_from_slice(&crc32fast::hash(&fb).to_le_bytes());
+    trailer[20..24].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    trailer[24..32].copy_from_slice(MAGIC);
+    out.bytes(&trailer)?;
+    let Out { w, pos, crc, .. } = out;
+    let file = w.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok(SealedFile {
+        size_bytes: pos,
+        crc: crc.finalize(),
+        info,
+    })
+}
+
+type MinMax = Option<(i64, i64)>;
+
+/// Writes one column's sections; returns its info, its layout and, for integer-domain
+/// columns, its min / max (for the time range).
+fn write_column(
+    out: &mut Out,
+    col: &riffle_config::Column,
+    p: Physical,
+    a: &ArrayRef,
+    opts: &SealOptions,
+    is_sorted_col: bool,
+) -> Result<(ColumnInfo, ColumnLayout, MinMax), WErr> {
+    let name = col.name.as_str();
+    let rows = a.len();
+    let nulls = null_bitmap(a.as_ref());
+    let null_count = nulls.len();
+    let mut info = ColumnInfo {
+        name: name.to_string(),
+        data_type: col.data_type.name().to_string(),
+        single_value: col.single_value,
+        has_dictionary: false,
+        cardinality: None,
+        min_value: None,
+        max_value: None,
+        null_count,
+        sorted: false,
+        indexes: Vec::new(),
+    };
+    let mut layout = ColumnLayout {
+        name: name.to_string(),
+        encoding: Encoding::Raw,
+        range_block_rows: None,
+        bloom: None,
+    };
+    let int_minmax = |lo: KeyRef<'_>, hi: KeyRef<'_>| match (lo, hi) {
+        (KeyRef::I(x), KeyRef::I(y)) => Some((x, y)),
+        _ => None,
+    };
+
+    if !col.single_value {
+        // Multi-value: the lists as they are; min / max over the items.
+        let list = a
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .ok_or_else(|| format!("multi-value column '{name}' is not a list"))?;
+        let offs = list.value_offsets();
+        let (start, end) = (
+            offs.first().copied().unwrap_or(0).max(0) as usize,
+            offs.last().copied().unwrap_or(0).max(0) as usize,
+        );
+        let items = list.values().slice(start, end.saturating_sub(start));
+        if let Some((lo, hi)) = key_array(items.as_ref(), name)?.min_max() {
+            info.min_value = Some(key_to_json(lo, p));
+            info.max_value = Some(key_to_json(hi, p));
+        }
+        layout.encoding = Encoding::MultiValueRaw;
+        write_array(out, section_name(name, "fwd"), a.as_ref())?;
+        if null_count > 0 {
+            write_bitmap(out, section_name(name, "nulls"), &nulls)?;
+        }
+        return Ok((info, layout, None));
+    }
+
+    let ka = key_array(a.as_ref(), name)?;
+    let use_dict = is_sorted_col || !opts.no_dictionary.contains(name);
+    let mut minmax = None;
+    if use_dict {
+        let (reps, ids) = dictionary(ka);
+        let card = reps.len();
+        let mut idx: Vec<Option<u32>> = reps.iter().map(|r| Some(*r)).collect();
+        idx.push(None);
+        let dict = take(a.as_ref(), &UInt32Array::from(idx), None)
+            .map_err(arrow_err("build dictionary"))?;
+        let dka = key_array(dict.as_ref(), name)?;
+        if card > 0 {
+            let (lo, hi) = (dka.get(0), dka.get(card - 1));
+            info.min_value = Some(key_to_json(lo, p));
+            info.max_value = Some(key_to_json(hi, p));
+            minmax = int_minmax(lo, hi);
+        }
+        let sorted = ids.windows(2).all(|w| w[0] <= w[1]);
+        info.has_dictionary = true;
+        info.cardinality = Some(card as u64);
+        info.sorted = sorted;
+        layout.encoding = Encoding::Dictionary;
+        write_array(out, section_name(name, "dict"), dict.as_ref())?;
+        let fwd: ArrayRef = if card <= u8::MAX as usize {
+            Arc::new(UInt8Array::from_iter_values(ids.iter().map(|i| *i as u8)))
+        } else if card <= u16::MAX as usize {
+            Arc::new(UInt16Array::from_iter_values(ids.iter().map(|i| *i as u16)))
+        } else {
+            Arc::new(UInt32Array::from(ids.clone()))
+        };
+        write_array(out, section_name(name, "fwd"), fwd.as_ref())?;
+        if null_count > 0 {
+            write_bitmap(out, section_name(name, "nulls"), &nulls)?;
+        }
+        if sorted {
+            info.indexes.push("sorted".into());
+        }
+        if opts.inverted.contains(name) && !sorted {
+            let mut bms = vec![RoaringBitmap::new(); card];
+            for (doc, id) in ids.iter().enumerate() {
+                if let Some(bm) = bms.get_mut(*id as usize) {
+                    bm.push(doc as u32);
+                }
+            }
+            let mut offsets = Vec::with_capacity(card + 1);
+            let mut bytes = Vec::new();
+            offsets.push(0u64);
+            for bm in &bms {
+                bm.serialize_into(&mut bytes)?;
+                offsets.push(bytes.len() as u64);
+            }
+            write_array(
+                out,
+                section_name(name, "inverted.offsets"),
+                &UInt64Array::from(offsets),
+            )?;
+            out.section(section_name(name, "inverted.bitmaps"), &bytes, None)?;
+            info.indexes.push("inverted".into());
+        }
+        if opts.range.contains(name) && !sorted {
+            // Doc ids ordered by dictionary id (counting sort), with each id's start.
+            let mut offsets = vec![0u32; card + 1];
+            for id in &ids {
+                if let Some(o) = offsets.get_mut(*id as usize + 1) {
+                    *o += 1;
+                }
+            }
+            for i in 1..offsets.len() {
+                offsets[i] += offsets[i - 1];
+            }
+            let mut pos = offsets.clone();
+            let mut docs = vec![0u32; rows - null_count as usize];
+            for (doc, id) in ids.iter().enumerate() {
+                if let Some(p) = pos.get_mut(*id as usize) {
+                    if let Some(slot) = docs.get_mut(*p as usize) {
+                        *slot = doc as u32;
+                    }
+                    *p += 1;
+                }
+            }
+            write_array(
+                out,
+                section_name(name, "range.offsets"),
+                &UInt32Array::from(offsets),
+            )?;
+            write_array(
+                out,
+                section_name(name, "range.docs"),
+                &UInt32Array::from(docs),
+            )?;
+            info.indexes.push("range".into());
+        }
+        if opts.bloom.contains(name) {
+            let mut b = BloomBuilder::new(card);
+            for i in 0..card {
+                b.insert(dka.get(i));
+            }
+            write_bloom(out, name, b, &mut layout)?;
+            info.indexes.push("bloom".into());
+        }
+    } else {
+        if let Some((lo, hi)) = ka.min_max() {
+            info.min_value = Some(key_to_json(lo, p));
+            info.max_value = Some(key_to_json(hi, p));
+            minmax = int_minmax(lo, hi);
+        }
+        write_array(out, section_name(name, "fwd"), a.as_ref())?;
+        if null_count > 0 {
+            write_bitmap(out, section_name(name, "nulls"), &nulls)?;
+        }
+        if opts.range.contains(name) {
+            let blocks = rows.div_ceil(RANGE_BLOCK_ROWS as usize);
+            let mut mins: Vec<Option<u32>> = Vec::with_capacity(blocks);
+            let mut maxs: Vec<Option<u32>> = Vec::with_capacity(blocks);
+            for b in 0..blocks {
+                let start = b * RANGE_BLOCK_ROWS as usize;
+                let end = (start + RANGE_BLOCK_ROWS as usize).min(rows);
+                let mut lo: Option<usize> = None;
+                let mut hi: Option<usize> = None;
+                for r in start..end {
+                    if ka.is_null(r) {
+                        continue;
+                    }
+                    let v = ka.get(r);
+                    if lo.is_none_or(|l| cmp(v, ka.get(l)).is_lt()) {
+                        lo = Some(r);
+                    }
+                    if hi.is_none_or(|h| cmp(v, ka.get(h)).is_gt()) {
+                        hi = Some(r);
+                    }
+                }
+                mins.push(lo.map(|r| r as u32));
+                maxs.push(hi.map(|r| r as u32));
+            }
+            let min_a = take(a.as_ref(), &UInt32Array::from(mins), None)
+                .map_err(arrow_err("range index"))?;
+            let max_a = take(a.as_ref(), &UInt32Array::from(maxs), None)
+                .map_err(arrow_err("range index"))?;
+            write_array(out, section_name(name, "range.min"), min_a.as_ref())?;
+            write_array(out, section_name(name, "range.max"), max_a.as_ref())?;
+            layout.range_block_rows = Some(RANGE_BLOCK_ROWS);
+            info.indexes.push("range".into());
+        }
+        if opts.bloom.contains(name) {
+            let mut hashes: Vec<u64> = (0..rows)
+                .filter(|r| !ka.is_null(*r))
+                .map(|r| super::bloom::hash_key(ka.get(r)))
+                .collect();
+            hashes.sort_unstable();
+            hashes.dedup();
+            let mut b = BloomBuilder::new(hashes.len());
+            for h in hashes {
+                b.insert_hash(h);
+            }
+            write_bloom(out, name, b, &mut layout)?;
+            info.indexes.push("bloom".into());
+        }
+    }
+    Ok((info, layout, minmax))
+}
+
+fn write_bloom(
+    out: &mut Out,
+    name: &str,
+    b: BloomBuilder,
+    layout: &mut ColumnLayout,
+) -> Result<(), WErr> {
+    let (num_bits, words) = b.finish();
+    write_array(out, section_name(name, "bloom"), &UInt64Array::from(words))?;
+    layout.bloom = Some(BloomLayout {
+        num_bits,
+        num_hashes: NUM_HASHES,
+    });
+    Ok(())
+}

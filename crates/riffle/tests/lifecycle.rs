@@ -1,0 +1,596 @@
+//! The segment lifecycle end to end, in process, on the memory stream (offsets count
+//! records, so every range can be checked exactly): seal, commit, swap, restart, a corrupt
+//! local copy replaced from the deep store, force commit, pause and resume, deletion,
+//! retention, autotune, and indexes that answer like a scan.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+use riffle_stream::memory::MemoryBroker;
+use serde_json::{json, Value};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn schema(name: &str) -> Value {
+    json!({
+        "schemaName": name,
+        "dimensionFieldSpecs": [
+            {"name": "id", "dataType": "LONG"},
+            {"name": "city", "dataType": "STRING"},
+            {"name": "kind", "dataType": "INT"}
+        ],
+        "metricFieldSpecs": [{"name": "amount", "dataType": "DOUBLE"}],
+        "dateTimeFieldSpecs": [{"name": "ts", "dataType": "TIMESTAMP",
+            "format": "1:MILLISECONDS:TIMESTAMP", "granularity": "1:MILLISECONDS"}]
+    })
+}
+
+/// A row with a unique id; time grows with the id so segments have disjoint time ranges.
+fn row(id: u64) -> String {
+    let cities = ["paris", "lima", "oslo", "kyiv", "quito", "hanoi", "accra"];
+    json!({
+        "id": id,
+        "city": cities[(id % 7) as usize],
+        "kind": (id % 13) as i64,
+        "amount": (id % 1000) as f64 / 4.0,
+        "ts": T0 + id as i64 * 1000,
+    })
+    .to_string()
+}
+
+fn amount(id: u64) -> f64 {
+    (id % 1000) as f64 / 4.0
+}
+
+async fn create(server: &riffle_server::Server, name: &str, stream: Value, extra: Value) {
+    let mut cfg = json!({
+        "streamType": "memory",
+        "stream.memory.topic.name": name,
+        "stream.memory.decoder.class.name": "org.apache.pinot.plugin.stream.kafka.KafkaJSONMessageDecoder",
+        "stream.memory.consumer.prop.auto.offset.reset": "smallest",
+    });
+    for (k, v) in stream.as_object().unwrap() {
+        cfg[k] = v.clone();
+    }
+    let mut t = json!({"tableName": name, "tableType": "REALTIME",
+        "segmentsConfig": {"timeColumnName": "ts", "replication": "1"},
+        "tenants": {}, "tableIndexConfig": {"streamConfigs": cfg}});
+    for (k, v) in extra.as_object().unwrap() {
+        if k == "tableIndexConfig" {
+            for (ik, iv) in v.as_object().unwrap() {
+                t["tableIndexConfig"][ik] = iv.clone();
+            }
+        } else if k == "segmentsConfig" {
+            for (ik, iv) in v.as_object().unwrap() {
+                t["segmentsConfig"][ik] = iv.clone();
+            }
+        } else {
+            t[k] = v.clone();
+        }
+    }
+    let (s, v) = post(
+        &format!("http://{}/tableConfigs", server.controller_addr),
+        &json!({"tableName": name, "schema": schema(name), "realtime": t}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+}
+
+fn produce(topic: &str, partitions: u32, ids: std::ops::Range<u64>) {
+    let b = MemoryBroker::global();
+    for id in ids {
+        b.produce(topic, (id % partitions as u64) as u32, row(id))
+            .unwrap();
+    }
+}
+
+/// Catalog metadata of every segment of a table, by name.
+async fn segments(server: &riffle_server::Server, table: &str) -> BTreeMap<String, Value> {
+    let c = format!("http://{}", server.controller_addr);
+    let (s, v) = get(&format!("{c}/segments/{table}")).await;
+    assert_eq!(s, 200, "{v}");
+    let names: Vec<String> = v[0]["REALTIME"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect();
+    let mut out = BTreeMap::new();
+    for n in names {
+        let (s, m) = get(&format!("{c}/segments/{table}/{n}/metadata")).await;
+        assert_eq!(s, 200, "{m}");
+        out.insert(n, m);
+    }
+    out
+}
+
+fn done(segs: &BTreeMap<String, Value>) -> Vec<&Value> {
+    segs.values().filter(|m| m["status"] == "DONE").collect()
+}
+
+async fn wait_done(server: &riffle_server::Server, table: &str, n: usize) {
+    let start = Instant::now();
+    loop {
+        let segs = segments(server, table).await;
+        let d = done(&segs).len();
+        if d >= n {
+            assert_eq!(d, n, "more segments committed than expected: {segs:?}");
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{d} of {n} segments committed: {segs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The committed ranges of each partition chain: each starts where the previous ended,
+/// the IN_PROGRESS segment starts at the last end, and docs equal offsets (no bad rows).
+fn check_chains(segs: &BTreeMap<String, Value>) {
+    let mut by_part: BTreeMap<u64, Vec<&Value>> = BTreeMap::new();
+    for m in segs.values() {
+        by_part
+            .entry(m["partitionId"].as_u64().unwrap())
+            .or_default()
+            .push(m);
+    }
+    for (p, mut v) in by_part {
+        v.sort_by_key(|m| m["sequenceNumber"].as_u64().unwrap());
+        let mut expect = v[0]["startOffset"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
+        for m in &v {
+            let start: u64 = m["startOffset"].as_str().unwrap().parse().unwrap();
+            assert_eq!(start, expect, "partition {p}: gap or overlap at {m}");
+            if m["status"] == "DONE" {
+                let end: u64 = m["endOffset"].as_str().unwrap().parse().unwrap();
+                assert_eq!(m["totalDocs"].as_u64().unwrap(), end - start, "{m}");
+                expect = end;
+            }
+        }
+    }
+}
+
+async fn sum_and_distinct(server: &riffle_server::Server, table: &str) -> (f64, i64, i64) {
+    let v = sql(
+        server,
+        &format!("SELECT SUM(amount), COUNT(DISTINCT id), COUNT(*) FROM {table}"),
+    )
+    .await;
+    let r = &v["resultTable"]["rows"][0];
+    (
+        r[0].as_f64().unwrap(),
+        r[1].as_i64().unwrap(),
+        r[2].as_i64().unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_seal_commit_swap_and_restart_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = "lc_seal";
+    MemoryBroker::global().create_topic(table, 2).unwrap();
+    let server = start(dir.path()).await;
+    create(
+        &server,
+        table,
+        json!({"realtime.segment.flush.threshold.segment.rows": "1000"}),
+        json!({"tableIndexConfig": {"invertedIndexColumns": ["city"]}}),
+    )
+    .await;
+    produce(table, 2, 0..11_000);
+    wait_count(&server, table, 11_000, Duration::from_secs(60)).await;
+    wait_done(&server, table, 10).await;
+    let segs = segments(&server, table).await;
+    check_chains(&segs);
+    for m in done(&segs) {
+        assert_eq!(m["totalDocs"], 1000, "{m}");
+        assert_eq!(m["stopReason"], "rowLimit", "{m}");
+        assert!(m["downloadUrl"].as_str().unwrap().starts_with("file://"));
+        assert_eq!(m["formatVersion"], 1, "sealed copy not loaded: {m}");
+    }
+    let want_sum: f64 = (0..11_000).map(amount).sum();
+    assert_eq!(
+        sum_and_distinct(&server, table).await,
+        (want_sum, 11_000, 11_000)
+    );
+    let v = sql(&server, &format!("SELECT COUNT(*) FROM {table}")).await;
+    assert_eq!(v["numSegmentsQueried"], 12, "{v}");
+    assert_eq!(v["numConsumingSegmentsQueried"], 2, "{v}");
+    assert_eq!(v["totalDocs"], 11_000, "{v}");
+    // Time pruning: only the segments holding ids >= 10,000 can match.
+    let v = sql(
+        &server,
+        &format!(
+            "SELECT COUNT(*) FROM {table} WHERE ts >= CAST({} AS TIMESTAMP)",
+            T0 + 10_000 * 1000
+        ),
+    )
+    .await;
+    assert_eq!(v["resultTable"]["rows"][0][0], 1000, "{v}");
+    assert!(
+        v["numSegmentsPrunedByServer"].as_u64().unwrap() >= 8,
+        "time pruning: {v}"
+    );
+    // An inverted-index filter reads no values in sealed segments.
+    let v = sql(
+        &server,
+        &format!("SELECT COUNT(*) FROM {table} WHERE city = 'lima'"),
+    )
+    .await;
+    let lima = (0..11_000u64).filter(|i| i % 7 == 1).count() as u64;
+    assert_eq!(v["resultTable"]["rows"][0][0], lima, "{v}");
+    assert_eq!(v["numDocsScanned"], lima, "{v}");
+    assert_eq!(
+        v["numEntriesScannedInFilter"], 1000,
+        "only the consuming rows are scanned: {v}"
+    );
+
+    // Restart: sealed segments come back from disk, consuming rows are re-read.
+    server.shutdown().await;
+    // A corrupt local copy is detected at load and replaced from the deep store.
+    let victim = done(&segs)[0]["segmentName"].as_str().unwrap().to_string();
+    let path = dir
+        .path()
+        .join("segments")
+        .join(format!("{table}_REALTIME"))
+        .join(format!("{victim}.seg"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let server = start(dir.path()).await;
+    wait_count(&server, table, 11_000, Duration::from_secs(60)).await;
+    assert_eq!(
+        sum_and_distinct(&server, table).await,
+        (want_sum, 11_000, 11_000)
+    );
+    let fixed = std::fs::read(&path).unwrap();
+    assert_ne!(fixed, bytes, "the corrupt copy was replaced");
+    let segs = segments(&server, table).await;
+    assert_eq!(segs[&victim]["formatVersion"], 1);
+    // Consumption goes on where it stopped.
+    produce(table, 2, 11_000..12_500);
+    wait_count(&server, table, 12_500, Duration::from_secs(60)).await;
+    wait_done(&server, table, 12).await;
+    let segs = segments(&server, table).await;
+    check_chains(&segs);
+    let want_sum: f64 = (0..12_500).map(amount).sum();
+    assert_eq!(
+        sum_and_distinct(&server, table).await,
+        (want_sum, 12_500, 12_500)
+    );
+
+    // Deleting a committed segment removes its rows everywhere; a consuming one is refused.
+    let c = format!("http://{}", server.controller_addr);
+    let victim_docs = segs[&victim]["totalDocs"].as_i64().unwrap();
+    let r = reqwest::Client::new()
+        .delete(format!("{c}/segments/{table}/{victim}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(count(&server, table).await, 12_500 - victim_docs);
+    assert!(!path.exists());
+    let consuming = segs
+        .values()
+        .find(|m| m["status"] == "IN_PROGRESS")
+        .unwrap()["segmentName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = reqwest::Client::new()
+        .delete(format!("{c}/segments/{table}/{consuming}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+    server.shutdown().await;
+}
+
+async fn pause_flag(server: &riffle_server::Server, table: &str) -> Value {
+    let (s, v) = get(&format!(
+        "http://{}/tables/{table}/pauseStatus",
+        server.controller_addr
+    ))
+    .await;
+    assert_eq!(s, 200, "{v}");
+    v
+}
+
+async fn control(server: &riffle_server::Server, path: &str) -> Value {
+    let (s, v) = post(
+        &format!("http://{}/tables/{path}", server.controller_addr),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(s, 200, "{path}: {v}");
+    v
+}
+
+/// Waits and checks that the count stays at `n` (nothing is consumed while paused).
+async fn stays(server: &riffle_server::Server, table: &str, n: i64) {
+    for _ in 0..10 {
+        assert_eq!(count(server, table).await, n);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_commit_pause_and_resume_count_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = "lc_pause";
+    MemoryBroker::global().create_topic(table, 2).unwrap();
+    let server = start(dir.path()).await;
+    create(&server, table, json!({}), json!({})).await;
+    produce(table, 2, 0..200);
+    wait_count(&server, table, 200, Duration::from_secs(30)).await;
+
+    // Force commit: both consuming segments commit, consumption goes on in new ones.
+    let v = control(&server, &format!("{table}/forceCommit")).await;
+    assert_eq!(v["forceCommitStatus"], "SUCCESS");
+    let job = v["forceCommitJobId"].as_str().unwrap().to_string();
+    let c = format!("http://{}", server.controller_addr);
+    let start_t = Instant::now();
+    loop {
+        let (s, st) = get(&format!("{c}/tables/forceCommitStatus/{job}")).await;
+        assert_eq!(s, 200, "{st}");
+        assert_eq!(st["segmentsForceCommitted"].as_array().unwrap().len(), 2);
+        if st["numberOfSegmentsYetToBeCommitted"] == 0 {
+            break;
+        }
+        assert!(start_t.elapsed() < Duration::from_secs(30), "{st}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let segs = segments(&server, table).await;
+    assert_eq!(done(&segs).len(), 2);
+    for m in done(&segs) {
+        assert_eq!(m["stopReason"], "forceCommitMessageReceived");
+        assert_eq!(m["totalDocs"], 100);
+    }
+    check_chains(&segs);
+    assert_eq!(count(&server, table).await, 200);
+    produce(table, 2, 200..300);
+    wait_count(&server, table, 300, Duration::from_secs(30)).await;
+    // Bad requests.
+    let (s, _) = post(
+        &format!("{c}/tables/{table}/forceCommit?partitions=0&segments=x"),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, _) = post(
+        &format!("{c}/tables/{table}/resumeConsumption?consumeFrom=middle"),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(s, 400);
+
+    // Pause: consuming segments commit; nothing more is read.
+    let v = control(
+        &server,
+        &format!("{table}/pauseConsumption?comment=maintenance"),
+    )
+    .await;
+    assert_eq!(v["pauseFlag"], true, "{v}");
+    assert_eq!(v["consumingSegments"], json!([]), "{v}");
+    assert_eq!(v["comment"], "maintenance");
+    produce(table, 2, 300..400);
+    stays(&server, table, 300).await;
+    let segs = segments(&server, table).await;
+    assert!(segs.values().all(|m| m["status"] == "DONE"), "{segs:?}");
+    check_chains(&segs);
+    // The pause survives a restart.
+    server.shutdown().await;
+    let server = start(dir.path()).await;
+    assert_eq!(pause_flag(&server, table).await["pauseFlag"], true);
+    stays(&server, table, 300).await;
+
+    // Resume from the last consumed offset: exactly the 100 produced meanwhile.
+    let v = control(&server, &format!("{table}/resumeConsumption")).await;
+    assert_eq!(v["pauseFlag"], false, "{v}");
+    assert_eq!(v["consumingSegments"].as_array().unwrap().len(), 2, "{v}");
+    wait_count(&server, table, 400, Duration::from_secs(30)).await;
+    let (sum, distinct, _) = sum_and_distinct(&server, table).await;
+    assert_eq!(distinct, 400);
+    assert_eq!(sum, (0..400).map(amount).sum::<f64>());
+
+    // Resume from smallest: the whole stream again (410 messages), on top of the 400.
+    control(&server, &format!("{table}/pauseConsumption")).await;
+    produce(table, 2, 400..410);
+    stays(&server, table, 400).await;
+    control(
+        &server,
+        &format!("{table}/resumeConsumption?consumeFrom=smallest"),
+    )
+    .await;
+    wait_count(&server, table, 810, Duration::from_secs(30)).await;
+
+    // Resume from largest: what was produced while paused is skipped.
+    control(&server, &format!("{table}/pauseConsumption")).await;
+    produce(table, 2, 410..420);
+    control(
+        &server,
+        &format!("{table}/resumeConsumption?consumeFrom=largest"),
+    )
+    .await;
+    stays(&server, table, 810).await;
+    produce(table, 2, 420..425);
+    wait_count(&server, table, 815, Duration::from_secs(30)).await;
+    // (Ranges overlap by design after `smallest`: the stream was read again on request.)
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_old_segments_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = "lc_retention";
+    MemoryBroker::global().create_topic(table, 1).unwrap();
+    let server = start(dir.path()).await;
+    create(
+        &server,
+        table,
+        json!({"realtime.segment.flush.threshold.segment.rows": "500"}),
+        json!({"segmentsConfig": {"retentionTimeUnit": "DAYS", "retentionTimeValue": "365"}}),
+    )
+    .await;
+    // 1,000 rows from 2023 (ids 0..1000 map to T0 + id s), then 600 rows from now.
+    produce(table, 1, 0..1000);
+    let now = riffle_common::now_ms();
+    for i in 0..600u64 {
+        let mut v: Value = serde_json::from_str(&row(100_000 + i)).unwrap();
+        v["ts"] = json!(now);
+        MemoryBroker::global()
+            .produce(table, 0, v.to_string())
+            .unwrap();
+    }
+    wait_count(&server, table, 1600, Duration::from_secs(30)).await;
+    wait_done(&server, table, 3).await;
+    let deleted = server.state.ingest.enforce_retention().await;
+    assert_eq!(deleted.len(), 2, "{deleted:?}");
+    assert_eq!(count(&server, table).await, 600);
+    let segs = segments(&server, table).await;
+    assert_eq!(done(&segs).len(), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autotune_converges_to_the_target_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = "lc_autotune";
+    MemoryBroker::global().create_topic(table, 1).unwrap();
+    produce(table, 1, 0..300_000);
+    let server = start(dir.path()).await;
+    // Pinot's autotune never goes below 10,000 rows: the target is well above that.
+    let target = 500_000u64;
+    create(
+        &server,
+        table,
+        json!({
+            "realtime.segment.flush.threshold.rows": "0",
+            "realtime.segment.flush.threshold.segment.size": "500000",
+            "realtime.segment.flush.autotune.initialRows": "2000",
+        }),
+        json!({}),
+    )
+    .await;
+    wait_count(&server, table, 300_000, Duration::from_secs(180)).await;
+    let start_t = Instant::now();
+    let mut sizes: Vec<(u64, u64, u64)>;
+    loop {
+        let segs = segments(&server, table).await;
+        let mut d: Vec<&Value> = done(&segs);
+        d.sort_by_key(|m| m["sequenceNumber"].as_u64().unwrap());
+        sizes = d
+            .iter()
+            .map(|m| {
+                (
+                    m["totalDocs"].as_u64().unwrap(),
+                    m["sizeBytes"].as_u64().unwrap(),
+                    m["flushThresholdRows"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        if sizes.len() >= 8 || start_t.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(sizes.len() >= 8, "{sizes:?}");
+    assert_eq!(
+        sizes[0].0, 2000,
+        "the first segment has the initial rows: {sizes:?}"
+    );
+    // Thresholds grow while segments are small, then every segment lands within Pinot's
+    // bounds of the target (half to one and a half times).
+    for (rows, size, _) in &sizes[sizes.len() - 3..] {
+        assert!(
+            *size >= target / 2 && *size <= target * 3 / 2,
+            "{rows} rows, {size} bytes: {sizes:?}"
+        );
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexes_answer_like_a_scan_and_read_less() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let plain = "lc_plain";
+    let indexed = "lc_indexed";
+    for (t, idx) in [
+        (plain, json!({})),
+        (
+            indexed,
+            json!({"tableIndexConfig": {
+                "sortedColumn": ["kind"],
+                "invertedIndexColumns": ["city"],
+                "rangeIndexColumns": ["amount", "ts"],
+                "bloomFilterColumns": ["id"],
+                "noDictionaryColumns": ["amount"],
+                "loadMode": "HEAP"
+            }}),
+        ),
+    ] {
+        MemoryBroker::global().create_topic(t, 2).unwrap();
+        create(
+            &server,
+            t,
+            json!({"realtime.segment.flush.threshold.segment.rows": "2000"}),
+            idx,
+        )
+        .await;
+        produce(t, 2, 0..9_000);
+        wait_count(&server, t, 9_000, Duration::from_secs(60)).await;
+        wait_done(&server, t, 4).await;
+    }
+    let queries = [
+        "SELECT COUNT(*) FROM {t} WHERE city = 'oslo'",
+        "SELECT COUNT(*), SUM(amount) FROM {t} WHERE city IN ('oslo', 'lima') AND kind = 3",
+        "SELECT COUNT(*) FROM {t} WHERE city <> 'oslo'",
+        "SELECT COUNT(*) FROM {t} WHERE kind BETWEEN 2 AND 5",
+        "SELECT COUNT(*) FROM {t} WHERE kind > 11 OR city = 'paris'",
+        "SELECT COUNT(*) FROM {t} WHERE amount >= 100.5 AND amount < 120",
+        "SELECT SUM(amount) FROM {t} WHERE id = 4242",
+        "SELECT COUNT(*) FROM {t} WHERE id = 123456",
+        "SELECT city, COUNT(*) FROM {t} WHERE ts > CAST(1700000500000 AS TIMESTAMP) GROUP BY city ORDER BY city",
+        "SELECT id FROM {t} WHERE kind = 7 AND city = 'accra' ORDER BY id LIMIT 20",
+        "SELECT MIN(ts), MAX(ts) FROM {t} WHERE amount < 1",
+        "SELECT COUNT(*) FROM {t} WHERE city = 'nowhere'",
+        "SELECT COUNT(*) FROM {t} WHERE kind IS NOT NULL AND amount > 249.5",
+    ];
+    for q in queries {
+        let a = sql(&server, &q.replace("{t}", plain)).await;
+        let b = sql(&server, &q.replace("{t}", indexed)).await;
+        assert_eq!(
+            a["resultTable"]["rows"], b["resultTable"]["rows"],
+            "{q}: plain {a} vs indexed {b}"
+        );
+        assert_eq!(a["numDocsScanned"], b["numDocsScanned"], "{q}");
+    }
+    // An inverted-index filter reads fewer values than the same filter scanned.
+    let q = "SELECT COUNT(*) FROM {t} WHERE city = 'oslo'";
+    let a = sql(&server, &q.replace("{t}", plain)).await;
+    let b = sql(&server, &q.replace("{t}", indexed)).await;
+    let (ea, eb) = (
+        a["numEntriesScannedInFilter"].as_u64().unwrap(),
+        b["numEntriesScannedInFilter"].as_u64().unwrap(),
+    );
+    assert!(eb < ea, "indexed {eb} vs plain {ea}");
+    // Min/max (and bloom filters) prune every sealed segment for an absent id.
+    let b = sql(
+        &server,
+        &format!("SELECT COUNT(*) FROM {indexed} WHERE id = 123456"),
+    )
+    .await;
+    assert!(b["numSegmentsPrunedByServer"].as_u64().unwrap() >= 4, "{b}");
+    server.shutdown().await;
+}
