@@ -136,6 +136,9 @@ class Riffle:
         self.broker_port = 0
         self.logs: list[Path] = []
         self._starts = 0
+        # Extra `serve` flags and environment (e.g. RIFFLE_FAILPOINTS) for the next starts.
+        self.extra_args: list[str] = []
+        self.extra_env: dict[str, str] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -164,11 +167,12 @@ class Riffle:
                         str(self.controller_port),
                         "--broker-port",
                         str(self.broker_port),
+                        *self.extra_args,
                     ],
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
-                    env=server_env(),
+                    env={**server_env(), **self.extra_env},
                 )
             if self._wait_healthy():
                 return self
@@ -196,6 +200,32 @@ class Riffle:
                 return True
             time.sleep(0.05)
         return False
+
+    def wait_exit(self, timeout: float) -> int:
+        """Waits for the process to end by itself (e.g. at a failpoint); its return code."""
+        assert self.proc is not None
+        rc = self.proc.wait(timeout=timeout)
+        self.proc = None
+        return rc
+
+    def post(self, path: str, body: Optional[dict] = None) -> tuple[int, dict]:
+        """POSTs JSON to the controller."""
+        req = urllib.request.Request(
+            self.controller_url + path,
+            data=json.dumps(body or {}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+    def get_json(self, path: str) -> dict:
+        status, text = http_get(self.controller_url + path, timeout=10.0)
+        assert status == 200, f"GET {path}: {status} {text}"
+        return json.loads(text)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Sends `sig` (SIGKILL: a crash, nothing flushed) and reaps the process."""

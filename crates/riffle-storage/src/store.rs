@@ -363,6 +363,23 @@ impl DeepStore {
             self.delete_key(&key).await?;
             deleted.push(uri);
         }
+        // A local store stages an upload in `<object>#<n>` and renames it when complete; a
+        // crash mid-upload leaves the staging file, which listing does not show. (An S3
+        // multipart upload cut short stays invisible and is left to the bucket's lifecycle
+        // rule for incomplete uploads.)
+        if self.inner.scheme == config::Scheme::File {
+            if let Some(dir) = self.inner.base.strip_prefix("file://") {
+                let dir = Path::new(dir).join(table);
+                if let Ok(entries) = std::fs::read_dir(&dir) {
+                    for e in entries.flatten() {
+                        let name = e.file_name().to_string_lossy().to_string();
+                        if name.contains('#') && std::fs::remove_file(e.path()).is_ok() {
+                            deleted.push(format!("{}/{table}/{name}", self.inner.base));
+                        }
+                    }
+                }
+            }
+        }
         Ok(deleted)
     }
 

@@ -44,15 +44,39 @@ pub struct ServeArgs {
     /// Broker API port (Pinot's 8099).
     #[arg(long, default_value_t = 8099)]
     pub broker_port: u16,
+    /// Deep store for sealed segments: `file:///dir`, `s3://bucket/prefix`, `gs://...`,
+    /// `az://...`, `http(s)://...`. Default: `file://<data dir>/deepstore`.
+    #[arg(long, env = "RIFFLE_DEEP_STORE_URI")]
+    pub deep_store_uri: Option<String>,
+    /// A deep-store option `KEY=VALUE` (repeatable): e.g. `endpoint=http://127.0.0.1:9000`,
+    /// `region=us-east-1`, `accessKey=...`, `secretKey=...`, `allow_http=true`.
+    #[arg(long = "deep-store-option", value_name = "KEY=VALUE")]
+    pub deep_store_options: Vec<String>,
+    /// How often segments past their table's retention are deleted, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub retention_interval_secs: u64,
+    /// A consuming segment holding this many bytes is sealed early.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub max_consuming_bytes: usize,
 }
 
 impl ServeArgs {
     /// The server config these flags describe.
-    pub fn config(&self) -> ServerConfig {
+    pub fn config(&self) -> anyhow::Result<ServerConfig> {
         let mut c = ServerConfig::new(self.data_dir.clone());
         c.controller_addr = SocketAddr::new(self.host, self.controller_port);
         c.broker_addr = SocketAddr::new(self.host, self.broker_port);
-        c
+        c.deep_store_uri = self.deep_store_uri.clone();
+        for o in &self.deep_store_options {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--deep-store-option '{o}': expected KEY=VALUE"))?;
+            c.deep_store_options
+                .insert(k.trim().to_string(), v.trim().to_string());
+        }
+        c.retention_interval = std::time::Duration::from_secs(self.retention_interval_secs.max(1));
+        c.max_consuming_bytes = self.max_consuming_bytes.max(1 << 20);
+        Ok(c)
     }
 }
 
@@ -117,7 +141,7 @@ async fn run() -> Result<()> {
     match cli.command {
         Command::Serve(a) => {
             init_logging();
-            let server = Server::start(a.config(), stream_registry()).await?;
+            let server = Server::start(a.config()?, stream_registry()).await?;
             println!(
                 "riffle is serving: controller http://{} , broker http://{} , data in {}",
                 server.controller_addr,

@@ -83,8 +83,12 @@ pub async fn run(a: QuickstartArgs) -> Result<()> {
         host: a.host,
         controller_port: a.controller_port,
         broker_port: a.broker_port,
+        deep_store_uri: None,
+        deep_store_options: Vec::new(),
+        retention_interval_secs: 600,
+        max_consuming_bytes: 1 << 30,
     };
-    let server = Server::start(serve.config(), crate::stream_registry()).await?;
+    let server = Server::start(serve.config()?, crate::stream_registry()).await?;
     let controller = format!("http://{}", server.controller_addr);
     let broker = format!("http://{}", server.broker_addr);
 

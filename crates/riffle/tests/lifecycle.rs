@@ -594,3 +594,68 @@ async fn indexes_answer_like_a_scan_and_read_less() {
     assert!(b["numSegmentsPrunedByServer"].as_u64().unwrap() >= 4, "{b}");
     server.shutdown().await;
 }
+
+/// Segments land in an S3-compatible deep store (moto, started here), and a fresh data
+/// directory holding only the catalog gets every committed segment back from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_deep_store_restores_a_fresh_data_directory() {
+    use riffle_storage::testing::S3Server;
+    let s3 = S3Server::start().unwrap();
+    s3.create_bucket("riffle-segments").unwrap();
+    let start_s3 = |dir: std::path::PathBuf| {
+        let opts = s3.options();
+        async move {
+            let mut c = riffle_server::ServerConfig::new(dir);
+            c.controller_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+            c.broker_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+            c.deep_store_uri = Some("s3://riffle-segments/deep".into());
+            c.deep_store_options = opts;
+            riffle_server::Server::start(c, riffle_stream::StreamRegistry::with_builtins())
+                .await
+                .expect("server starts")
+        }
+    };
+    let first = tempfile::tempdir().unwrap();
+    let table = "lc_s3";
+    MemoryBroker::global().create_topic(table, 2).unwrap();
+    let server = start_s3(first.path().to_path_buf()).await;
+    create(
+        &server,
+        table,
+        json!({"realtime.segment.flush.threshold.segment.rows": "1000"}),
+        json!({}),
+    )
+    .await;
+    produce(table, 2, 0..5_000);
+    wait_count(&server, table, 5_000, Duration::from_secs(60)).await;
+    wait_done(&server, table, 4).await;
+    let segs = segments(&server, table).await;
+    for m in done(&segs) {
+        let url = m["downloadUrl"].as_str().unwrap();
+        assert!(
+            url.starts_with("s3://riffle-segments/deep/lc_s3_REALTIME/"),
+            "{url}"
+        );
+    }
+    server.shutdown().await;
+
+    // A new machine: only the catalog is copied; no segment files.
+    let second = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        first.path().join("catalog.redb"),
+        second.path().join("catalog.redb"),
+    )
+    .unwrap();
+    let server = start_s3(second.path().to_path_buf()).await;
+    wait_count(&server, table, 5_000, Duration::from_secs(60)).await;
+    let (sum, distinct, _) = sum_and_distinct(&server, table).await;
+    assert_eq!(distinct, 5_000);
+    assert_eq!(sum, (0..5_000).map(amount).sum::<f64>());
+    let local: Vec<_> = std::fs::read_dir(second.path().join("segments").join("lc_s3_REALTIME"))
+        .unwrap()
+        .collect();
+    assert_eq!(local.len(), 4, "every committed segment was downloaded");
+    let v = sql(&server, &format!("SELECT COUNT(*) FROM {table}")).await;
+    assert_eq!(v["numSegmentsQueried"], 6, "{v}");
+    server.shutdown().await;
+}
