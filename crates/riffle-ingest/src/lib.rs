@@ -90,6 +90,9 @@ pub enum PartitionState {
     Stopped,
     /// Consumption paused (`pauseConsumption`): the consuming segment was committed.
     Paused,
+    /// The stream closed the partition (a split or merged shard): its last segment was
+    /// committed and nothing more will come.
+    Ended,
 }
 
 /// A partition's state, counters and last error, as the API shows them.

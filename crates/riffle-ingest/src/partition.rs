@@ -139,6 +139,8 @@ async fn run_inner(
     ));
     let mut seal_tx = Some(seal_tx);
     let mut forces_handled = control.force.load(Ordering::SeqCst);
+    // The stream said the partition is closed (a Kinesis shard): commit and end.
+    let mut end_of_partition = false;
     rt.status.lock().insert(
         partition,
         PartitionStatus {
@@ -211,13 +213,18 @@ async fn run_inner(
     backoff = BACKOFF_MIN;
     loop {
         // Pause: commit what was consumed, with no next segment, and end the loop.
-        if control.pause.load(Ordering::SeqCst) {
+        let pausing = control.pause.load(Ordering::SeqCst);
+        if pausing || end_of_partition {
             let now = now_ms();
             let consumed = now - consumer_start_ms.max(cur.meta.creation_time_ms);
             let job = freeze(
                 &cur.segment,
                 &cur.meta,
-                StopReason::ForceCommit,
+                if pausing {
+                    StopReason::ForceCommit
+                } else {
+                    StopReason::EndOfPartitionGroup
+                },
                 None,
                 consumed,
                 cur.criteria.row_threshold,
@@ -230,10 +237,15 @@ async fn run_inner(
             let res = sealer_task.await;
             match (sent, res) {
                 (Ok(()), Ok(Ok(()))) => {
+                    let state = if pausing {
+                        PartitionState::Paused
+                    } else {
+                        PartitionState::Ended
+                    };
                     info!(table = %table, partition, segment = %cur.meta.segment_name,
-                          offset = %offset, "partition paused");
+                          offset = %offset, state = ?state, "partition no longer consuming");
                     update(&rt, partition, |s| {
-                        s.state = PartitionState::Paused;
+                        s.state = state;
                         s.segment = String::new();
                     });
                     return;
@@ -371,6 +383,7 @@ async fn run_inner(
             s.last_fetch_ms = now;
         });
         if batch.messages.is_empty() {
+            end_of_partition = batch.end_of_partition;
             if batch.next_offset != offset {
                 // Skipped records only: the offset still moves.
                 cur.fetched_any = true;
@@ -394,6 +407,7 @@ async fn run_inner(
             .row_threshold
             .saturating_sub(cur.segment.snapshot().num_rows as u64);
         if (batch.messages.len() as u64) > room {
+            batch.end_of_partition = false;
             let keep = room as usize;
             batch.next_offset = batch.messages[keep].offset.clone();
             batch.messages.truncate(keep);
@@ -456,6 +470,7 @@ async fn run_inner(
             return stop(format!("publish rows: {e}"));
         }
         offset = next_offset;
+        end_of_partition = batch.end_of_partition && stats.first_error.is_none();
         let o = offset.to_string();
         update(&rt, partition, |s| {
             s.current_offset = o;

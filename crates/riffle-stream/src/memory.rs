@@ -86,6 +86,8 @@ struct Stored {
 struct Log {
     start: i64,
     records: VecDeque<Stored>,
+    /// Closed (like a split Kinesis shard): a reader at the end is told so.
+    closed: bool,
 }
 
 impl Log {
@@ -202,6 +204,12 @@ impl MemoryBroker {
             let log = parts
                 .get_mut(partition as usize)
                 .ok_or_else(|| no_partition(name, partition, count))?;
+            if log.closed {
+                return Err(StreamError::new(
+                    StreamErrorKind::InvalidConfig,
+                    format!("memory topic '{name}' partition {partition} is closed"),
+                ));
+            }
             let offset = log.end();
             log.records.push_back(record);
             offset
@@ -281,6 +289,24 @@ impl MemoryBroker {
     }
 }
 
+impl MemoryBroker {
+    /// Closes a partition: no more records can be produced to it, and a reader that reached
+    /// its end gets `end_of_partition` (as a split or merged Kinesis shard does).
+    pub fn close_partition(&self, name: &str, partition: u32) -> Result<(), StreamError> {
+        let topic = self.topic(name)?;
+        {
+            let mut parts = topic.partitions.lock();
+            let count = parts.len();
+            parts
+                .get_mut(partition as usize)
+                .ok_or_else(|| no_partition(name, partition, count))?
+                .closed = true;
+        }
+        topic.changed.notify_waiters();
+        Ok(())
+    }
+}
+
 impl Topic {
     /// The records at `from`, or `None` if there are none yet (and nothing to report).
     fn read(
@@ -313,6 +339,16 @@ impl Topic {
             ));
         }
         if pos == end && data_loss.is_none() {
+            if log.closed {
+                return Ok(Some(MessageBatch {
+                    messages: Vec::new(),
+                    next_offset: StreamOffset::Long(end),
+                    unfiltered_count: 0,
+                    end_of_partition: true,
+                    data_loss: None,
+                    size_bytes: 0,
+                }));
+            }
             return Ok(None);
         }
         let skip = usize::try_from(pos - log.start).unwrap_or(0);
@@ -345,7 +381,7 @@ impl Topic {
             messages,
             next_offset: StreamOffset::Long(pos + unfiltered as i64),
             unfiltered_count: unfiltered,
-            end_of_partition: false,
+            end_of_partition: log.closed && pos + unfiltered as i64 == end,
             data_loss,
             size_bytes,
         }))

@@ -659,3 +659,41 @@ async fn s3_deep_store_restores_a_fresh_data_directory() {
     assert_eq!(v["numSegmentsQueried"], 6, "{v}");
     server.shutdown().await;
 }
+
+/// A partition the stream closes (a split shard) commits its last segment and ends; the
+/// others go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_partition_commits_its_last_segment_and_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = "lc_closed";
+    MemoryBroker::global().create_topic(table, 2).unwrap();
+    let server = start(dir.path()).await;
+    create(&server, table, json!({}), json!({})).await;
+    produce(table, 2, 0..300);
+    wait_count(&server, table, 300, Duration::from_secs(30)).await;
+    MemoryBroker::global().close_partition(table, 0).unwrap();
+    wait_done(&server, table, 1).await;
+    let segs = segments(&server, table).await;
+    let last = done(&segs)[0];
+    assert_eq!(last["partitionId"], 0);
+    assert_eq!(last["stopReason"], "endOfPartitionGroup");
+    assert_eq!(last["totalDocs"], 150);
+    assert_eq!(last["endOffset"], "150");
+    // Partition 1 still consumes; partition 0 has no consuming segment any more.
+    let consuming: Vec<&Value> = segs
+        .values()
+        .filter(|m| m["status"] == "IN_PROGRESS")
+        .collect();
+    assert_eq!(consuming.len(), 1);
+    assert_eq!(consuming[0]["partitionId"], 1);
+    for id in (301..400).step_by(2) {
+        MemoryBroker::global().produce(table, 1, row(id)).unwrap();
+    }
+    wait_count(&server, table, 350, Duration::from_secs(30)).await;
+    // A restart does not reopen it.
+    server.shutdown().await;
+    let server = start(dir.path()).await;
+    wait_count(&server, table, 350, Duration::from_secs(30)).await;
+    assert_eq!(done(&segments(&server, table).await).len(), 1);
+    server.shutdown().await;
+}
