@@ -107,10 +107,40 @@ pub(crate) async fn run(
     cancel: CancellationToken,
 ) {
     let partition = meta.partition;
-    run_inner(ctx, rt.clone(), spec_pos, meta, control, cancel).await;
+    let (seal_tx, seal_rx) = mpsc::channel::<SealJob>(MAX_PENDING_SEALS);
+    let mut sealer_task = Some(tokio::spawn(sealer(
+        ctx.clone(),
+        rt.clone(),
+        partition,
+        control.clone(),
+        seal_rx,
+        cancel.clone(),
+    )));
+    run_inner(
+        ctx,
+        rt.clone(),
+        spec_pos,
+        meta,
+        control,
+        cancel,
+        seal_tx,
+        &mut sealer_task,
+    )
+    .await;
+    // Segments already frozen still commit when the loop stopped on an error; on a stop
+    // request the sealer ends at once. Either way nothing of the partition outlives this.
+    if let Some(task) = sealer_task.take() {
+        if let Ok(Err(e)) = task.await {
+            update(&rt, partition, |s| {
+                s.state = PartitionState::Error;
+                s.last_error = Some(e);
+            });
+        }
+    }
     rt.running.lock().remove(&partition);
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_inner(
     ctx: Arc<IngestContext>,
     rt: Arc<TableRuntime>,
@@ -118,6 +148,8 @@ async fn run_inner(
     meta: SegmentMeta,
     control: Arc<PartitionControl>,
     cancel: CancellationToken,
+    seal_tx: mpsc::Sender<SealJob>,
+    sealer_task: &mut Option<tokio::task::JoinHandle<Result<(), String>>>,
 ) {
     let spec = &rt.streams[spec_pos];
     let partition = meta.partition;
@@ -128,15 +160,6 @@ async fn run_inner(
         meta.clone(),
         criteria_for(&ctx, &rt, &meta, consumer_start_ms, &control),
     );
-    let (seal_tx, seal_rx) = mpsc::channel::<SealJob>(MAX_PENDING_SEALS);
-    let sealer_task = tokio::spawn(sealer(
-        ctx.clone(),
-        rt.clone(),
-        partition,
-        control.clone(),
-        seal_rx,
-        cancel.clone(),
-    ));
     let mut seal_tx = Some(seal_tx);
     let mut forces_handled = control.force.load(Ordering::SeqCst);
     // The stream said the partition is closed (a Kinesis shard): commit and end.
@@ -234,7 +257,10 @@ async fn run_inner(
             };
             let sent = tx.send(job).await;
             drop(tx);
-            let res = sealer_task.await;
+            let res = match sealer_task.take() {
+                Some(task) => task.await,
+                None => Ok(Err("internal: sealer lost".into())),
+            };
             match (sent, res) {
                 (Ok(()), Ok(Ok(()))) => {
                     let state = if pausing {
@@ -299,9 +325,12 @@ async fn run_inner(
                     r = tx.send(job) => r,
                 };
                 if sent.is_err() {
-                    let why = match sealer_task.await {
-                        Ok(Err(e)) => e,
-                        _ => "the sealer stopped".into(),
+                    let why = match sealer_task.take() {
+                        Some(task) => match task.await {
+                            Ok(Err(e)) => e,
+                            _ => "the sealer stopped".into(),
+                        },
+                        None => "the sealer stopped".into(),
                     };
                     return stop(why);
                 }

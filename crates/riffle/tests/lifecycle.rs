@@ -697,3 +697,41 @@ async fn a_closed_partition_commits_its_last_segment_and_ends() {
     assert_eq!(done(&segments(&server, table).await).len(), 1);
     server.shutdown().await;
 }
+
+/// A consuming segment that reaches the memory cap ends early
+/// (`indexCapacityThresholdBreached`) instead of growing without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_cap_ends_a_segment_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = "lc_memcap";
+    MemoryBroker::global().create_topic(table, 1).unwrap();
+    let mut c = riffle_server::ServerConfig::new(dir.path().to_path_buf());
+    c.controller_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    c.broker_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    c.max_consuming_bytes = 256 * 1024;
+    let server = riffle_server::Server::start(c, riffle_stream::StreamRegistry::with_builtins())
+        .await
+        .unwrap();
+    create(&server, table, json!({}), json!({})).await;
+    produce(table, 1, 0..20_000);
+    wait_count(&server, table, 20_000, Duration::from_secs(60)).await;
+    let start_t = Instant::now();
+    let segs = loop {
+        let segs = segments(&server, table).await;
+        if done(&segs).len() >= 2 || start_t.elapsed() > Duration::from_secs(30) {
+            break segs;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let d = done(&segs);
+    assert!(d.len() >= 2, "{segs:?}");
+    for m in d {
+        assert_eq!(m["stopReason"], "indexCapacityThresholdBreached", "{m}");
+        assert!(m["totalDocs"].as_u64().unwrap() < 20_000);
+    }
+    check_chains(&segs);
+    let (sum, distinct, _) = sum_and_distinct(&server, table).await;
+    assert_eq!(distinct, 20_000);
+    assert_eq!(sum, (0..20_000).map(amount).sum::<f64>());
+    server.shutdown().await;
+}
