@@ -40,6 +40,8 @@ use riffle_storage::DeepStore;
 use riffle_stream::{StreamContext, StreamError, StreamOffset, StreamPlugin, StreamRegistry};
 use serde::Serialize;
 use tokio::task::JoinHandle;
+
+use crate::flush::StopReason;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -617,6 +619,10 @@ impl IngestManager {
                 "table '{name_with_type}' is not consuming on this server"
             )));
         };
+        if !self.ctx.catalog.table_state(&name_with_type)?.paused {
+            // Not paused: nothing to resume (as Pinot, the answer is the current status).
+            return self.pause_status(&name_with_type);
+        }
         // Loops still committing a pause finish first.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while !h.runtime.running.lock().is_empty() && tokio::time::Instant::now() < deadline {
@@ -647,6 +653,13 @@ impl IngestManager {
                     continue;
                 }
                 if prev.is_some_and(|m| m.status == SegmentStatus::InProgress) {
+                    continue;
+                }
+                // A partition the stream closed stays closed.
+                if prev.is_some_and(|m| {
+                    m.extra.get(lifecycle::keys::STOP_REASON)
+                        == Some(&serde_json::json!(StopReason::EndOfPartitionGroup.as_str()))
+                }) {
                     continue;
                 }
                 let sp = PartitionId(id % PARTITIONS_PER_STREAM);

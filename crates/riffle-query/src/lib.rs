@@ -472,8 +472,12 @@ fn walk<'a>(
     f: &mut dyn FnMut(&'a dyn ExecutionPlan, Option<&'a dyn ExecutionPlan>),
 ) {
     f(node, parent);
+    // Nodes that pass rows through unchanged (scheduling, batch sizes) are looked through,
+    // so a scan's parent is the filter above it whatever the optimiser put in between.
+    let through = matches!(node.name(), "CooperativeExec" | "CoalesceBatchesExec");
+    let next_parent = if through { parent } else { Some(node) };
     for c in node.children() {
-        walk(c.as_ref(), Some(node), f);
+        walk(c.as_ref(), next_parent, f);
     }
 }
 

@@ -13,8 +13,7 @@
 //!   [`SealedSegment`] opens it (mmap or heap), prunes, filters with its indexes and reads
 //!   rows back as Arrow batches.
 //!
-//! Sealed (immutable, on-disk) segments join the registry in the segment-lifecycle work;
-//! [`SegmentRef`] is the one type queries iterate over, so they slot in there.
+//! [`SegmentRef`] is the one type queries iterate over: consuming or sealed.
 //!
 //! Invariants: a reader never sees half a row or rows without the offset that follows them;
 //! a segment name is unique within its table.

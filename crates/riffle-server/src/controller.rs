@@ -864,6 +864,9 @@ async fn segment_metadata(
     for (k, v) in &meta.extra {
         out.insert(k.clone(), v.clone());
     }
+    if let Some(err) = s.ingest.load_errors(&meta.table_name).get(&segment) {
+        out.insert("riffleLoadError".into(), json!(err));
+    }
     if let Some(seg) = s.segments.table(&raw).and_then(|t| t.segment(&segment)) {
         match seg {
             riffle_segment::SegmentRef::Sealed(sealed) => {

@@ -129,7 +129,7 @@ impl Server {
             IngestContext::local(catalog.clone(), streams, segments.clone(), &config.data_dir)?;
         if let Some(uri) = &config.deep_store_uri {
             ctx.deep_store = DeepStore::open(uri, &config.deep_store_options)
-                .map_err(|e| anyhow::anyhow!("deep store {uri}: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("deep store: {e}"))?;
         }
         ctx.discovery_interval = config.discovery_interval;
         ctx.max_consuming_bytes = config.max_consuming_bytes;

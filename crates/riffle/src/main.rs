@@ -67,6 +67,11 @@ impl ServeArgs {
         c.controller_addr = SocketAddr::new(self.host, self.controller_port);
         c.broker_addr = SocketAddr::new(self.host, self.broker_port);
         c.deep_store_uri = self.deep_store_uri.clone();
+        if c.deep_store_uri.is_none() && !self.deep_store_options.is_empty() {
+            anyhow::bail!(
+                "--deep-store-option needs --deep-store-uri (the default file:// store takes no options)"
+            );
+        }
         for o in &self.deep_store_options {
             let (k, v) = o
                 .split_once('=')

@@ -234,6 +234,18 @@ async fn segments_seal_commit_swap_and_restart_exactly_once() {
         "only the consuming rows are scanned: {v}"
     );
 
+    // A value above every sealed segment's max prunes them all; the consuming rows are
+    // scanned and match nothing.
+    let v = sql(
+        &server,
+        &format!("SELECT COUNT(*) FROM {table} WHERE city = 'zzz'"),
+    )
+    .await;
+    assert_eq!(v["resultTable"]["rows"][0][0], 0, "{v}");
+    assert_eq!(v["numSegmentsPrunedByServer"], 10, "{v}");
+    assert_eq!(v["numDocsScanned"], 0, "{v}");
+    assert_eq!(v["numEntriesScannedInFilter"], 1000, "{v}");
+
     // Restart: sealed segments come back from disk, consuming rows are re-read.
     server.shutdown().await;
     // A corrupt local copy is detected at load and replaced from the deep store.
@@ -730,6 +742,22 @@ async fn the_memory_cap_ends_a_segment_early() {
         assert!(m["totalDocs"].as_u64().unwrap() < 20_000);
     }
     check_chains(&segs);
+    // With every sealed segment pruned, the one consuming segment is scanned.
+    let sealed_docs: u64 = done(&segs)
+        .iter()
+        .map(|m| m["totalDocs"].as_u64().unwrap())
+        .sum();
+    let v = sql(
+        &server,
+        &format!("SELECT COUNT(*) FROM {table} WHERE id = 99999999"),
+    )
+    .await;
+    assert_eq!(v["numDocsScanned"], 0, "{v}");
+    assert_eq!(
+        v["numEntriesScannedInFilter"].as_u64().unwrap(),
+        20_000 - sealed_docs,
+        "{v}"
+    );
     let (sum, distinct, _) = sum_and_distinct(&server, table).await;
     assert_eq!(distinct, 20_000);
     assert_eq!(sum, (0..20_000).map(amount).sum::<f64>());
