@@ -137,6 +137,56 @@ fn seg_key(table: &str, segment: &str) -> String {
     format!("{table}/{segment}")
 }
 
+/// Writes new segments of an existing table in `txn`. A segment of the same name, or a
+/// second IN_PROGRESS segment for a partition, is an error (the caller then drops the
+/// transaction, so nothing is written).
+fn insert_new_segments(
+    txn: &redb::WriteTransaction,
+    name_with_type: &str,
+    existing: &[SegmentMeta],
+    metas: &[SegmentMeta],
+) -> Result<(), CatalogError> {
+    let tables = txn.open_table(TABLES).map_err(storage)?;
+    if tables.get(name_with_type).map_err(storage)?.is_none() {
+        return Err(CatalogError::NotFound(format!("table '{name_with_type}'")));
+    }
+    let mut segs = txn.open_table(SEGMENTS).map_err(storage)?;
+    for m in metas {
+        let key = seg_key(name_with_type, &m.segment_name);
+        if segs.get(key.as_str()).map_err(storage)?.is_some() {
+            return Err(CatalogError::AlreadyExists(format!(
+                "segment '{}'",
+                m.segment_name
+            )));
+        }
+        if m.status == SegmentStatus::InProgress
+            && existing
+                .iter()
+                .any(|e| e.partition == m.partition && e.status == SegmentStatus::InProgress)
+        {
+            return Err(CatalogError::Conflict(format!(
+                "partition {} of '{name_with_type}' already has a consuming segment",
+                m.partition
+            )));
+        }
+        let json = serde_json::to_string(m).map_err(storage)?;
+        segs.insert(key.as_str(), json.as_str()).map_err(storage)?;
+    }
+    Ok(())
+}
+
+impl TableState {
+    /// The state an operator's pause or resume sets now.
+    pub fn administrative(paused: bool, comment: Option<String>, now_ms: i64) -> TableState {
+        TableState {
+            paused,
+            reason_code: Some("ADMINISTRATIVE".into()),
+            comment,
+            timestamp: Some(riffle_common::format_pinot_timestamp(now_ms)),
+        }
+    }
+}
+
 impl Catalog {
     /// Opens (or creates) the catalog file.
     pub fn open(path: &Path) -> Result<Catalog, CatalogError> {
@@ -338,28 +388,7 @@ impl Catalog {
         let existing = self.segments(name_with_type)?;
         let txn = self.db.begin_write().map_err(storage)?;
         {
-            let tables = txn.open_table(TABLES).map_err(storage)?;
-            if tables.get(name_with_type).map_err(storage)?.is_none() {
-                return Err(CatalogError::NotFound(format!("table '{name_with_type}'")));
-            }
-            let mut segs = txn.open_table(SEGMENTS).map_err(storage)?;
-            for m in segments {
-                if existing.iter().any(|e| {
-                    e.segment_name == m.segment_name
-                        || (e.partition == m.partition && e.status == SegmentStatus::InProgress)
-                }) {
-                    return Err(CatalogError::Conflict(format!(
-                        "partition {} of '{name_with_type}' already has a consuming segment",
-                        m.partition
-                    )));
-                }
-                let json = serde_json::to_string(m).map_err(storage)?;
-                segs.insert(
-                    seg_key(name_with_type, &m.segment_name).as_str(),
-                    json.as_str(),
-                )
-                .map_err(storage)?;
-            }
+            insert_new_segments(&txn, name_with_type, &existing, segments)?;
             let mut st = txn.open_table(TABLE_STATE).map_err(storage)?;
             let json = serde_json::to_string(state).map_err(storage)?;
             st.insert(name_with_type, json.as_str()).map_err(storage)?;
@@ -427,34 +456,7 @@ impl Catalog {
     ) -> Result<(), CatalogError> {
         let existing = self.segments(name_with_type)?;
         let txn = self.db.begin_write().map_err(storage)?;
-        {
-            let tables = txn.open_table(TABLES).map_err(storage)?;
-            if tables.get(name_with_type).map_err(storage)?.is_none() {
-                return Err(CatalogError::NotFound(format!("table '{name_with_type}'")));
-            }
-            let mut segs = txn.open_table(SEGMENTS).map_err(storage)?;
-            for m in metas {
-                let key = seg_key(name_with_type, &m.segment_name);
-                if segs.get(key.as_str()).map_err(storage)?.is_some() {
-                    return Err(CatalogError::AlreadyExists(format!(
-                        "segment '{}'",
-                        m.segment_name
-                    )));
-                }
-                if m.status == SegmentStatus::InProgress
-                    && existing.iter().any(|e| {
-                        e.partition == m.partition && e.status == SegmentStatus::InProgress
-                    })
-                {
-                    return Err(CatalogError::Conflict(format!(
-                        "partition {} of '{name_with_type}' already has a consuming segment",
-                        m.partition
-                    )));
-                }
-                let json = serde_json::to_string(m).map_err(storage)?;
-                segs.insert(key.as_str(), json.as_str()).map_err(storage)?;
-            }
-        }
+        insert_new_segments(&txn, name_with_type, &existing, metas)?;
         txn.commit().map_err(storage)
     }
 

@@ -570,12 +570,7 @@ impl IngestManager {
         comment: Option<String>,
         wait: Duration,
     ) -> Result<PauseStatus, IngestError> {
-        let state = TableState {
-            paused: true,
-            reason_code: Some("ADMINISTRATIVE".into()),
-            comment,
-            timestamp: Some(riffle_common::format_pinot_timestamp(now_ms())),
-        };
+        let state = TableState::administrative(true, comment, now_ms());
         self.ctx
             .catalog
             .set_table_state(name_with_type, &state, &[])?;
@@ -681,12 +676,7 @@ impl IngestManager {
                 ));
             }
         }
-        let state = TableState {
-            paused: false,
-            reason_code: Some("ADMINISTRATIVE".into()),
-            comment,
-            timestamp: Some(riffle_common::format_pinot_timestamp(now_ms())),
-        };
+        let state = TableState::administrative(false, comment, now_ms());
         self.ctx
             .catalog
             .set_table_state(&name_with_type, &state, &new)?;
@@ -702,15 +692,23 @@ impl IngestManager {
         self.pause_status(&name_with_type)
     }
 
-    /// Pinot's `pauseStatus`: the flag and the segments still consuming.
-    pub fn pause_status(&self, name_with_type: &str) -> Result<PauseStatus, IngestError> {
-        let state = self.ctx.catalog.table_state(name_with_type)?;
-        let consuming = self
+    /// The catalog's IN_PROGRESS segments of a table.
+    fn consuming_segments(&self, name_with_type: &str) -> Result<Vec<SegmentMeta>, IngestError> {
+        Ok(self
             .ctx
             .catalog
             .segments(name_with_type)?
             .into_iter()
             .filter(|m| m.status == SegmentStatus::InProgress)
+            .collect())
+    }
+
+    /// Pinot's `pauseStatus`: the flag and the segments still consuming.
+    pub fn pause_status(&self, name_with_type: &str) -> Result<PauseStatus, IngestError> {
+        let state = self.ctx.catalog.table_state(name_with_type)?;
+        let consuming = self
+            .consuming_segments(name_with_type)?
+            .into_iter()
             .map(|m| m.segment_name)
             .collect();
         Ok(PauseStatus {
@@ -737,13 +735,7 @@ impl IngestManager {
                 "table '{name_with_type}' is not consuming on this server"
             )));
         };
-        let consuming: Vec<SegmentMeta> = self
-            .ctx
-            .catalog
-            .segments(name_with_type)?
-            .into_iter()
-            .filter(|m| m.status == SegmentStatus::InProgress)
-            .collect();
+        let consuming = self.consuming_segments(name_with_type)?;
         let mut chosen = Vec::new();
         for m in &consuming {
             let wanted = match (partitions, segments) {
@@ -789,11 +781,8 @@ impl IngestManager {
             return Ok(None);
         };
         let consuming: HashSet<String> = self
-            .ctx
-            .catalog
-            .segments(&job.table_name)?
+            .consuming_segments(&job.table_name)?
             .into_iter()
-            .filter(|m| m.status == SegmentStatus::InProgress)
             .map(|m| m.segment_name)
             .collect();
         let waiting = job
