@@ -26,6 +26,9 @@
 //!
 //! Every phase records the load average before and after: a figure measured while the
 //! machine was busy is not a figure.
+//!
+//! The segment-lifecycle benchmarks (rate and latency with and without seals, restart after
+//! a crash, bytes per row) reuse these phases and live in [`crate::bench_lifecycle`].
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -131,11 +134,11 @@ impl fmt::Display for BenchError {
 
 impl std::error::Error for BenchError {}
 
-fn err(msg: impl Into<String>) -> BenchError {
+pub(crate) fn err(msg: impl Into<String>) -> BenchError {
     BenchError(msg.into())
 }
 
-fn io_err(what: &str, path: &Path, e: std::io::Error) -> BenchError {
+pub(crate) fn io_err(what: &str, path: &Path, e: std::io::Error) -> BenchError {
     err(format!("{what} '{}': {e}", path.display()))
 }
 
@@ -251,7 +254,7 @@ impl fmt::Display for LoadAvg {
     }
 }
 
-fn load_text(l: Option<LoadAvg>) -> String {
+pub(crate) fn load_text(l: Option<LoadAvg>) -> String {
     l.map_or_else(|| "n/a".to_string(), |l| l.to_string())
 }
 
@@ -314,6 +317,13 @@ pub struct ThroughputReport {
     pub load_before: Option<LoadAvg>,
     /// Load average after the phase.
     pub load_after: Option<LoadAvg>,
+    /// The longest time the published row count stood still between the first rows and
+    /// the last (a stall, e.g. while the loop waits for a seal).
+    pub max_stall_secs: f64,
+    /// Segments committed (sealed) when every row was queryable.
+    pub committed_at_queryable: u64,
+    /// From `start_table` until the segments the caller waited for had committed.
+    pub all_committed_secs: Option<f64>,
 }
 
 /// Where the time of the partition loop goes, stage by stage, one thread.
@@ -370,6 +380,10 @@ pub struct LatencyReport {
     pub load_before: Option<LoadAvg>,
     /// Load average after the phase.
     pub load_after: Option<LoadAvg>,
+    /// Segments committed (sealed) while the writer ran and the last rows arrived.
+    pub segments_committed: u64,
+    /// Each second of the run (by tick): its p90 and max latency.
+    pub per_second: Vec<(Duration, Duration)>,
 }
 
 /// Everything one run measured.
@@ -482,7 +496,7 @@ pub fn sample_event() -> String {
 }
 
 /// The partition file of `p` under a data directory.
-fn partition_file(data_dir: &Path, p: u32) -> PathBuf {
+pub(crate) fn partition_file(data_dir: &Path, p: u32) -> PathBuf {
     data_dir
         .join("streams")
         .join(TABLE)
@@ -490,7 +504,7 @@ fn partition_file(data_dir: &Path, p: u32) -> PathBuf {
 }
 
 /// Writes `rows` events round-robin into `partitions` files. Returns bytes written.
-fn write_events(data_dir: &Path, rows: u64, partitions: u32) -> Result<u64, BenchError> {
+pub(crate) fn write_events(data_dir: &Path, rows: u64, partitions: u32) -> Result<u64, BenchError> {
     let topic = data_dir.join("streams").join(TABLE);
     std::fs::create_dir_all(&topic).map_err(|e| io_err("create", &topic, e))?;
     let mut files = Vec::new();
@@ -517,11 +531,11 @@ fn write_events(data_dir: &Path, rows: u64, partitions: u32) -> Result<u64, Benc
 // Tables
 // ---------------------------------------------------------------------------------------
 
-fn schema() -> Result<Schema, BenchError> {
+pub(crate) fn schema() -> Result<Schema, BenchError> {
     Schema::from_json(SCHEMA_JSON.as_bytes()).map_err(|e| err(format!("bench schema: {e}")))
 }
 
-fn table_config() -> Result<TableConfig, BenchError> {
+pub(crate) fn table_config() -> Result<TableConfig, BenchError> {
     TableConfig::from_json(TABLE_CONFIG_JSON.as_bytes())
         .map_err(|e| err(format!("bench table config: {e}")))
 }
@@ -535,20 +549,40 @@ fn stream_config(table: &TableConfig) -> Result<StreamConfig, BenchError> {
         .ok_or_else(|| err("bench table has no stream"))
 }
 
+/// The table a phase runs, and how the in-process server is set up for it.
+#[derive(Clone, Debug)]
+pub(crate) struct TableSetup {
+    /// The table config (the bench table, or a variant of it).
+    pub(crate) table: TableConfig,
+    /// Overrides [`IngestContext::max_consuming_bytes`] (the memory cap of a consuming
+    /// segment); `None` keeps the server's default.
+    pub(crate) max_consuming_bytes: Option<usize>,
+}
+
+impl TableSetup {
+    /// The bench table as [`TABLE_CONFIG_JSON`] has it, with the server's defaults.
+    pub(crate) fn bench_default() -> Result<TableSetup, BenchError> {
+        Ok(TableSetup {
+            table: table_config()?,
+            max_consuming_bytes: None,
+        })
+    }
+}
+
 /// An in-process server core: catalog, segment registry, ingest manager.
-struct Core {
-    segments: Arc<SegmentRegistry>,
-    manager: Arc<IngestManager>,
-    name_with_type: String,
+pub(crate) struct Core {
+    pub(crate) segments: Arc<SegmentRegistry>,
+    pub(crate) manager: Arc<IngestManager>,
+    pub(crate) name_with_type: String,
 }
 
 impl Core {
-    /// Opens a catalog under `data_dir`, creates the bench table (its partitions are found
-    /// now) and returns before consumption starts.
-    async fn create(
+    /// Opens (or creates) the catalog under `data_dir` and a manager on it, as a server
+    /// does when it starts; starts no table.
+    pub(crate) fn open(
         data_dir: &Path,
         table: &TableConfig,
-        schema: &Schema,
+        max_consuming_bytes: Option<usize>,
     ) -> Result<Core, BenchError> {
         let catalog = Arc::new(
             Catalog::open(&data_dir.join("catalog.redb"))
@@ -556,32 +590,52 @@ impl Core {
         );
         let segments = Arc::new(SegmentRegistry::new());
         let mut ctx = IngestContext::local(
-            catalog.clone(),
+            catalog,
             StreamRegistry::with_builtins(),
             segments.clone(),
             data_dir,
         )
         .map_err(|e| err(format!("ingest context: {e}")))?;
         ctx.discovery_interval = Duration::from_secs(3600);
-        let manager = Arc::new(IngestManager::new(ctx));
-        let (metas, _warnings) = manager
-            .prepare_table(table, schema)
-            .await
-            .map_err(|e| err(format!("prepare table: {e}")))?;
-        let name_with_type = table.name_with_type();
-        let config_json = serde_json::to_string(&table.to_json())
-            .map_err(|e| err(format!("table config json: {e}")))?;
-        catalog
-            .create_table(&name_with_type, &config_json, None, &metas)
-            .map_err(|e| err(format!("create table: {e}")))?;
+        if let Some(cap) = max_consuming_bytes {
+            ctx.max_consuming_bytes = cap;
+        }
         Ok(Core {
             segments,
-            manager,
-            name_with_type,
+            manager: Arc::new(IngestManager::new(ctx)),
+            name_with_type: table.name_with_type(),
         })
     }
 
-    async fn start(&self, table: &TableConfig, schema: &Schema) -> Result<(), BenchError> {
+    /// Opens a catalog under `data_dir`, creates the bench table (its partitions are found
+    /// now) and returns before consumption starts.
+    pub(crate) async fn create(
+        data_dir: &Path,
+        setup: &TableSetup,
+        schema: &Schema,
+    ) -> Result<Core, BenchError> {
+        let table = &setup.table;
+        let core = Core::open(data_dir, table, setup.max_consuming_bytes)?;
+        let (metas, _warnings) = core
+            .manager
+            .prepare_table(table, schema)
+            .await
+            .map_err(|e| err(format!("prepare table: {e}")))?;
+        let config_json = serde_json::to_string(&table.to_json())
+            .map_err(|e| err(format!("table config json: {e}")))?;
+        core.manager
+            .context()
+            .catalog
+            .create_table(&core.name_with_type, &config_json, None, &metas)
+            .map_err(|e| err(format!("create table: {e}")))?;
+        Ok(core)
+    }
+
+    pub(crate) async fn start(
+        &self,
+        table: &TableConfig,
+        schema: &Schema,
+    ) -> Result<(), BenchError> {
         self.manager
             .start_table(table, schema)
             .await
@@ -589,7 +643,7 @@ impl Core {
     }
 
     /// A partition that stopped with an error, if any.
-    fn failure(&self) -> Option<String> {
+    pub(crate) fn failure(&self) -> Option<String> {
         self.manager.status(&self.name_with_type).and_then(|st| {
             st.into_iter()
                 .find(|s| s.state == PartitionState::Error)
@@ -603,13 +657,23 @@ impl Core {
         })
     }
 
-    async fn stop(&self) {
+    pub(crate) async fn stop(&self) {
         self.manager.stop_table(&self.name_with_type).await;
+    }
+
+    /// Segments committed by the table's partitions since this core started.
+    pub(crate) fn segments_committed(&self) -> u64 {
+        self.manager
+            .status(&self.name_with_type)
+            .unwrap_or_default()
+            .iter()
+            .map(|s| s.segments_committed)
+            .sum()
     }
 }
 
 /// Rows a query would see now.
-fn published(segments: &SegmentRegistry) -> u64 {
+pub(crate) fn published(segments: &SegmentRegistry) -> u64 {
     segments.table(TABLE).map_or(0, |t| {
         t.segments().iter().map(|s| s.num_rows() as u64).sum()
     })
@@ -623,32 +687,56 @@ async fn throughput(
     cfg: &IngestBenchConfig,
     data_dir: &Path,
 ) -> Result<ThroughputReport, BenchError> {
-    let (table, schema) = (table_config()?, schema()?);
     let t = Instant::now();
-    let bytes = {
-        let (d, rows, parts) = (data_dir.to_path_buf(), cfg.rows, cfg.partitions);
-        tokio::task::spawn_blocking(move || write_events(&d, rows, parts))
-            .await
-            .map_err(|e| err(format!("writer task: {e}")))??
-    };
+    let bytes = write_events_async(data_dir, cfg.rows, cfg.partitions).await?;
     let write_secs = t.elapsed().as_secs_f64();
+    let mut r = throughput_run(cfg, data_dir, &TableSetup::bench_default()?, bytes, None).await?;
+    r.write_secs = write_secs;
+    Ok(r)
+}
 
+/// [`write_events`] on the blocking pool.
+pub(crate) async fn write_events_async(
+    data_dir: &Path,
+    rows: u64,
+    partitions: u32,
+) -> Result<u64, BenchError> {
+    let d = data_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || write_events(&d, rows, partitions))
+        .await
+        .map_err(|e| err(format!("writer task: {e}")))?
+}
+
+/// The throughput phase on stream files already under `data_dir` (`cfg.rows` events in
+/// `cfg.partitions` files, `bytes` in all): creates `setup`'s table there and times it
+/// from `start_table` until every row is queryable. With `wait_commits`, then waits until
+/// that many segments have committed (sealed, uploaded, in the catalog) and records when.
+pub(crate) async fn throughput_run(
+    cfg: &IngestBenchConfig,
+    data_dir: &Path,
+    setup: &TableSetup,
+    bytes: u64,
+    wait_commits: Option<u64>,
+) -> Result<ThroughputReport, BenchError> {
+    let (table, schema) = (&setup.table, schema()?);
     let load_before = LoadAvg::read();
     let t = Instant::now();
-    let core = Core::create(data_dir, &table, &schema).await?;
+    let core = Core::create(data_dir, setup, &schema).await?;
     let create_secs = t.elapsed().as_secs_f64();
 
     let cpu0 = process_cpu_secs();
     let start = Instant::now();
-    core.start(&table, &schema).await?;
+    core.start(table, &schema).await?;
     let expected = cfg.rows;
     let poll = cfg.poll;
     let segments = core.segments.clone();
     let manager = core.manager.clone();
     let name = core.name_with_type.clone();
-    let watch = tokio::task::spawn_blocking(move || -> Result<(Duration, Duration), BenchError> {
+    type Watched = (Duration, Duration, Duration);
+    let watch = tokio::task::spawn_blocking(move || -> Result<Watched, BenchError> {
         let mut first = None;
         let mut last = (0u64, Instant::now());
+        let mut max_stall = Duration::ZERO;
         let mut checked = Instant::now();
         loop {
             let n = published(&segments);
@@ -656,13 +744,16 @@ async fn throughput(
             if n > 0 && first.is_none() {
                 first = Some(now - start);
             }
+            if n != last.0 && last.0 > 0 {
+                max_stall = max_stall.max(now - last.1);
+            }
             if n >= expected {
                 if n != expected {
                     return Err(err(format!(
                         "published {n} rows, expected exactly {expected}"
                     )));
                 }
-                return Ok((now - start, first.unwrap_or_default()));
+                return Ok((now - start, first.unwrap_or_default(), max_stall));
             }
             if n != last.0 {
                 last = (n, now);
@@ -688,7 +779,8 @@ async fn throughput(
     let watched = watch.await.map_err(|e| err(format!("watcher task: {e}")));
     let cpu1 = process_cpu_secs();
     let load_after = LoadAvg::read();
-    let (elapsed, first) = match watched.and_then(|r| r) {
+    let committed_at_queryable = core.segments_committed();
+    let (elapsed, first, max_stall) = match watched.and_then(|r| r) {
         Ok(x) => x,
         Err(e) => {
             core.stop().await;
@@ -710,6 +802,27 @@ async fn throughput(
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     };
+    let mut all_committed_secs = None;
+    if let Some(want) = wait_commits {
+        loop {
+            if core.segments_committed() >= want {
+                all_committed_secs = Some(start.elapsed().as_secs_f64());
+                break;
+            }
+            if let Some(f) = core.failure() {
+                core.stop().await;
+                return Err(err(f));
+            }
+            if start.elapsed() > Duration::from_secs(600) {
+                let got = core.segments_committed();
+                core.stop().await;
+                return Err(err(format!(
+                    "{got} of {want} segments committed after 600 s"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
     let failure = core.failure();
     core.stop().await;
     if let Some(f) = failure {
@@ -722,7 +835,7 @@ async fn throughput(
     }
     Ok(ThroughputReport {
         partitions: cfg.partitions,
-        write_secs,
+        write_secs: 0.0,
         create_secs,
         queryable: Rate {
             rows: expected,
@@ -733,6 +846,9 @@ async fn throughput(
         cpu_secs: cpu0.zip(cpu1).map(|(a, b)| b - a),
         load_before,
         load_after,
+        max_stall_secs: max_stall.as_secs_f64(),
+        committed_at_queryable,
+        all_committed_secs,
     })
 }
 
@@ -985,7 +1101,16 @@ fn rows_before(a: u64, p: u64, parts: u64) -> u64 {
 }
 
 async fn latency(cfg: &IngestBenchConfig, data_dir: &Path) -> Result<LatencyReport, BenchError> {
-    let (table, schema) = (table_config()?, schema()?);
+    latency_with(cfg, data_dir, &TableSetup::bench_default()?).await
+}
+
+/// The latency phase (see the module documentation) on `setup`'s table.
+pub(crate) async fn latency_with(
+    cfg: &IngestBenchConfig,
+    data_dir: &Path,
+    setup: &TableSetup,
+) -> Result<LatencyReport, BenchError> {
+    let (table, schema) = (&setup.table, schema()?);
     let parts = cfg.partitions as u64;
     let total = (cfg.latency_rate as f64 * cfg.latency_secs).round() as u64;
     if total == 0 {
@@ -1012,8 +1137,8 @@ async fn latency(cfg: &IngestBenchConfig, data_dir: &Path) -> Result<LatencyRepo
             .map_err(|e| io_err("create", &path, e))?;
         files.push(f);
     }
-    let core = Core::create(data_dir, &table, &schema).await?;
-    core.start(&table, &schema).await?;
+    let core = Core::create(data_dir, setup, &schema).await?;
+    core.start(table, &schema).await?;
     // Wait until every partition is consuming, then let it settle into its poll loop.
     let t = Instant::now();
     loop {
@@ -1120,6 +1245,7 @@ async fn latency(cfg: &IngestBenchConfig, data_dir: &Path) -> Result<LatencyRepo
     let load_after = LoadAvg::read();
     let failure = core.failure();
     let final_count = published(&core.segments);
+    let segments_committed = core.segments_committed();
     core.stop().await;
     let (w, wa) = joined?;
     let (ran_secs, ticks, late) = w.map_err(|_| err("latency writer panicked"))??;
@@ -1133,6 +1259,16 @@ async fn latency(cfg: &IngestBenchConfig, data_dir: &Path) -> Result<LatencyRepo
             samples.len()
         )));
     }
+    // Samples are in tick order: each second of the run, its p90 and max.
+    let per_second: Vec<(Duration, Duration)> = samples
+        .chunks(((1.0 / cfg.tick.as_secs_f64().max(1e-6)).round() as usize).max(1))
+        .map(|c| {
+            let mut c = c.to_vec();
+            c.sort();
+            let i = ((0.9 * c.len() as f64).ceil() as usize).clamp(1, c.len()) - 1;
+            (c[i], c.last().copied().unwrap_or_default())
+        })
+        .collect();
     samples.sort();
     let pct = |q: f64| -> Duration {
         let i = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1;
@@ -1153,6 +1289,8 @@ async fn latency(cfg: &IngestBenchConfig, data_dir: &Path) -> Result<LatencyRepo
         mean: sum / samples.len().max(1) as u32,
         load_before,
         load_after,
+        segments_committed,
+        per_second,
     })
 }
 
@@ -1213,11 +1351,11 @@ pub async fn run_ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchRepor
     })
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn thousands(v: f64) -> String {
+pub(crate) fn thousands(v: f64) -> String {
     let n = v.round() as u64;
     let s = n.to_string();
     let mut out = String::new();

@@ -21,6 +21,7 @@
 //!   others stop the partition with a visible error.
 
 pub mod bench;
+pub mod bench_lifecycle;
 pub mod flush;
 pub mod lifecycle;
 pub mod partition;
