@@ -177,18 +177,51 @@ fn concat_columns(columns: &TableColumns, batches: &[RecordBatch]) -> Result<Vec
 /// Sorted distinct non-null values of a column: the row of each value's first occurrence
 /// (in value order) and each row's dictionary id (`reps.len()` for a null row).
 fn dictionary(ka: KeyArray<'_>) -> (Vec<u32>, Vec<u32>) {
-    fn build<K: Ord + Copy>(mut pairs: Vec<(K, u32)>, n: usize) -> (Vec<u32>, Vec<u32>) {
-        pairs.sort_unstable();
-        let mut reps: Vec<u32> = Vec::new();
+    // Distinct values are found with a hash map (one probe per row) and only they are
+    // sorted: a column of a few distinct values does not sort a million rows. A column
+    // already in order (a time column) needs neither.
+    fn build<K: Ord + Copy + std::hash::Hash>(
+        pairs: Vec<(K, u32)>,
+        n: usize,
+    ) -> (Vec<u32>, Vec<u32>) {
         let mut ids = vec![u32::MAX; n];
-        let mut prev: Option<K> = None;
-        for (k, row) in pairs {
-            if prev != Some(k) {
-                reps.push(row);
-                prev = Some(k);
+        let mut reps: Vec<u32> = Vec::new();
+        if pairs.windows(2).all(|w| w[0].0 <= w[1].0) {
+            let mut prev: Option<K> = None;
+            for (k, row) in pairs {
+                if prev != Some(k) {
+                    reps.push(row);
+                    prev = Some(k);
+                }
+                if let Some(slot) = ids.get_mut(row as usize) {
+                    *slot = (reps.len() - 1) as u32;
+                }
             }
-            if let Some(slot) = ids.get_mut(row as usize) {
-                *slot = (reps.len() - 1) as u32;
+        } else {
+            let mut seen: std::collections::HashMap<K, u32> = std::collections::HashMap::new();
+            let mut distinct: Vec<(K, u32)> = Vec::new();
+            for (k, row) in pairs {
+                let next = distinct.len() as u32;
+                let t = *seen.entry(k).or_insert_with(|| {
+                    distinct.push((k, row));
+                    next
+                });
+                if let Some(slot) = ids.get_mut(row as usize) {
+                    *slot = t;
+                }
+            }
+            let mut order: Vec<u32> = (0..distinct.len() as u32).collect();
+            order.sort_unstable_by(|a, b| {
+                let (ka, kb) = (distinct[*a as usize].0, distinct[*b as usize].0);
+                ka.cmp(&kb)
+            });
+            let mut remap = vec![0u32; distinct.len()];
+            for (sorted, tmp) in order.iter().enumerate() {
+                remap[*tmp as usize] = sorted as u32;
+                reps.push(distinct[*tmp as usize].1);
+            }
+            for id in ids.iter_mut().filter(|id| **id != u32::MAX) {
+                *id = remap[*id as usize];
             }
         }
         let card = reps.len() as u32;
