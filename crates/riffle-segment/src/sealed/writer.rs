@@ -177,16 +177,27 @@ fn concat_columns(columns: &TableColumns, batches: &[RecordBatch]) -> Result<Vec
 /// Sorted distinct non-null values of a column: the row of each value's first occurrence
 /// (in value order) and each row's dictionary id (`reps.len()` for a null row).
 fn dictionary(ka: KeyArray<'_>) -> (Vec<u32>, Vec<u32>) {
-    // Distinct values are found with a hash map (one probe per row) and only they are
-    // sorted: a column of a few distinct values does not sort a million rows. A column
-    // already in order (a time column) needs neither.
+    // A column already in order (a time column) is neither hashed nor sorted. A column of
+    // few distinct values (judged on a sample) finds them with a hash map, one probe per
+    // row, and sorts only them: it does not sort a million rows. Otherwise (mostly distinct
+    // values, e.g. ids) sorting the (value, row) pairs is cheaper than hashing them all.
     fn build<K: Ord + Copy + std::hash::Hash>(
-        pairs: Vec<(K, u32)>,
+        mut pairs: Vec<(K, u32)>,
         n: usize,
     ) -> (Vec<u32>, Vec<u32>) {
+        const SAMPLE: usize = 4096;
         let mut ids = vec![u32::MAX; n];
         let mut reps: Vec<u32> = Vec::new();
-        if pairs.windows(2).all(|w| w[0].0 <= w[1].0) {
+        let sorted = pairs.windows(2).all(|w| w[0].0 <= w[1].0);
+        let few_distinct = || {
+            let sample: std::collections::HashSet<K> =
+                pairs.iter().take(SAMPLE).map(|p| p.0).collect();
+            sample.len() * 4 <= pairs.len().min(SAMPLE)
+        };
+        if sorted || !few_distinct() {
+            if !sorted {
+                pairs.sort_unstable();
+            }
             let mut prev: Option<K> = None;
             for (k, row) in pairs {
                 if prev != Some(k) {
