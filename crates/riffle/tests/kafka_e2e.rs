@@ -12,27 +12,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
 use riffle_kafka::testing::{produce, Tansu, TestRecord};
-use riffle_server::{Server, ServerConfig};
-use riffle_stream::StreamRegistry;
+use riffle_server::Server;
 use serde_json::{json, Value};
-
-/// A server whose registry has the Kafka plugin, as the `riffle` binary's.
-async fn start_with_kafka(data_dir: &Path) -> Server {
-    let mut c = ServerConfig::new(data_dir.to_path_buf());
-    c.controller_addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    c.broker_addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    c.discovery_interval = Duration::from_millis(500);
-    let mut registry = StreamRegistry::with_builtins();
-    registry.register(Arc::new(riffle_kafka::KafkaPlugin));
-    Server::start(c, registry).await.expect("server starts")
-}
 
 fn tansu() -> Tansu {
     Tansu::start().unwrap_or_else(|e| panic!("{e:#}"))

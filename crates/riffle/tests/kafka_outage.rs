@@ -28,8 +28,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,8 +36,7 @@ use common::*;
 use riffle_kafka::testing::rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use riffle_kafka::testing::rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use riffle_kafka::testing::{S3Server, Tansu};
-use riffle_server::{Server, ServerConfig};
-use riffle_stream::StreamRegistry;
+use riffle_server::Server;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -51,16 +48,6 @@ const TICK: Duration = Duration::from_millis(20);
 /// When the broker is killed, after the first message is produced.
 const KILL_AFTER: Duration = Duration::from_secs(6);
 const DOWN_FOR: Duration = Duration::from_secs(10);
-
-async fn start_with_kafka(data_dir: &Path) -> Server {
-    let mut c = ServerConfig::new(data_dir.to_path_buf());
-    c.controller_addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    c.broker_addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    c.discovery_interval = Duration::from_millis(500);
-    let mut registry = StreamRegistry::with_builtins();
-    registry.register(Arc::new(riffle_kafka::KafkaPlugin));
-    Server::start(c, registry).await.expect("server starts")
-}
 
 fn event(i: u64) -> Vec<u8> {
     json!({"ts": 1_700_000_000_000u64 + i, "uuid": format!("u{i}"), "count": i % 100})

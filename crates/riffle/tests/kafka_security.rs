@@ -18,9 +18,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -30,19 +27,7 @@ use riffle_kafka::testing::{
     create_topic_with, produce, producer_config, Tansu, TansuOptions, TestCerts, TestRecord,
     TlsProxy,
 };
-use riffle_server::{Server, ServerConfig};
-use riffle_stream::StreamRegistry;
 use serde_json::{json, Value};
-
-async fn start_with_kafka(data_dir: &Path) -> Server {
-    let mut c = ServerConfig::new(data_dir.to_path_buf());
-    c.controller_addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    c.broker_addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    c.discovery_interval = Duration::from_millis(500);
-    let mut registry = StreamRegistry::with_builtins();
-    registry.register(Arc::new(riffle_kafka::KafkaPlugin));
-    Server::start(c, registry).await.expect("server starts")
-}
 
 fn event(i: u64) -> TestRecord {
     TestRecord::value(

@@ -91,22 +91,11 @@ fn produce(topic: &str, partitions: u32, ids: std::ops::Range<u64>) {
 
 /// Catalog metadata of every segment of a table, by name.
 async fn segments(server: &riffle_server::Server, table: &str) -> BTreeMap<String, Value> {
-    let c = format!("http://{}", server.controller_addr);
-    let (s, v) = get(&format!("{c}/segments/{table}")).await;
-    assert_eq!(s, 200, "{v}");
-    let names: Vec<String> = v[0]["REALTIME"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_str().unwrap().to_string())
-        .collect();
-    let mut out = BTreeMap::new();
-    for n in names {
-        let (s, m) = get(&format!("{c}/segments/{table}/{n}/metadata")).await;
-        assert_eq!(s, 200, "{m}");
-        out.insert(n, m);
-    }
-    out
+    segment_metas(&format!("http://{}", server.controller_addr), table)
+        .await
+        .into_iter()
+        .map(|m| (m["segmentName"].as_str().unwrap().to_string(), m))
+        .collect()
 }
 
 fn done(segs: &BTreeMap<String, Value>) -> Vec<&Value> {
@@ -133,30 +122,7 @@ async fn wait_done(server: &riffle_server::Server, table: &str, n: usize) {
 /// The committed ranges of each partition chain: each starts where the previous ended,
 /// the IN_PROGRESS segment starts at the last end, and docs equal offsets (no bad rows).
 fn check_chains(segs: &BTreeMap<String, Value>) {
-    let mut by_part: BTreeMap<u64, Vec<&Value>> = BTreeMap::new();
-    for m in segs.values() {
-        by_part
-            .entry(m["partitionId"].as_u64().unwrap())
-            .or_default()
-            .push(m);
-    }
-    for (p, mut v) in by_part {
-        v.sort_by_key(|m| m["sequenceNumber"].as_u64().unwrap());
-        let mut expect = v[0]["startOffset"]
-            .as_str()
-            .unwrap()
-            .parse::<u64>()
-            .unwrap();
-        for m in &v {
-            let start: u64 = m["startOffset"].as_str().unwrap().parse().unwrap();
-            assert_eq!(start, expect, "partition {p}: gap or overlap at {m}");
-            if m["status"] == "DONE" {
-                let end: u64 = m["endOffset"].as_str().unwrap().parse().unwrap();
-                assert_eq!(m["totalDocs"].as_u64().unwrap(), end - start, "{m}");
-                expect = end;
-            }
-        }
-    }
+    common::check_chains(segs.values(), true);
 }
 
 async fn sum_and_distinct(server: &riffle_server::Server, table: &str) -> (f64, i64, i64) {
@@ -617,14 +583,11 @@ async fn s3_deep_store_restores_a_fresh_data_directory() {
     let start_s3 = |dir: std::path::PathBuf| {
         let opts = s3.options();
         async move {
-            let mut c = riffle_server::ServerConfig::new(dir);
-            c.controller_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-            c.broker_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-            c.deep_store_uri = Some("s3://riffle-segments/deep".into());
-            c.deep_store_options = opts;
-            riffle_server::Server::start(c, riffle_stream::StreamRegistry::with_builtins())
-                .await
-                .expect("server starts")
+            start_configured(&dir, false, |c| {
+                c.deep_store_uri = Some("s3://riffle-segments/deep".into());
+                c.deep_store_options = opts;
+            })
+            .await
         }
     };
     let first = tempfile::tempdir().unwrap();
@@ -717,13 +680,7 @@ async fn the_memory_cap_ends_a_segment_early() {
     let dir = tempfile::tempdir().unwrap();
     let table = "lc_memcap";
     MemoryBroker::global().create_topic(table, 1).unwrap();
-    let mut c = riffle_server::ServerConfig::new(dir.path().to_path_buf());
-    c.controller_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    c.broker_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    c.max_consuming_bytes = 256 * 1024;
-    let server = riffle_server::Server::start(c, riffle_stream::StreamRegistry::with_builtins())
-        .await
-        .unwrap();
+    let server = start_configured(dir.path(), false, |c| c.max_consuming_bytes = 256 * 1024).await;
     create(&server, table, json!({}), json!({})).await;
     produce(table, 1, 0..20_000);
     wait_count(&server, table, 20_000, Duration::from_secs(60)).await;

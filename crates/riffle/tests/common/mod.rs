@@ -15,15 +15,92 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Starts a server on `data_dir` with free loopback ports.
-pub async fn start(data_dir: &Path) -> Server {
+/// Starts a server on `data_dir` with free loopback ports, the built-in streams, and the
+/// Kafka plugin when `kafka` (as the `riffle` binary's registry); `tweak` changes the
+/// config before the start.
+pub async fn start_configured(
+    data_dir: &Path,
+    kafka: bool,
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> Server {
     let mut c = ServerConfig::new(data_dir.to_path_buf());
     c.controller_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     c.broker_addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    c.discovery_interval = Duration::from_millis(200);
-    Server::start(c, riffle_stream::StreamRegistry::with_builtins())
-        .await
-        .expect("server starts")
+    c.discovery_interval = Duration::from_millis(if kafka { 500 } else { 200 });
+    tweak(&mut c);
+    let mut registry = riffle_stream::StreamRegistry::with_builtins();
+    if kafka {
+        registry.register(std::sync::Arc::new(riffle_kafka::KafkaPlugin));
+    }
+    Server::start(c, registry).await.expect("server starts")
+}
+
+/// Starts a server on `data_dir` with free loopback ports.
+pub async fn start(data_dir: &Path) -> Server {
+    start_configured(data_dir, false, |_| {}).await
+}
+
+/// Starts a server whose registry has the Kafka plugin.
+pub async fn start_with_kafka(data_dir: &Path) -> Server {
+    start_configured(data_dir, true, |_| {}).await
+}
+
+/// The metadata (`GET /segments/{t}/{s}/metadata`) of every segment of a table, from the
+/// controller at `controller` (`http://host:port`).
+pub async fn segment_metas(controller: &str, table: &str) -> Vec<Value> {
+    let (s, v) = get(&format!("{controller}/segments/{table}")).await;
+    assert_eq!(s, 200, "{v}");
+    let mut out = Vec::new();
+    for n in v[0]["REALTIME"].as_array().expect("segment names") {
+        let n = n.as_str().expect("a segment name");
+        let (s, m) = get(&format!("{controller}/segments/{table}/{n}/metadata")).await;
+        assert_eq!(s, 200, "{m}");
+        out.push(m);
+    }
+    out
+}
+
+/// Checks that each partition's segments chain: every one starts where the previous
+/// committed one ended (no gap, no overlap), and a committed one holds as many docs as
+/// offsets when `docs_are_offsets` (integer offsets, no malformed messages). Returns the
+/// number of committed segments.
+pub fn check_chains<'a>(
+    metas: impl IntoIterator<Item = &'a Value>,
+    docs_are_offsets: bool,
+) -> usize {
+    let mut by_part: std::collections::BTreeMap<u64, Vec<&Value>> = Default::default();
+    for m in metas {
+        by_part
+            .entry(m["partitionId"].as_u64().expect("partitionId"))
+            .or_default()
+            .push(m);
+    }
+    let mut done = 0;
+    for (p, mut v) in by_part {
+        v.sort_by_key(|m| m["sequenceNumber"].as_u64().expect("sequenceNumber"));
+        let mut expect = v[0]["startOffset"]
+            .as_str()
+            .expect("startOffset")
+            .to_string();
+        for m in &v {
+            assert_eq!(
+                m["startOffset"],
+                json!(expect),
+                "partition {p}: gap or overlap at {m}"
+            );
+            if m["status"] == "DONE" {
+                done += 1;
+                let end = m["endOffset"].as_str().expect("endOffset").to_string();
+                if docs_are_offsets {
+                    let span = end.parse::<u64>().expect("integer offset")
+                        - expect.parse::<u64>().expect("integer offset");
+                    assert_eq!(m["totalDocs"].as_u64(), Some(span), "{m}");
+                }
+                expect = end;
+            }
+        }
+    }
+    done
 }
 
 /// `POST` JSON, returning status and body.
