@@ -242,10 +242,17 @@ impl TableProvider for SegmentTable {
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let preds: Vec<Predicate> = filters.iter().filter_map(to_predicate).collect();
-        let filter_columns: BTreeSet<String> = filters
-            .iter()
-            .flat_map(|f| f.column_refs().into_iter().map(|c| c.name.clone()))
-            .collect();
+        let columns_of = |pushed_only: bool| -> BTreeSet<String> {
+            filters
+                .iter()
+                .filter(|f| !pushed_only || to_predicate(f).is_some())
+                .flat_map(|f| f.column_refs().into_iter().map(|c| c.name.clone()))
+                .collect()
+        };
+        let filter_columns = columns_of(false);
+        // Columns whose filters the indexes cannot take are read value by value over the
+        // rows the indexes selected.
+        let unpushed_columns = filter_columns.difference(&columns_of(true)).count() as u64;
         let mut rec = ScanRecord {
             table: self.data.name.clone(),
             filtered: !filters.is_empty(),
@@ -289,15 +296,7 @@ impl TableProvider for SegmentTable {
                         let sel = s.filter(&preds).map_err(df_err)?;
                         rec.entries_scanned_in_filter += sel.entries_scanned;
                         let rows = sel.docs.len() as usize;
-                        // Filters the indexes could not take are evaluated over the rows
-                        // they selected.
-                        let pushed: BTreeSet<String> = filters
-                            .iter()
-                            .filter(|f| to_predicate(f).is_some())
-                            .flat_map(|f| f.column_refs().into_iter().map(|c| c.name.clone()))
-                            .collect();
-                        let rest = filter_columns.difference(&pushed).count() as u64;
-                        rec.entries_scanned_in_filter += rows as u64 * rest;
+                        rec.entries_scanned_in_filter += rows as u64 * unpushed_columns;
                         (Some(sel.docs), rows)
                     };
                     rec.segments_processed += 1;
