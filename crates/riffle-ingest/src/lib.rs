@@ -38,7 +38,9 @@ use riffle_config::{OffsetCriteria, Schema, StreamConfig, TableConfig};
 use riffle_segment::sealed::{LoadMode, SealOptions};
 use riffle_segment::{SegmentRef, SegmentRegistry, TableColumns, TableData};
 use riffle_storage::DeepStore;
-use riffle_stream::{StreamContext, StreamError, StreamOffset, StreamPlugin, StreamRegistry};
+use riffle_stream::{
+    MetadataProvider, StreamContext, StreamError, StreamOffset, StreamPlugin, StreamRegistry,
+};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
@@ -186,6 +188,24 @@ pub(crate) struct StreamSpec {
     pub(crate) index: u32,
     pub(crate) config: StreamConfig,
     pub(crate) plugin: Arc<dyn StreamPlugin>,
+}
+
+/// A stream's metadata provider, its partitions now, and the timeout for further calls.
+type Partitions = (Box<dyn MetadataProvider>, Vec<PartitionId>, Duration);
+
+impl StreamSpec {
+    /// Asks the stream for its partitions, each call bounded by the stream's connection
+    /// timeout, at most `cap`.
+    async fn partitions(
+        &self,
+        ctx: &StreamContext,
+        cap: Duration,
+    ) -> Result<Partitions, StreamError> {
+        let timeout = Duration::from_millis(self.config.connection_timeout_ms.max(1)).min(cap);
+        let mut md = self.plugin.metadata_provider(&self.config, ctx).await?;
+        let ids = md.partition_ids(timeout).await?;
+        Ok((md, ids, timeout))
+    }
 }
 
 /// A running table.
@@ -372,12 +392,9 @@ impl IngestManager {
         let name_with_type = table.name_with_type();
         let mut metas = Vec::new();
         for spec in &specs {
-            let timeout = Duration::from_millis(spec.config.connection_timeout_ms.max(1));
-            let mut md = spec
-                .plugin
-                .metadata_provider(&spec.config, &self.ctx.stream_ctx)
-                .await?;
-            for p in md.partition_ids(timeout).await? {
+            let (mut md, ids, timeout) =
+                spec.partitions(&self.ctx.stream_ctx, Duration::MAX).await?;
+            for p in ids {
                 let start = md
                     .offset_for(p, &spec.config.offset_criteria, timeout)
                     .await?;
@@ -530,13 +547,10 @@ impl IngestManager {
         let mut out = BTreeMap::new();
         for spec in &h.runtime.streams {
             // Asked on an API call: answer within two seconds even when the stream is down.
-            let timeout = Duration::from_millis(spec.config.connection_timeout_ms.clamp(1, 2_000));
             let res = async {
-                let mut md = spec
-                    .plugin
-                    .metadata_provider(&spec.config, &self.ctx.stream_ctx)
+                let (mut md, ids, timeout) = spec
+                    .partitions(&self.ctx.stream_ctx, Duration::from_secs(2))
                     .await?;
-                let ids = md.partition_ids(timeout).await?;
                 md.latest_offsets(&ids, timeout).await
             }
             .await;
@@ -635,12 +649,9 @@ impl IngestManager {
         }
         let mut new = Vec::new();
         for spec in &h.runtime.streams {
-            let timeout = Duration::from_millis(spec.config.connection_timeout_ms.max(1));
-            let mut md = spec
-                .plugin
-                .metadata_provider(&spec.config, &self.ctx.stream_ctx)
-                .await?;
-            for p in md.partition_ids(timeout).await? {
+            let (mut md, ids, timeout) =
+                spec.partitions(&self.ctx.stream_ctx, Duration::MAX).await?;
+            for p in ids {
                 let id = spec.index * PARTITIONS_PER_STREAM + p.0;
                 last.entry(id).or_insert(None);
             }
@@ -960,13 +971,9 @@ async fn discover(ctx: Arc<IngestContext>, handle: Arc<TableHandle>) {
             }
         };
         for spec in &rt.streams {
-            let timeout = Duration::from_millis(spec.config.connection_timeout_ms.max(1));
             let found = async {
-                let mut md = spec
-                    .plugin
-                    .metadata_provider(&spec.config, &ctx.stream_ctx)
-                    .await?;
-                let ids = md.partition_ids(timeout).await?;
+                let (mut md, ids, timeout) =
+                    spec.partitions(&ctx.stream_ctx, Duration::MAX).await?;
                 let mut new = Vec::new();
                 for p in ids {
                     let id = spec.index * PARTITIONS_PER_STREAM + p.0;
