@@ -11,6 +11,7 @@
 //! panics: every offset and length taken from the file is checked before it is used, and a
 //! failure is an `Err(reason)` the caller turns into `SegmentError::Corrupt`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -18,6 +19,7 @@ use arrow::array::{
     UInt32Array, UInt64Array,
 };
 use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::ToByteSlice;
 use arrow::datatypes::{ArrowPrimitiveType, DataType as ArrowType, TimeUnit};
 use serde::{Deserialize, Serialize};
 
@@ -147,23 +149,50 @@ pub(crate) fn section_name(column: &str, kind: &str) -> String {
     format!("col:{column}:{kind}")
 }
 
-/// Section bytes under construction: buffers appended at 64-byte-aligned offsets.
+/// Section bytes under construction: buffers at 64-byte-aligned offsets, zeros between
+/// them. The buffers are kept as parts (borrowed from the arrays where their bytes already
+/// are the stored form, owned otherwise), so a section is written without being copied
+/// into one contiguous buffer first.
 #[derive(Debug, Default)]
-pub(crate) struct SectionBuf {
-    /// The bytes.
-    pub bytes: Vec<u8>,
+pub(crate) struct SectionBuf<'a> {
+    /// Each buffer with its offset in the section.
+    parts: Vec<(usize, Cow<'a, [u8]>)>,
+    /// The section's length so far (the end of the last buffer).
+    len: usize,
 }
 
-impl SectionBuf {
+impl<'a> SectionBuf<'a> {
     /// Appends `data` at the next aligned offset.
-    pub fn push(&mut self, data: &[u8]) -> BufRef {
-        let start = align_up(self.bytes.len());
-        self.bytes.resize(start, 0);
-        self.bytes.extend_from_slice(data);
+    pub fn push(&mut self, data: Cow<'a, [u8]>) -> BufRef {
+        let start = align_up(self.len);
+        let length = data.len();
+        self.parts.push((start, data));
+        self.len = start + length;
         BufRef {
             offset: start as u64,
-            length: data.len() as u64,
+            length: length as u64,
         }
+    }
+
+    /// The buffers with their offsets, in order.
+    pub fn parts(&self) -> impl Iterator<Item = (usize, &[u8])> {
+        self.parts.iter().map(|(o, d)| (*o, d.as_ref()))
+    }
+
+    /// An empty buffer that continues this one: its offsets follow this one's end.
+    fn continuation<'b>(&self) -> SectionBuf<'b> {
+        SectionBuf {
+            parts: Vec::new(),
+            len: self.len,
+        }
+    }
+
+    /// Appends a continuation's buffers (copied: they may borrow from a temporary).
+    fn append_owned(&mut self, next: SectionBuf<'_>) {
+        for (o, d) in next.parts {
+            self.parts.push((o, Cow::Owned(d.into_owned())));
+        }
+        self.len = next.len;
     }
 }
 
@@ -231,25 +260,47 @@ fn validity_bytes(a: &dyn Array) -> Option<Vec<u8>> {
     Some(nulls.inner().sliced().as_slice().to_vec())
 }
 
-fn rebased_offsets(offsets: &[i32]) -> Result<(Vec<u8>, usize, usize), String> {
-    let first = *offsets.first().ok_or("empty offsets")?;
-    let last = *offsets.last().ok_or("empty offsets")?;
-    let rebased: Vec<i32> = offsets.iter().map(|o| o - first).collect();
-    let start = usize::try_from(first).map_err(|_| "negative offset")?;
-    let end = usize::try_from(last).map_err(|_| "negative offset")?;
-    Ok((le_bytes(&rebased), start, end))
+/// The stored (little-endian) bytes of `values`: borrowed on a little-endian machine.
+fn stored_bytes<T: LeNative>(values: &[T]) -> Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        Cow::Borrowed(values.to_byte_slice())
+    } else {
+        Cow::Owned(le_bytes(values))
+    }
 }
 
-fn encode_primitive<T: ArrowPrimitiveType>(a: &dyn Array, sec: &mut SectionBuf) -> Option<BufRef>
+/// Offsets starting at 0 (borrowed when they already do), and the range of values they
+/// cover.
+fn rebased_offsets(offsets: &[i32]) -> Result<(Cow<'_, [u8]>, usize, usize), String> {
+    let first = *offsets.first().ok_or("empty offsets")?;
+    let last = *offsets.last().ok_or("empty offsets")?;
+    let start = usize::try_from(first).map_err(|_| "negative offset")?;
+    let end = usize::try_from(last).map_err(|_| "negative offset")?;
+    let bytes = if first == 0 {
+        stored_bytes(offsets)
+    } else {
+        let rebased: Vec<i32> = offsets.iter().map(|o| o - first).collect();
+        Cow::Owned(le_bytes(&rebased))
+    };
+    Ok((bytes, start, end))
+}
+
+fn encode_primitive<'a, T: ArrowPrimitiveType>(
+    a: &'a dyn Array,
+    sec: &mut SectionBuf<'a>,
+) -> Option<BufRef>
 where
     T::Native: LeNative,
 {
     let p = a.as_any().downcast_ref::<PrimitiveArray<T>>()?;
-    Some(sec.push(&le_bytes(p.values())))
+    Some(sec.push(stored_bytes(p.values())))
 }
 
 /// Appends `a`'s buffers to `sec` and describes them.
-pub(crate) fn encode_array(a: &dyn Array, sec: &mut SectionBuf) -> Result<ArrayLayout, String> {
+pub(crate) fn encode_array<'a>(
+    a: &'a dyn Array,
+    sec: &mut SectionBuf<'a>,
+) -> Result<ArrayLayout, String> {
     use arrow::datatypes::*;
     let ty = type_tag(a.data_type())
         .ok_or_else(|| format!("cannot store arrays of type {}", a.data_type()))?;
@@ -263,7 +314,7 @@ pub(crate) fn encode_array(a: &dyn Array, sec: &mut SectionBuf) -> Result<ArrayL
         child: None,
     };
     if let Some(v) = validity_bytes(a) {
-        layout.validity = Some(sec.push(&v));
+        layout.validity = Some(sec.push(Cow::Owned(v)));
     }
     let wrong = || format!("array of type {} has an unexpected layout", a.data_type());
     layout.values = match a.data_type() {
@@ -281,28 +332,32 @@ pub(crate) fn encode_array(a: &dyn Array, sec: &mut SectionBuf) -> Result<ArrayL
                 .as_any()
                 .downcast_ref::<BooleanArray>()
                 .ok_or_else(wrong)?;
-            Some(sec.push(b.values().sliced().as_slice()))
+            Some(sec.push(Cow::Owned(b.values().sliced().as_slice().to_vec())))
         }
         ArrowType::Utf8 => {
             let s = a.as_any().downcast_ref::<StringArray>().ok_or_else(wrong)?;
             let (offs, start, end) = rebased_offsets(s.value_offsets())?;
-            layout.offsets = Some(sec.push(&offs));
+            layout.offsets = Some(sec.push(offs));
             let data = s.values().as_slice().get(start..end).ok_or_else(wrong)?;
-            Some(sec.push(data))
+            Some(sec.push(Cow::Borrowed(data)))
         }
         ArrowType::Binary => {
             let s = a.as_any().downcast_ref::<BinaryArray>().ok_or_else(wrong)?;
             let (offs, start, end) = rebased_offsets(s.value_offsets())?;
-            layout.offsets = Some(sec.push(&offs));
+            layout.offsets = Some(sec.push(offs));
             let data = s.values().as_slice().get(start..end).ok_or_else(wrong)?;
-            Some(sec.push(data))
+            Some(sec.push(Cow::Borrowed(data)))
         }
         ArrowType::List(_) => {
             let l = a.as_any().downcast_ref::<ListArray>().ok_or_else(wrong)?;
             let (offs, start, end) = rebased_offsets(l.value_offsets())?;
-            layout.offsets = Some(sec.push(&offs));
+            layout.offsets = Some(sec.push(offs));
+            // The items are a new (sliced) array: their buffers continue the section as
+            // copies.
             let items = l.values().slice(start, end.saturating_sub(start));
-            layout.child = Some(Box::new(encode_array(items.as_ref(), sec)?));
+            let mut cont = sec.continuation();
+            layout.child = Some(Box::new(encode_array(items.as_ref(), &mut cont)?));
+            sec.append_owned(cont);
             None
         }
         _ => return Err(wrong()),

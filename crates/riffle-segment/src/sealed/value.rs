@@ -164,6 +164,21 @@ impl<'a> KeyArray<'a> {
         self.array().is_null(i)
     }
 
+    /// The validity of the elements, if any is null.
+    pub fn nulls(&self) -> Option<&'a arrow::buffer::NullBuffer> {
+        match *self {
+            KeyArray::I32(a) => a.nulls(),
+            KeyArray::I64(a) => a.nulls(),
+            KeyArray::Ts(a) => a.nulls(),
+            KeyArray::Bool(a) => a.nulls(),
+            KeyArray::F32(a) => a.nulls(),
+            KeyArray::F64(a) => a.nulls(),
+            KeyArray::Str(a) => a.nulls(),
+            KeyArray::Bin(a) => a.nulls(),
+        }
+        .filter(|n| n.null_count() > 0)
+    }
+
     /// The value of element `i` (`i < len`; the value under a null is unspecified).
     #[inline]
     pub fn get(&self, i: usize) -> KeyRef<'a> {

@@ -40,8 +40,13 @@ struct Out {
 
 impl Out {
     fn bytes(&mut self, b: &[u8]) -> std::io::Result<()> {
-        self.w.write_all(b)?;
         self.crc.update(b);
+        self.unhashed(b)
+    }
+
+    /// Writes `b` without adding it to the whole-file CRC (the caller combines it in).
+    fn unhashed(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.w.write_all(b)?;
         self.pos += b.len() as u64;
         Ok(())
     }
@@ -61,13 +66,45 @@ impl Out {
     ) -> std::io::Result<()> {
         self.pad()?;
         let offset = self.pos;
-        self.bytes(b)?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(b);
+        self.unhashed(b)?;
+        self.crc.combine(&crc);
         self.sections.push(SectionEntry {
             name,
             offset,
             length: b.len() as u64,
-            crc32: crc32fast::hash(b),
+            crc32: crc.finalize(),
             array,
+        });
+        Ok(())
+    }
+
+    /// Writes an array section from its parts, zeros between them.
+    fn array_section(
+        &mut self,
+        name: String,
+        sec: &SectionBuf<'_>,
+        array: ArrayLayout,
+    ) -> std::io::Result<()> {
+        self.pad()?;
+        let offset = self.pos;
+        let mut crc = crc32fast::Hasher::new();
+        let zeros = [0u8; ALIGN];
+        for (at, part) in sec.parts() {
+            let gap = (offset + at as u64).saturating_sub(self.pos) as usize;
+            for chunk in [&zeros[..gap.min(ALIGN)], part] {
+                crc.update(chunk);
+                self.unhashed(chunk)?;
+            }
+        }
+        self.crc.combine(&crc);
+        self.sections.push(SectionEntry {
+            name,
+            offset,
+            length: self.pos - offset,
+            crc32: crc.finalize(),
+            array: Some(array),
         });
         Ok(())
     }
@@ -176,99 +213,155 @@ fn concat_columns(columns: &TableColumns, batches: &[RecordBatch]) -> Result<Vec
 
 /// Sorted distinct non-null values of a column: the row of each value's first occurrence
 /// (in value order) and each row's dictionary id (`reps.len()` for a null row).
+/// The dictionary of a column: `(reps, ids)`, where `reps[d]` is a row holding the `d`-th
+/// smallest distinct value and `ids[row]` is the id of the row's value (`reps.len()` for a
+/// null).
+///
+/// Three ways, chosen by the data, all giving the same answer:
+/// - a column already in order (a time column) is neither hashed nor sorted: one pass;
+/// - a column of few distinct values (judged on a sample) finds them with a hash map, one
+///   probe per row, and sorts only them;
+/// - otherwise (mostly distinct values, e.g. ids) the rows are sorted by key. Every key is
+///   first reduced to an order-preserving `u64` tag (integers and floats: the value itself;
+///   text and bytes: the first 8 bytes, big-endian, zero-padded), so the sort compares
+///   integers and reads the values only when two tags are equal.
 fn dictionary(ka: KeyArray<'_>) -> (Vec<u32>, Vec<u32>) {
-    // A column already in order (a time column) is neither hashed nor sorted. A column of
-    // few distinct values (judged on a sample) finds them with a hash map, one probe per
-    // row, and sorts only them: it does not sort a million rows. Otherwise (mostly distinct
-    // values, e.g. ids) sorting the (value, row) pairs is cheaper than hashing them all.
-    fn build<K: Ord + Copy + std::hash::Hash>(
-        mut pairs: Vec<(K, u32)>,
-        n: usize,
-    ) -> (Vec<u32>, Vec<u32>) {
-        const SAMPLE: usize = 4096;
-        let mut ids = vec![u32::MAX; n];
-        let mut reps: Vec<u32> = Vec::new();
-        let sorted = pairs.windows(2).all(|w| w[0].0 <= w[1].0);
-        let few_distinct = || {
-            let sample: std::collections::HashSet<K> =
-                pairs.iter().take(SAMPLE).map(|p| p.0).collect();
-            sample.len() * 4 <= pairs.len().min(SAMPLE)
-        };
-        if sorted || !few_distinct() {
-            if !sorted {
-                pairs.sort_unstable();
-            }
-            let mut prev: Option<K> = None;
-            for (k, row) in pairs {
-                if prev != Some(k) {
-                    reps.push(row);
-                    prev = Some(k);
-                }
-                if let Some(slot) = ids.get_mut(row as usize) {
-                    *slot = (reps.len() - 1) as u32;
-                }
-            }
-        } else {
-            let mut seen: std::collections::HashMap<K, u32> = std::collections::HashMap::new();
-            let mut distinct: Vec<(K, u32)> = Vec::new();
-            for (k, row) in pairs {
-                let next = distinct.len() as u32;
-                let t = *seen.entry(k).or_insert_with(|| {
-                    distinct.push((k, row));
-                    next
-                });
-                if let Some(slot) = ids.get_mut(row as usize) {
-                    *slot = t;
-                }
-            }
-            let mut order: Vec<u32> = (0..distinct.len() as u32).collect();
-            order.sort_unstable_by(|a, b| {
-                let (ka, kb) = (distinct[*a as usize].0, distinct[*b as usize].0);
-                ka.cmp(&kb)
-            });
-            let mut remap = vec![0u32; distinct.len()];
-            for (sorted, tmp) in order.iter().enumerate() {
-                remap[*tmp as usize] = sorted as u32;
-                reps.push(distinct[*tmp as usize].1);
-            }
-            for id in ids.iter_mut().filter(|id| **id != u32::MAX) {
-                *id = remap[*id as usize];
-            }
-        }
-        let card = reps.len() as u32;
-        for id in ids.iter_mut().filter(|id| **id == u32::MAX) {
-            *id = card;
-        }
-        (reps, ids)
-    }
     let n = ka.len();
-    let rows = (0..n).filter(|i| !ka.is_null(*i));
+    let nulls = ka.nulls();
+    let valid = move |i: usize| nulls.is_none_or(|nb| nb.is_valid(i));
     match ka {
-        KeyArray::F32(_) | KeyArray::F64(_) => build(
-            rows.map(|i| match ka.get(i) {
-                KeyRef::F(f) => (total_order_bits(f), i as u32),
-                _ => (0, i as u32),
-            })
-            .collect(),
-            n,
-        ),
-        KeyArray::Str(_) | KeyArray::Bin(_) => build(
-            rows.map(|i| match ka.get(i) {
-                KeyRef::B(b) => (b, i as u32),
-                _ => (&[][..], i as u32),
-            })
-            .collect(),
-            n,
-        ),
-        _ => build(
-            rows.map(|i| match ka.get(i) {
-                KeyRef::I(v) => (v, i as u32),
-                _ => (0, i as u32),
-            })
-            .collect(),
-            n,
-        ),
+        KeyArray::Str(a) => bytes_dictionary(n, valid, |i| a.value(i).as_bytes()),
+        KeyArray::Bin(a) => bytes_dictionary(n, valid, |i| a.value(i)),
+        KeyArray::F32(a) => int_dictionary(n, valid, |i| total_order_bits(a.value(i) as f64)),
+        KeyArray::F64(a) => int_dictionary(n, valid, |i| total_order_bits(a.value(i))),
+        KeyArray::I32(a) => int_dictionary(n, valid, |i| a.value(i) as i64),
+        KeyArray::I64(a) => int_dictionary(n, valid, |i| a.value(i)),
+        KeyArray::Ts(a) => int_dictionary(n, valid, |i| a.value(i)),
+        KeyArray::Bool(a) => int_dictionary(n, valid, |i| a.value(i) as i64),
     }
+}
+
+/// [`dictionary`] of integer keys (floats as [`total_order_bits`]).
+fn int_dictionary(
+    n: usize,
+    valid: impl Fn(usize) -> bool,
+    key: impl Fn(usize) -> i64,
+) -> (Vec<u32>, Vec<u32>) {
+    // Flipping the sign bit makes unsigned order the signed order.
+    let tag = |i: usize| (key(i) as u64) ^ (1 << 63);
+    build_dictionary(n, &valid, tag, true, |rows| {
+        let mut pairs: Vec<(u64, u32)> = rows.map(|i| (tag(i), i as u32)).collect();
+        pairs.sort_unstable();
+        pairs
+    })
+}
+
+/// [`dictionary`] of text or bytes.
+fn bytes_dictionary<'a>(
+    n: usize,
+    valid: impl Fn(usize) -> bool,
+    key: impl Fn(usize) -> &'a [u8],
+) -> (Vec<u32>, Vec<u32>) {
+    build_dictionary(n, &valid, &key, false, |rows| {
+        let mut pairs: Vec<(u64, u32)> = rows.map(|i| (prefix_tag(key(i)), i as u32)).collect();
+        pairs.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| key(a.1 as usize).cmp(key(b.1 as usize)))
+        });
+        pairs
+    })
+}
+
+/// The first 8 bytes of `b`, big-endian, zero-padded: `prefix_tag(a) < prefix_tag(b)`
+/// implies `a < b`, and equal keys have equal tags.
+fn prefix_tag(b: &[u8]) -> u64 {
+    let mut p = [0u8; 8];
+    let k = b.len().min(8);
+    p[..k].copy_from_slice(&b[..k]);
+    u64::from_be_bytes(p)
+}
+
+/// The three ways of [`dictionary`] over keys `key(row)` of the rows where `valid(row)`.
+/// `sort` orders the valid rows by key as `(tag, row)` pairs, where equal keys have equal
+/// tags; when `tags_exact`, equal tags also mean equal keys.
+fn build_dictionary<'k, K: Ord + Copy + std::hash::Hash + 'k>(
+    n: usize,
+    valid: &dyn Fn(usize) -> bool,
+    key: impl Fn(usize) -> K,
+    tags_exact: bool,
+    sort: impl FnOnce(&mut dyn Iterator<Item = usize>) -> Vec<(u64, u32)>,
+) -> (Vec<u32>, Vec<u32>) {
+    const SAMPLE: usize = 4096;
+    let mut ids = vec![u32::MAX; n];
+    let mut reps: Vec<u32> = Vec::new();
+    let rows = || (0..n).filter(|i| valid(*i));
+    let sorted = {
+        let mut prev: Option<K> = None;
+        rows().all(|i| {
+            let k = key(i);
+            let ok = prev.is_none_or(|p| p <= k);
+            prev = Some(k);
+            ok
+        })
+    };
+    let few_distinct = || {
+        let mut sample: hashbrown::HashSet<K> = hashbrown::HashSet::new();
+        let mut taken = 0usize;
+        for i in rows().take(SAMPLE) {
+            sample.insert(key(i));
+            taken += 1;
+        }
+        sample.len() * 4 <= taken
+    };
+    if sorted {
+        let mut prev: Option<K> = None;
+        for i in rows() {
+            let k = key(i);
+            if prev != Some(k) {
+                reps.push(i as u32);
+                prev = Some(k);
+            }
+            ids[i] = (reps.len() - 1) as u32;
+        }
+    } else if few_distinct() {
+        let mut seen: hashbrown::HashMap<K, u32> = hashbrown::HashMap::new();
+        let mut distinct: Vec<(K, u32)> = Vec::new();
+        for i in rows() {
+            let k = key(i);
+            let next = distinct.len() as u32;
+            ids[i] = *seen.entry(k).or_insert_with(|| {
+                distinct.push((k, i as u32));
+                next
+            });
+        }
+        let mut order: Vec<u32> = (0..distinct.len() as u32).collect();
+        order.sort_unstable_by(|a, b| distinct[*a as usize].0.cmp(&distinct[*b as usize].0));
+        let mut remap = vec![0u32; distinct.len()];
+        for (sorted, tmp) in order.iter().enumerate() {
+            remap[*tmp as usize] = sorted as u32;
+            reps.push(distinct[*tmp as usize].1);
+        }
+        for id in ids.iter_mut().filter(|id| **id != u32::MAX) {
+            *id = remap[*id as usize];
+        }
+    } else {
+        let mut prev: Option<(u64, u32)> = None;
+        for (tag, row) in sort(&mut rows()) {
+            let same = prev.is_some_and(|(pt, pr)| {
+                pt == tag && (tags_exact || key(pr as usize) == key(row as usize))
+            });
+            if !same {
+                reps.push(row);
+            }
+            prev = Some((tag, row));
+            ids[row as usize] = (reps.len() - 1) as u32;
+        }
+    }
+    let card = reps.len() as u32;
+    for id in ids.iter_mut().filter(|id| **id == u32::MAX) {
+        *id = card;
+    }
+    (reps, ids)
 }
 
 fn key_array<'a>(a: &'a dyn Array, name: &str) -> Result<KeyArray<'a>, WErr> {
@@ -287,7 +380,7 @@ fn arrow_err(what: &str) -> impl Fn(arrow::error::ArrowError) -> WErr + '_ {
 fn write_array(out: &mut Out, name: String, a: &dyn Array) -> Result<(), WErr> {
     let mut sec = SectionBuf::default();
     let layout = encode_array(a, &mut sec)?;
-    out.section(name, &sec.bytes, Some(layout))?;
+    out.array_section(name, &sec, layout)?;
     Ok(())
 }
 
@@ -658,4 +751,113 @@ fn write_bloom(
         num_hashes: NUM_HASHES,
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use arrow::array::{BinaryArray, Float64Array, Int64Array, StringArray};
+
+    use super::*;
+
+    /// The dictionary by definition: distinct non-null keys in order; each row's rank.
+    fn check<T: Ord + Clone + std::fmt::Debug>(values: &[Option<T>], ka: KeyArray<'_>) {
+        let (reps, ids) = dictionary(ka);
+        let distinct: Vec<T> = values
+            .iter()
+            .flatten()
+            .cloned()
+            .collect::<BTreeSet<T>>()
+            .into_iter()
+            .collect();
+        assert_eq!(reps.len(), distinct.len(), "cardinality");
+        for (d, r) in reps.iter().enumerate() {
+            assert_eq!(values[*r as usize].as_ref(), Some(&distinct[d]), "rep {d}");
+        }
+        for (row, v) in values.iter().enumerate() {
+            let want = match v {
+                Some(v) => distinct.binary_search(v).unwrap_or(usize::MAX),
+                None => distinct.len(),
+            };
+            assert_eq!(ids[row] as usize, want, "row {row} ({v:?})");
+        }
+    }
+
+    /// A small deterministic generator (xorshift), so failures reproduce.
+    struct Gen(u64);
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    #[test]
+    fn test_dictionary_matches_definition_on_every_path() {
+        let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+        for n in [0usize, 1, 5000, 20_000] {
+            // Text: mostly distinct with shared 8-byte prefixes, short keys that differ only
+            // in trailing zero bytes, empty strings and nulls (sort path).
+            let text: Vec<Option<String>> = (0..n)
+                .map(|i| match g.next() % 10 {
+                    0 => None,
+                    1 => Some(String::new()),
+                    2 => Some("a\0".repeat((i % 3) + 1)),
+                    3 => Some(format!("sharedpfx-{}", g.next() % 1000)),
+                    _ => Some(format!("{:x}", g.next())),
+                })
+                .collect();
+            let a = StringArray::from(text.clone());
+            check(&text, KeyArray::Str(&a));
+            // Few distinct text values (hash path).
+            let low: Vec<Option<String>> = (0..n)
+                .map(|_| match g.next() % 7 {
+                    0 => None,
+                    k => Some(format!("country-{k}")),
+                })
+                .collect();
+            let a = StringArray::from(low.clone());
+            check(&low, KeyArray::Str(&a));
+            // Bytes with zero bytes inside and at the end.
+            let bin: Vec<Option<Vec<u8>>> = (0..n)
+                .map(|_| {
+                    let len = (g.next() % 12) as usize;
+                    Some((0..len).map(|_| (g.next() % 3) as u8).collect())
+                })
+                .collect();
+            let refs: Vec<Option<&[u8]>> = bin.iter().map(|b| b.as_deref()).collect();
+            let a = BinaryArray::from(refs);
+            check(&bin, KeyArray::Bin(&a));
+            // Integers of both signs, mostly distinct (sort path), then already in order.
+            let mut ints: Vec<Option<i64>> = (0..n)
+                .map(|_| match g.next() % 20 {
+                    0 => None,
+                    1 => Some(i64::MIN),
+                    2 => Some(i64::MAX),
+                    _ => Some(g.next() as i64),
+                })
+                .collect();
+            let a = Int64Array::from(ints.clone());
+            check(&ints, KeyArray::I64(&a));
+            ints.sort();
+            let a = Int64Array::from(ints.clone());
+            check(&ints, KeyArray::I64(&a));
+            // Doubles: negative zero, infinities, mostly distinct.
+            let fl: Vec<Option<f64>> = (0..n)
+                .map(|_| match g.next() % 10 {
+                    0 => None,
+                    1 => Some(-0.0),
+                    2 => Some(f64::NEG_INFINITY),
+                    3 => Some(f64::INFINITY),
+                    _ => Some((g.next() as i64) as f64 / 7.0),
+                })
+                .collect();
+            let a = Float64Array::from(fl.clone());
+            let bits: Vec<Option<i64>> = fl.iter().map(|f| f.map(total_order_bits)).collect();
+            check(&bits, KeyArray::F64(&a));
+        }
+    }
 }
