@@ -69,6 +69,8 @@ pub(crate) struct Opened {
     pub base: String,
     /// The client, rooted at the base (keys are relative to it).
     pub store: Arc<dyn ObjectStore>,
+    /// The same client when the store is a local directory (`file://`).
+    pub local: Option<Arc<LocalFileSystem>>,
     pub part_size: usize,
     /// Values of secret options, kept out of messages.
     pub secrets: Vec<String>,
@@ -200,9 +202,11 @@ pub(crate) fn open(uri: &str, options: &BTreeMap<String, String>) -> Result<Open
                     &e,
                 )
             })?;
-            let fs = LocalFileSystem::new_with_prefix(&dir)
-                .map_err(fail)?
-                .with_automatic_cleanup(true);
+            let fs = Arc::new(
+                LocalFileSystem::new_with_prefix(&dir)
+                    .map_err(fail)?
+                    .with_automatic_cleanup(true),
+            );
             let text = dir.to_str().ok_or_else(|| {
                 StorageError::config(format!("file uri '{shown}' is not valid UTF-8"))
             })?;
@@ -210,7 +214,8 @@ pub(crate) fn open(uri: &str, options: &BTreeMap<String, String>) -> Result<Open
             return Ok(Opened {
                 scheme,
                 base,
-                store: Arc::new(fs),
+                store: fs.clone(),
+                local: Some(fs),
                 part_size,
                 secrets,
                 option_keys: options.keys().cloned().collect(),
@@ -335,6 +340,7 @@ pub(crate) fn open(uri: &str, options: &BTreeMap<String, String>) -> Result<Open
         scheme,
         base,
         store,
+        local: None,
         part_size,
         secrets,
         option_keys: options.keys().cloned().collect(),

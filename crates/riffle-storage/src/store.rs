@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use object_store::local::LocalFileSystem;
 use object_store::path::{Path as ObjectPath, PathPart};
 use object_store::{GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,6 +34,8 @@ struct Inner {
     base: String,
     /// The client, rooted at the base.
     store: Arc<dyn ObjectStore>,
+    /// The same client when the store is a local directory.
+    local: Option<Arc<LocalFileSystem>>,
     part_size: usize,
     secrets: Vec<String>,
     option_keys: Vec<String>,
@@ -62,6 +65,7 @@ impl DeepStore {
                 scheme: opened.scheme,
                 base: opened.base,
                 store: opened.store,
+                local: opened.local,
                 part_size: opened.part_size,
                 secrets: opened.secrets,
                 option_keys: opened.option_keys,
@@ -78,6 +82,7 @@ impl DeepStore {
                 scheme: inner.scheme,
                 base: inner.base.clone(),
                 store: Arc::clone(&inner.store),
+                local: inner.local.clone(),
                 part_size: inner.part_size,
                 secrets: inner.secrets.clone(),
                 option_keys: inner.option_keys.clone(),
@@ -139,6 +144,18 @@ impl DeepStore {
                 "cannot {what}: {} is not a file",
                 local.display()
             )));
+        }
+        if let Some(fs) = &self.inner.local {
+            // A local store: a copy inside the kernel, no bytes through this process.
+            let dest = fs
+                .path_to_filesystem(key)
+                .map_err(|e| self.store_error(what, &e))?;
+            let (from, doing) = (local.to_path_buf(), what.to_string());
+            return tokio::task::spawn_blocking(move || copy_local(&from, &dest, &doing))
+                .await
+                .map_err(|e| {
+                    StorageError::new(StorageErrorKind::Internal, format!("cannot {what}: {e}"))
+                })?;
         }
         let part_size = self.inner.part_size;
         let store = &self.inner.store;
@@ -442,6 +459,32 @@ fn segment_key(table: &str, segment: &str) -> Result<ObjectPath, StorageError> {
 }
 
 /// Up to `size` bytes of `file` (fewer only at its end).
+/// Copies `from` to `dest` the way a local store publishes an object: into a staging file
+/// `<dest>#0` (hidden from listings, removed by [`DeepStore::remove_unreferenced`]),
+/// synced, then renamed over `dest`, and the directory synced. A reader sees the old object
+/// or the whole new one, and after a crash of the machine the object is complete or
+/// absent.
+fn copy_local(from: &Path, dest: &Path, what: &str) -> Result<(), StorageError> {
+    let fail = |e: std::io::Error| StorageError::io(what, &e);
+    let dir = dest
+        .parent()
+        .ok_or_else(|| StorageError::input(format!("cannot {what}: no parent directory")))?;
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let mut staging = OsString::from(dest.as_os_str());
+    staging.push("#0");
+    let staging = PathBuf::from(staging);
+    let copied = (|| {
+        std::fs::copy(from, &staging)?;
+        std::fs::File::open(&staging)?.sync_all()?;
+        std::fs::rename(&staging, dest)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if copied.is_err() {
+        let _ = std::fs::remove_file(&staging);
+    }
+    copied.map_err(fail)
+}
+
 async fn read_chunk(
     file: &mut tokio::fs::File,
     size: usize,

@@ -215,6 +215,27 @@ async fn test_file_multipart_and_java_style_uri() {
         .expect_err("missing local file");
     assert!(e.to_string().contains("nope"), "{e}");
     assert_eq!(e.kind(), StorageErrorKind::Io, "{e}");
+    // A local upload stages in `<object>#0`: nothing is left of it after success, and one
+    // left by a crash is hidden from listings and removed with the unreferenced objects.
+    let names = |d: &std::path::Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let table_dir = dir.path().join("t");
+    assert_eq!(names(&table_dir), vec!["s".to_string()]);
+    write(&table_dir.join("s2#0"), b"half a segment");
+    assert_eq!(
+        store.list("t").await.expect("list"),
+        vec![(up.clone(), data.len() as u64)]
+    );
+    let keep: HashSet<String> = [up.clone()].into_iter().collect();
+    let removed = store.remove_unreferenced("t", &keep).await.expect("remove");
+    assert_eq!(removed, vec![format!("{}/t/s2#0", store.uri())]);
+    assert_eq!(names(&table_dir), vec!["s".to_string()]);
 }
 
 #[tokio::test]
