@@ -367,19 +367,13 @@ impl Shared {
         criteria: &OffsetCriteria,
         timeout: Duration,
     ) -> Result<i64, StreamError> {
-        let at = match criteria {
-            OffsetCriteria::Smallest => {
-                let o = self.list_offsets(&[partition], Offset::Beginning, timeout)?;
-                return Ok(o.get(&partition).copied().flatten().unwrap_or(0));
-            }
-            OffsetCriteria::Largest => return self.end_of(partition, timeout),
-            OffsetCriteria::Period(ms) => now_ms().saturating_sub(*ms).max(0),
-            OffsetCriteria::Timestamp(ts) => (*ts).max(0),
-        };
-        let o = self.list_offsets(&[partition], Offset::Offset(at), timeout)?;
-        match o.get(&partition).copied().flatten() {
+        let query = list_offsets_query(criteria, now_ms());
+        if query == Offset::End {
+            return self.end_of(partition, timeout);
+        }
+        let answer = self.list_offsets(&[partition], query, timeout)?;
+        match start_from_answer(query, answer.get(&partition).copied().flatten()) {
             Some(n) => Ok(n),
-            // No record at or after the instant: the end of the partition (as Pinot).
             None => self.end_of(partition, timeout),
         }
     }
@@ -395,6 +389,29 @@ impl Shared {
                 ),
             )
         })
+    }
+}
+
+/// What ListOffsets is asked for `criteria` at `now` (epoch milliseconds): the earliest
+/// offset, the end, or the first offset whose record timestamp is at or after an instant
+/// (`now - period` for a period; instants before 1970 ask for 0).
+fn list_offsets_query(criteria: &OffsetCriteria, now: i64) -> Offset {
+    match criteria {
+        OffsetCriteria::Smallest => Offset::Beginning,
+        OffsetCriteria::Largest => Offset::End,
+        OffsetCriteria::Period(ms) => Offset::Offset(now.saturating_sub(*ms).max(0)),
+        OffsetCriteria::Timestamp(ts) => Offset::Offset((*ts).max(0)),
+    }
+}
+
+/// The start offset from the answer to `query` (`None`: the broker has no such offset), or
+/// `None` when the start is the end of the partition: no record at or after the instant
+/// (as Pinot). An empty partition's earliest offset is 0.
+fn start_from_answer(query: Offset, answer: Option<i64>) -> Option<i64> {
+    match (query, answer) {
+        (Offset::Beginning, a) => Some(a.unwrap_or(0)),
+        (Offset::End, _) => None,
+        (_, a) => a,
     }
 }
 
@@ -448,5 +465,59 @@ impl MetadataProvider for KafkaMetadataProvider {
                     .map(|p| (PartitionId(p), StreamOffset::Long(o)))
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+
+    /// The plugin's part of the time criteria. The broker's part (ListOffsets by timestamp
+    /// answers the first offset whose record timestamp is at or after the instant, or none)
+    /// is Kafka's; neither test broker implements it (Tansu 0.6 answers 0, the mock cluster
+    /// "no offset"), so this is where the instant sent and the use of the answer are shown.
+    #[test]
+    fn test_time_criteria_ask_for_the_right_instant_and_use_the_answer() {
+        let now = 1_700_000_000_000;
+        assert_eq!(
+            list_offsets_query(&OffsetCriteria::Smallest, now),
+            Offset::Beginning
+        );
+        assert_eq!(
+            list_offsets_query(&OffsetCriteria::Largest, now),
+            Offset::End
+        );
+        // `2d`: records from two days before now on.
+        let two_days = OffsetCriteria::parse("2d").unwrap();
+        assert_eq!(
+            list_offsets_query(&two_days, now),
+            Offset::Offset(now - 2 * DAY)
+        );
+        // A period longer than the epoch asks for everything.
+        assert_eq!(
+            list_offsets_query(&OffsetCriteria::Period(i64::MAX), now),
+            Offset::Offset(0)
+        );
+        // An ISO instant, as Pinot's `auto.offset.reset` accepts it.
+        let iso = OffsetCriteria::parse("2022-08-09T12:31:38.222Z").unwrap();
+        assert_eq!(
+            list_offsets_query(&iso, now),
+            Offset::Offset(1_660_048_298_222)
+        );
+        assert_eq!(
+            list_offsets_query(&OffsetCriteria::Timestamp(-5), now),
+            Offset::Offset(0)
+        );
+
+        // The answer: a found offset is the start; none means the end of the partition.
+        let at = list_offsets_query(&iso, now);
+        assert_eq!(start_from_answer(at, Some(42)), Some(42));
+        assert_eq!(start_from_answer(at, None), None);
+        assert_eq!(start_from_answer(Offset::Beginning, Some(7)), Some(7));
+        assert_eq!(start_from_answer(Offset::Beginning, None), Some(0));
+        assert_eq!(start_from_answer(Offset::End, Some(9)), None);
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! The mock cluster cannot resolve ListOffsets by timestamp either (it answers "no offset"),
 //! so no broker available to the tests resolves a time to a record: the time criteria are
-//! tested here for their "no record at or after the time -> end offset" rule only.
+//! tested here for their "no record at or after the time -> end offset" rule, and the
+//! instant the plugin asks for and its use of the answer in the unit tests of
+//! `src/metadata.rs`.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
