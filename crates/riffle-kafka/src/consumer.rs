@@ -133,6 +133,50 @@ impl PartitionConsumer for KafkaPartitionConsumer {
     }
 }
 
+/// The messages of a fetch with their keys and values copied into one buffer of `size`
+/// bytes (what they hold together).
+fn copy_out(held: &[rdkafka::message::BorrowedMessage<'_>], size: usize) -> Vec<StreamMessage> {
+    let mut buf = Vec::with_capacity(size);
+    let mut ranges = Vec::with_capacity(held.len());
+    for m in held {
+        let mut copy = |b: &[u8]| {
+            let start = buf.len();
+            buf.extend_from_slice(b);
+            start..buf.len()
+        };
+        let key = m.key().map(&mut copy);
+        let value = copy(m.payload().unwrap_or_default());
+        ranges.push((key, value));
+    }
+    let data = Bytes::from(buf);
+    held.iter()
+        .zip(ranges)
+        .map(|(m, (key, value))| {
+            let headers = m
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_string(),
+                                h.value.map(Bytes::copy_from_slice).unwrap_or_default(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            StreamMessage {
+                key: key.map(|r| data.slice(r)),
+                value: data.slice(value),
+                headers,
+                offset: StreamOffset::Long(m.offset()),
+                next_offset: StreamOffset::Long(m.offset().saturating_add(1)),
+                timestamp_ms: m.timestamp().to_millis(),
+            }
+        })
+        .collect()
+}
+
 impl Inner {
     fn what(&self, from: i64) -> String {
         format!(
@@ -198,7 +242,10 @@ impl Inner {
         let consumer = &state.consumer;
         let ctx = consumer.context();
 
-        let mut messages = Vec::new();
+        // Messages with a value are held as librdkafka returned them and copied at the end
+        // into one buffer of the exact size: one allocation per fetch, not one or two per
+        // message.
+        let mut held = Vec::new();
         let mut next = from;
         let mut unfiltered = 0usize;
         let mut size = 0usize;
@@ -225,31 +272,10 @@ impl Inner {
                     unfiltered += 1;
                     // A null value is a tombstone: skipped, but the offset moves past it.
                     if let Some(value) = m.payload() {
-                        let key = m.key().map(Bytes::copy_from_slice);
-                        size += value.len() + key.as_ref().map_or(0, |k| k.len());
-                        let headers = m
-                            .headers()
-                            .map(|hs| {
-                                hs.iter()
-                                    .map(|h| {
-                                        (
-                                            h.key.to_string(),
-                                            h.value.map(Bytes::copy_from_slice).unwrap_or_default(),
-                                        )
-                                    })
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        messages.push(StreamMessage {
-                            key,
-                            value: Bytes::copy_from_slice(value),
-                            headers,
-                            offset: StreamOffset::Long(offset),
-                            next_offset: StreamOffset::Long(offset.saturating_add(1)),
-                            timestamp_ms: m.timestamp().to_millis(),
-                        });
+                        size += value.len() + m.key().map_or(0, |k| k.len());
+                        held.push(m);
                     }
-                    if messages.len() >= self.max_messages
+                    if held.len() >= self.max_messages
                         || size >= self.max_bytes
                         || unfiltered >= self.max_messages.saturating_mul(4)
                     {
@@ -301,6 +327,8 @@ impl Inner {
                 }
             }
         }
+        let messages = copy_out(&held, size);
+        drop(held);
         if state.next.is_some() {
             state.next = Some(next);
         }
