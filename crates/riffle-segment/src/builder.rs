@@ -50,8 +50,13 @@ pub enum Values {
     },
 }
 
+/// Bytes per row reserved for a text column of a builder's first block; later blocks
+/// reserve what the block before them used.
+const FIRST_BLOCK_TEXT_BYTES_PER_ROW: usize = 16;
+
 impl Values {
-    fn new(p: Physical, cap: usize) -> Values {
+    /// Room for `cap` values; text and bytes get `data` bytes of room for their values.
+    fn new(p: Physical, cap: usize, data: usize) -> Values {
         let mut offsets = Vec::with_capacity(cap + 1);
         offsets.push(0);
         match p {
@@ -63,11 +68,11 @@ impl Values {
             Physical::Timestamp => Values::Timestamp(Vec::with_capacity(cap)),
             Physical::Str => Values::Str {
                 offsets,
-                data: Vec::with_capacity(cap * 16),
+                data: Vec::with_capacity(data),
             },
             Physical::Bin => Values::Bin {
                 offsets,
-                data: Vec::new(),
+                data: Vec::with_capacity(data),
             },
         }
     }
@@ -209,23 +214,28 @@ pub struct BlockBuilder {
 impl BlockBuilder {
     /// An empty block with room for `capacity` rows.
     pub fn new(columns: Arc<TableColumns>, capacity: usize) -> BlockBuilder {
+        let text = vec![capacity * FIRST_BLOCK_TEXT_BYTES_PER_ROW; columns.columns.len()];
+        BlockBuilder::with_text_room(columns, capacity, &text)
+    }
+
+    /// An empty block with room for `capacity` rows and `text[i]` bytes of text or bytes
+    /// values in column `i`.
+    fn with_text_room(columns: Arc<TableColumns>, capacity: usize, text: &[usize]) -> BlockBuilder {
         let cols = columns
             .columns
             .iter()
             .zip(columns.physical.iter())
-            .map(|(c, p)| {
-                if c.single_value {
-                    ColumnBuilder {
-                        values: Values::new(*p, capacity),
-                        list_offsets: None,
-                    }
-                } else {
+            .enumerate()
+            .map(|(i, (c, p))| {
+                let values = Values::new(*p, capacity, text.get(i).copied().unwrap_or(0));
+                let list_offsets = (!c.single_value).then(|| {
                     let mut o = Vec::with_capacity(capacity + 1);
                     o.push(0);
-                    ColumnBuilder {
-                        values: Values::new(*p, capacity),
-                        list_offsets: Some(o),
-                    }
+                    o
+                });
+                ColumnBuilder {
+                    values,
+                    list_offsets,
                 }
             })
             .collect();
@@ -352,7 +362,21 @@ impl BlockBuilder {
     /// builder empty, ready for the next block.
     pub fn finish(&mut self) -> Result<RecordBatch, SegmentError> {
         let rows = self.rows;
-        let fresh = BlockBuilder::new(self.columns.clone(), rows.max(16));
+        // The next block is sized like this one: as many rows, and for text and bytes the
+        // bytes this block's values took plus an eighth (reserving a fixed amount per row
+        // left a third of a segment's memory unused, or doubled buffers of longer text).
+        let text: Vec<usize> = self
+            .cols
+            .iter()
+            .map(|c| match &c.values {
+                Values::Str { data, .. } | Values::Bin { data, .. } => {
+                    let used = data.len().saturating_mul(rows.max(16)) / rows.max(1);
+                    used + used / 8 + 64
+                }
+                _ => 0,
+            })
+            .collect();
+        let fresh = BlockBuilder::with_text_room(self.columns.clone(), rows.max(16), &text);
         let old = std::mem::replace(self, fresh);
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(old.cols.len());
         for (i, c) in old.cols.into_iter().enumerate() {
@@ -457,6 +481,43 @@ mod tests {
         )
         .unwrap();
         TableColumns::new(s.columns().unwrap())
+    }
+
+    /// The text buffer held by column `i` of a batch: (bytes used, bytes allocated).
+    fn text_buffer(batch: &RecordBatch, i: usize) -> (usize, usize) {
+        let s = batch
+            .column(i)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let data = s.to_data();
+        (s.values().len(), data.buffers()[1].capacity())
+    }
+
+    #[test]
+    fn test_later_blocks_reserve_the_text_the_block_before_used() {
+        let fill = |b: &mut BlockBuilder, text: &str| {
+            for _ in 0..1000 {
+                b.push_str(1, text);
+                b.end_row();
+            }
+            b.finish().unwrap()
+        };
+        let mut b = BlockBuilder::new(cols(), 1000);
+        // The first block reserves a fixed amount per row.
+        let first = fill(&mut b, "six by");
+        assert_eq!(text_buffer(&first, 1), (6000, 16_000));
+        // The next one what the first used, plus an eighth: short text wastes little...
+        let second = fill(&mut b, "six by");
+        let (used, held) = text_buffer(&second, 1);
+        assert_eq!(used, 6000);
+        assert!((6000..=6000 + 750 + 64 + 64).contains(&held), "{held}");
+        // ...and longer text does not double the buffer.
+        let _ = fill(&mut b, "a 36-byte identifier, like a uuid...");
+        let fourth = fill(&mut b, "a 36-byte identifier, like a uuid...");
+        let (used, held) = text_buffer(&fourth, 1);
+        assert_eq!(used, 36_000);
+        assert!(held < 36_000 * 5 / 4, "{held}");
     }
 
     #[test]
