@@ -9,6 +9,7 @@
 //! Invariants: a query error never fails the HTTP exchange (Pinot answers 200 with
 //! `exceptions`); statistics are read from what the query actually scanned, never guessed.
 
+mod pinot_literals;
 pub mod provider;
 pub mod response;
 
@@ -20,6 +21,8 @@ use std::time::Instant;
 
 use datafusion::common::DataFusionError;
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::optimizer::{Analyzer, AnalyzerRule};
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::metrics::MetricValue;
 use datafusion::physical_plan::{collect, ExecutionPlan};
@@ -230,7 +233,16 @@ impl QueryEngine {
             .with_round_robin_repartition(false)
             .with_information_schema(false);
         config.options_mut().sql_parser.enable_ident_normalization = false;
-        let ctx = SessionContext::new_with_config(config);
+        // Pinot's own readings come before DataFusion's type coercion.
+        let mut rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> =
+            vec![Arc::new(pinot_literals::TimestampMillisLiterals)];
+        rules.extend(Analyzer::new().rules);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_analyzer_rules(rules)
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         let record: Arc<Mutex<Vec<ScanRecord>>> = Arc::new(Mutex::new(Vec::new()));
         for t in &p.tables {
             let Some(data) = self.segments.table(t) else {

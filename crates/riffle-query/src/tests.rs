@@ -234,3 +234,32 @@ async fn test_cast_to_timestamp_reads_millis_and_floats_print_short() {
     assert_eq!(r["resultTable"]["rows"][0][1], "2019-11-02 00:00:00.0");
     assert_eq!(r["resultTable"]["rows"][0][2], json!(3.2));
 }
+
+/// Pinot compares a TIMESTAMP column with epoch milliseconds written as a bare number
+/// (dashboards write their time filters so); DataFusion alone refuses to compare a timestamp
+/// with an integer.
+#[tokio::test]
+async fn test_timestamp_compares_with_epoch_millis_literals() {
+    let cases = [
+        ("ts > 1571900400000", 2),
+        ("1571900400000 < ts", 2),
+        ("ts = 1571900400000", 3),
+        ("ts <> 1571900400000", 2),
+        ("ts >= 1572418800000 AND ts <= 1572678000000", 2),
+        ("ts BETWEEN 1572000000000 AND 1572500000000", 1),
+        ("ts NOT BETWEEN 1572000000000 AND 1572500000000", 4),
+        ("ts IN (1572678000000, 1572418800000)", 2),
+        ("ts NOT IN (1572678000000)", 4),
+        ("ts > 1571900400000.0", 2),
+        ("ts > '2019-10-25 00:00:00'", 2),
+        ("ts > CAST(1571900400000 AS TIMESTAMP)", 2),
+    ];
+    for (filter, want) in cases {
+        let r = q(&format!("SELECT COUNT(*) FROM transcript WHERE {filter}")).await;
+        assert_eq!(r["exceptions"], json!([]), "{filter}: {r}");
+        assert_eq!(r["resultTable"]["rows"], json!([[want]]), "{filter}: {r}");
+    }
+    // Other integer comparisons are untouched.
+    let r = q("SELECT COUNT(*) FROM transcript WHERE studentID > 206").await;
+    assert_eq!(r["resultTable"]["rows"], json!([[3]]), "{r}");
+}
