@@ -12,7 +12,10 @@
 //! ```
 //!
 //! Consumption never waits for a seal unless [`MAX_PENDING_SEALS`] frozen segments are
-//! queued (then it waits: memory stays bounded). A crash anywhere before the catalog
+//! queued, or more than one frozen segment holds more than the memory cap of a consuming
+//! segment ([`IngestContext::max_consuming_bytes`]) together: then it waits for the sealer.
+//! A partition thus holds at most about twice the cap (its frozen segments and its
+//! consuming one) however slow the deep store is. A crash anywhere before the catalog
 //! transaction leaves the previous state (the partition re-reads from the IN_PROGRESS
 //! segment's start offset; the uploaded file is an orphan removed at the next start); after
 //! it, the new one (the sealed segment is loaded from disk or the deep store).
@@ -79,6 +82,19 @@ pub struct PartitionControl {
     pub threshold: Mutex<Option<(u32, u64)>>,
     /// What autotune knows (updated on each commit).
     pub autotune: Mutex<Autotune>,
+    /// Frozen segments not yet swapped for their sealed copy: (count, bytes held).
+    pub frozen: Mutex<(u64, u64)>,
+    /// Signalled each time the sealer has swapped a segment.
+    pub sealed: Notify,
+}
+
+impl PartitionControl {
+    /// Whether consumption must wait for the sealer: more than one frozen segment, holding
+    /// more than `cap` bytes together.
+    pub fn frozen_over(&self, cap: u64) -> bool {
+        let (count, bytes) = *self.frozen.lock();
+        count > 1 && bytes > cap
+    }
 }
 
 /// One frozen consuming segment to seal and commit.
@@ -147,6 +163,12 @@ pub(crate) async fn sealer(
         loop {
             match commit_job(&ctx, &rt, &control, &job).await {
                 Ok(()) => {
+                    {
+                        let mut f = control.frozen.lock();
+                        f.0 = f.0.saturating_sub(1);
+                        f.1 = f.1.saturating_sub(job.snapshot.bytes as u64);
+                    }
+                    control.sealed.notify_waiters();
                     crate::partition::update(&rt, partition, |s| {
                         s.segments_committed += 1;
                         if s.last_error

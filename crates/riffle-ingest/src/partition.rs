@@ -107,6 +107,8 @@ pub(crate) async fn run(
     cancel: CancellationToken,
 ) {
     let partition = meta.partition;
+    // Frozen segments of an earlier run of this partition were committed or dropped with it.
+    *control.frozen.lock() = (0, 0);
     let (seal_tx, seal_rx) = mpsc::channel::<SealJob>(MAX_PENDING_SEALS);
     let mut sealer_task = Some(tokio::spawn(sealer(
         ctx.clone(),
@@ -255,6 +257,7 @@ async fn run_inner(
             let Some(tx) = seal_tx.take() else {
                 return stop("internal: sealer channel lost".into());
             };
+            hold_frozen(&control, &job);
             let sent = tx.send(job).await;
             drop(tx);
             let res = match sealer_task.take() {
@@ -320,6 +323,7 @@ async fn run_inner(
                 let Some(tx) = seal_tx.as_ref() else {
                     return stop("internal: sealer channel lost".into());
                 };
+                hold_frozen(&control, &job);
                 let sent = tokio::select! {
                     _ = cancel.cancelled() => return stopped(&rt, partition),
                     r = tx.send(job) => r,
@@ -341,6 +345,23 @@ async fn run_inner(
                 cur = open_segment(&rt, next, criteria);
                 let name = cur.meta.segment_name.clone();
                 update(&rt, partition, |s| s.segment = name);
+                // Memory: frozen segments beyond one may hold at most the cap together.
+                let cap = ctx.max_consuming_bytes as u64;
+                if control.frozen_over(cap) {
+                    let (count, bytes) = *control.frozen.lock();
+                    info!(table = %table, partition, frozen_segments = count, frozen_bytes = bytes,
+                          cap, "waiting for the sealer: frozen segments hold more than the memory cap");
+                    while control.frozen_over(cap)
+                        && !control.pause.load(Ordering::SeqCst)
+                        && sealer_task.as_ref().is_some_and(|t| !t.is_finished())
+                    {
+                        tokio::select! {
+                            _ = cancel.cancelled() => return stopped(&rt, partition),
+                            _ = control.sealed.notified() => {}
+                            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        }
+                    }
+                }
             }
         }
         let res = tokio::select! {
@@ -532,4 +553,11 @@ async fn run_inner(
 
 fn stopped(rt: &TableRuntime, partition: u32) {
     update(rt, partition, |s| s.state = PartitionState::Stopped);
+}
+
+/// Counts a frozen segment as held until the sealer has swapped it.
+fn hold_frozen(control: &PartitionControl, job: &SealJob) {
+    let mut f = control.frozen.lock();
+    f.0 += 1;
+    f.1 += job.snapshot.bytes as u64;
 }

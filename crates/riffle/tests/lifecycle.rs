@@ -740,3 +740,89 @@ async fn the_memory_cap_ends_a_segment_early() {
     assert_eq!(sum, (0..20_000).map(amount).sum::<f64>());
     server.shutdown().await;
 }
+
+/// A deep store that cannot take segments (here its table directory is a file) holds the
+/// sealer at the first segment, retrying. Consumption goes on at once into the next
+/// segments, but once the frozen segments beyond the first hold the memory cap together it
+/// waits for the sealer: a partition holds about twice the cap, not a queue of segments (four
+/// before this bound). When uploads work again every segment commits, exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_deep_store_bounds_what_a_partition_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = "lc_stuck";
+    let n = 60_000u64;
+    MemoryBroker::global().create_topic(table, 1).unwrap();
+    let server = start_configured(dir.path(), false, |c| c.max_consuming_bytes = 1 << 20).await;
+    create(&server, table, json!({}), json!({})).await;
+    let blocker = dir
+        .path()
+        .join("deepstore")
+        .join(format!("{table}_REALTIME"));
+    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    produce(table, 1, 0..n);
+
+    // Wait until the published count stands still for 2 s.
+    let mut held = -1;
+    let mut still_since = Instant::now();
+    let started = Instant::now();
+    loop {
+        let c = count(&server, table).await;
+        if c != held {
+            held = c;
+            still_since = Instant::now();
+        } else if still_since.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "count never settled"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(held > 0 && (held as u64) < n, "held {held} of {n}");
+    assert!(done(&segments(&server, table).await).is_empty());
+    let (code, status) = get(&format!(
+        "http://{}/tables/{table}/consumingSegmentsInfo",
+        server.controller_addr
+    ))
+    .await;
+    assert_eq!(code, 200, "{status}");
+    assert!(
+        status.to_string().contains("retrying"),
+        "the stuck commit is visible: {status}"
+    );
+
+    // The deep store takes segments again: everything commits.
+    std::fs::remove_file(&blocker).unwrap();
+    wait_count(&server, table, n as i64, Duration::from_secs(90)).await;
+    let started = Instant::now();
+    let segs = loop {
+        let segs = segments(&server, table).await;
+        let docs: u64 = done(&segs)
+            .iter()
+            .map(|m| m["totalDocs"].as_u64().unwrap())
+            .sum();
+        if docs + 20_000 >= n || started.elapsed() > Duration::from_secs(60) {
+            break segs;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    check_chains(&segs);
+    let per_segment = done(&segs)
+        .iter()
+        .filter(|m| m["stopReason"] == "indexCapacityThresholdBreached")
+        .map(|m| m["totalDocs"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    // Held while stuck: the segment in the sealer, one more frozen, and at most the start of
+    // the consuming one; without the bound, four full segments.
+    assert!(
+        (held as u64) > per_segment * 3 / 2 && (held as u64) < per_segment * 5 / 2,
+        "held {held} rows while stuck, {per_segment} per full segment"
+    );
+    let (sum, distinct, _) = sum_and_distinct(&server, table).await;
+    assert_eq!(distinct, n as i64);
+    assert_eq!(sum, (0..n).map(amount).sum::<f64>());
+    server.shutdown().await;
+}
