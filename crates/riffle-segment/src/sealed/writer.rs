@@ -58,40 +58,19 @@ impl Out {
         self.bytes(&zeros[..n])
     }
 
-    fn section(
+    /// Writes a section from its parts (offsets from the section's start, zeros between
+    /// them), with its CRC, which is combined into the file's.
+    fn section<'p>(
         &mut self,
         name: String,
-        b: &[u8],
+        parts: impl IntoIterator<Item = (usize, &'p [u8])>,
         array: Option<ArrayLayout>,
     ) -> std::io::Result<()> {
         self.pad()?;
         let offset = self.pos;
         let mut crc = crc32fast::Hasher::new();
-        crc.update(b);
-        self.unhashed(b)?;
-        self.crc.combine(&crc);
-        self.sections.push(SectionEntry {
-            name,
-            offset,
-            length: b.len() as u64,
-            crc32: crc.finalize(),
-            array,
-        });
-        Ok(())
-    }
-
-    /// Writes an array section from its parts, zeros between them.
-    fn array_section(
-        &mut self,
-        name: String,
-        sec: &SectionBuf<'_>,
-        array: ArrayLayout,
-    ) -> std::io::Result<()> {
-        self.pad()?;
-        let offset = self.pos;
-        let mut crc = crc32fast::Hasher::new();
         let zeros = [0u8; ALIGN];
-        for (at, part) in sec.parts() {
+        for (at, part) in parts {
             let gap = (offset + at as u64).saturating_sub(self.pos) as usize;
             for chunk in [&zeros[..gap.min(ALIGN)], part] {
                 crc.update(chunk);
@@ -104,7 +83,7 @@ impl Out {
             offset,
             length: self.pos - offset,
             crc32: crc.finalize(),
-            array: Some(array),
+            array,
         });
         Ok(())
     }
@@ -380,14 +359,14 @@ fn arrow_err(what: &str) -> impl Fn(arrow::error::ArrowError) -> WErr + '_ {
 fn write_array(out: &mut Out, name: String, a: &dyn Array) -> Result<(), WErr> {
     let mut sec = SectionBuf::default();
     let layout = encode_array(a, &mut sec)?;
-    out.array_section(name, &sec, layout)?;
+    out.section(name, sec.parts(), Some(layout))?;
     Ok(())
 }
 
 fn write_bitmap(out: &mut Out, name: String, bm: &RoaringBitmap) -> Result<(), WErr> {
     let mut b = Vec::with_capacity(bm.serialized_size());
     bm.serialize_into(&mut b)?;
-    out.section(name, &b, None)?;
+    out.section(name, [(0, &b[..])], None)?;
     Ok(())
 }
 
@@ -633,7 +612,11 @@ fn write_column(
                 section_name(name, "inverted.offsets"),
                 &UInt64Array::from(offsets),
             )?;
-            out.section(section_name(name, "inverted.bitmaps"), &bytes, None)?;
+            out.section(
+                section_name(name, "inverted.bitmaps"),
+                [(0, &bytes[..])],
+                None,
+            )?;
             info.indexes.push("inverted".into());
         }
         if opts.range.contains(name) && !sorted {
