@@ -51,6 +51,9 @@ pub enum ErrorCode {
     UnknownColumn,
     /// Broker: the query could not be planned (Pinot 720).
     QueryPlanning,
+    /// Broker: committed segments of a queried table could not be loaded; the result
+    /// lacks their rows (Pinot 305, whose message is the detail alone).
+    SegmentsUnavailable,
 }
 
 impl ErrorCode {
@@ -71,6 +74,7 @@ impl ErrorCode {
             ErrorCode::QueryValidation => 400,
             ErrorCode::UnknownColumn => 400,
             ErrorCode::QueryPlanning => 400,
+            ErrorCode::SegmentsUnavailable => 503,
         }
     }
 
@@ -85,6 +89,7 @@ impl ErrorCode {
             ErrorCode::QueryValidation | ErrorCode::BadRequest => 700,
             ErrorCode::UnknownColumn => 710,
             ErrorCode::QueryPlanning => 720,
+            ErrorCode::SegmentsUnavailable => 305,
             ErrorCode::NotFound => 190,
             ErrorCode::Unavailable => 503,
             ErrorCode::AlreadyExists | ErrorCode::Conflict | ErrorCode::Internal => 450,
@@ -103,6 +108,7 @@ impl ErrorCode {
             700 => "QueryValidationError",
             710 => "UnknownColumnError",
             720 => "QueryPlanningError",
+            305 => "",
             _ => "InternalError",
         }
     }

@@ -226,8 +226,6 @@ pub(crate) struct TableRuntime {
     pub(crate) running: Mutex<HashSet<u32>>,
     /// What the API asks of each partition.
     pub(crate) controls: Mutex<BTreeMap<u32, Arc<lifecycle::PartitionControl>>>,
-    /// Committed segments that could not be loaded: segment -> reason.
-    pub(crate) load_errors: Mutex<BTreeMap<String, String>>,
 }
 
 impl TableRuntime {
@@ -446,7 +444,6 @@ impl IngestManager {
             flush,
             running: Mutex::new(HashSet::new()),
             controls: Mutex::new(BTreeMap::new()),
-            load_errors: Mutex::new(BTreeMap::new()),
         });
         let segments = self.ctx.catalog.segments(&name_with_type)?;
         let committed: Vec<SegmentMeta> = segments
@@ -467,10 +464,7 @@ impl IngestManager {
                 Err(e) => {
                     error!(table = %name_with_type, segment = %meta.segment_name, error = %e,
                            "committed segment cannot be loaded; its rows are missing from queries");
-                    runtime
-                        .load_errors
-                        .lock()
-                        .insert(meta.segment_name.clone(), e);
+                    data.set_unavailable(&meta.segment_name, e);
                 }
             }
         }
@@ -912,7 +906,7 @@ impl IngestManager {
         self.tables
             .lock()
             .get(name_with_type)
-            .map(|h| h.runtime.load_errors.lock().clone())
+            .map(|h| h.runtime.data.unavailable())
             .unwrap_or_default()
     }
 }

@@ -293,6 +293,27 @@ impl QueryEngine {
             .collect();
         resp.rows = response::rows_of(&batches);
         resp.stats = stats_of(&physical, &record.lock());
+        // Rows of segments this server could not load are missing: say so, as Pinot's
+        // broker does for unavailable segments (the result is partial).
+        for t in &p.tables {
+            let missing = self
+                .segments
+                .table(t)
+                .map(|d| d.unavailable())
+                .unwrap_or_default();
+            if !missing.is_empty() {
+                let names: Vec<&str> = missing.keys().map(String::as_str).collect();
+                let e = BrokerResponse::error(
+                    ErrorCode::SegmentsUnavailable,
+                    &format!(
+                        "{} segments of table {t} unavailable: [{}]",
+                        names.len(),
+                        names.join(", ")
+                    ),
+                );
+                resp.exceptions.extend(e.exceptions);
+            }
+        }
         resp
     }
 }

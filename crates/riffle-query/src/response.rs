@@ -67,6 +67,8 @@ impl BrokerResponse {
     pub fn error(code: ErrorCode, detail: &str) -> BrokerResponse {
         let message = if detail.is_empty() {
             code.pinot_message().to_string()
+        } else if code.pinot_message().is_empty() {
+            detail.to_string()
         } else {
             format!("{}: {detail}", code.pinot_message())
         };

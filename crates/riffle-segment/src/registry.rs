@@ -92,6 +92,9 @@ pub struct TableData {
     /// The time column, if any.
     pub time_column: Option<String>,
     segments: RwLock<BTreeMap<String, SegmentRef>>,
+    /// Committed segments this server could not load, with why: their rows are missing
+    /// from queries, which say so.
+    unavailable: RwLock<BTreeMap<String, String>>,
 }
 
 impl TableData {
@@ -102,7 +105,18 @@ impl TableData {
             columns,
             time_column,
             segments: RwLock::new(BTreeMap::new()),
+            unavailable: RwLock::new(BTreeMap::new()),
         }
+    }
+
+    /// Records that committed segment `name` could not be loaded, and why.
+    pub fn set_unavailable(&self, name: &str, reason: String) {
+        self.unavailable.write().insert(name.to_string(), reason);
+    }
+
+    /// Committed segments that could not be loaded, with why.
+    pub fn unavailable(&self) -> BTreeMap<String, String> {
+        self.unavailable.read().clone()
     }
 
     /// Adds or replaces a segment.
@@ -112,6 +126,7 @@ impl TableData {
 
     /// Removes a segment.
     pub fn remove_segment(&self, name: &str) -> Option<SegmentRef> {
+        self.unavailable.write().remove(name);
         self.segments.write().remove(name)
     }
 

@@ -57,6 +57,7 @@ fn pinot_code_status(code: i32) -> StatusCode {
         700 => ErrorCode::QueryValidation,
         710 => ErrorCode::UnknownColumn,
         720 => ErrorCode::QueryPlanning,
+        305 => ErrorCode::SegmentsUnavailable,
         _ => ErrorCode::Internal,
     };
     crate::error::status_of(kind)

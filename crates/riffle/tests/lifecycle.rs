@@ -826,3 +826,100 @@ async fn a_stuck_deep_store_bounds_what_a_partition_holds() {
     assert_eq!(sum, (0..n).map(amount).sum::<f64>());
     server.shutdown().await;
 }
+
+/// A committed segment that can be loaded neither from the local disk (corrupt) nor from
+/// the deep store (gone) leaves its rows out of queries, and every query on the table says
+/// so with Pinot's "segments unavailable" error (305) beside the partial result, until the
+/// segment is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unloadable_segment_makes_query_results_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = "lc_unloadable";
+    MemoryBroker::global().create_topic(table, 1).unwrap();
+    let server = start(dir.path()).await;
+    create(
+        &server,
+        table,
+        json!({"realtime.segment.flush.threshold.segment.rows": "1000"}),
+        json!({}),
+    )
+    .await;
+    produce(table, 1, 0..2_500);
+    wait_count(&server, table, 2_500, Duration::from_secs(60)).await;
+    wait_done(&server, table, 2).await;
+    let segs = segments(&server, table).await;
+    let victim = done(&segs)[0]["segmentName"].as_str().unwrap().to_string();
+    let victim_docs = segs[&victim]["totalDocs"].as_i64().unwrap();
+    server.shutdown().await;
+
+    let local = dir
+        .path()
+        .join("segments")
+        .join(format!("{table}_REALTIME"))
+        .join(format!("{victim}.seg"));
+    let mut bytes = std::fs::read(&local).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&local, &bytes).unwrap();
+    let remote = dir
+        .path()
+        .join("deepstore")
+        .join(format!("{table}_REALTIME"))
+        .join(&victim);
+    std::fs::remove_file(&remote).unwrap();
+
+    let server = start(dir.path()).await;
+    // The broker's answer as it is, exceptions included.
+    let query = |q: String| {
+        let url = format!("http://{}/query/sql", server.broker_addr);
+        async move {
+            let (status, v) = post(&url, &json!({ "sql": q })).await;
+            assert_eq!(status, 200, "{v}");
+            v
+        }
+    };
+    let started = Instant::now();
+    let v = loop {
+        let v = query(format!("SELECT COUNT(*) FROM {table}")).await;
+        if v["resultTable"]["rows"][0][0] == 2_500 - victim_docs {
+            break v;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(v["partialResult"], true, "{v}");
+    assert_eq!(v["exceptions"][0]["errorCode"], 305, "{v}");
+    let message = v["exceptions"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("1 segments of table lc_unloadable unavailable")
+            && message.contains(&victim),
+        "{message}"
+    );
+    // Clients that ask for HTTP statuses get Pinot's 503 for it.
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/query/sql", server.broker_addr))
+        .header("Pinot-Use-Http-Status-For-Errors", "true")
+        .json(&json!({"sql": format!("SELECT COUNT(*) FROM {table}")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(r.headers()["X-Pinot-Error-Code"], "305");
+    let c = format!("http://{}", server.controller_addr);
+    let (code, meta) = get(&format!("{c}/segments/{table}/{victim}/metadata")).await;
+    assert_eq!(code, 200, "{meta}");
+    assert!(meta["riffleLoadError"].is_string(), "{meta}");
+
+    // Deleting the segment makes the result whole again (without its rows).
+    let r = reqwest::Client::new()
+        .delete(format!("{c}/segments/{table}/{victim}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v = sql(&server, &format!("SELECT COUNT(*) FROM {table}")).await;
+    assert_eq!(v["exceptions"], json!([]), "{v}");
+    assert_eq!(v["partialResult"], false, "{v}");
+    assert_eq!(v["resultTable"]["rows"][0][0], 2_500 - victim_docs, "{v}");
+    server.shutdown().await;
+}
