@@ -347,6 +347,42 @@ const SERVER_KEYS: &[&str] = &[
     "topic.consumption.rate.limit",
 ];
 
+/// Pinot's keys of TLS material given inline (under `stream.kafka.`).
+const PINOT_SSL: &[&str] = &[
+    "ssl.server.certificate",
+    "ssl.client.certificate",
+    "ssl.client.key",
+    "ssl.certificate.type",
+    "ssl.client.key.algorithm",
+];
+
+/// Base64 key material of a Pinot key as PEM for librdkafka: the decoded bytes when they
+/// are PEM already, else DER, which is the same base64 between PEM armour lines.
+fn pem_of(key: &str, value: &str, label: &str) -> Result<String, StreamError> {
+    use base64::Engine as _;
+    let compact: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&compact)
+        .map_err(|e| err(format!("{key}: not base64 ({e})")))?;
+    if bytes.starts_with(b"-----BEGIN") {
+        return String::from_utf8(bytes)
+            .map_err(|_| err(format!("{key}: the decoded PEM is not text")));
+    }
+    // DER starts with an ASN.1 SEQUENCE.
+    if bytes.first() != Some(&0x30) {
+        return Err(err(format!(
+            "{key}: the decoded bytes are neither PEM nor DER {label} material"
+        )));
+    }
+    let mut pem = format!("-----BEGIN {label}-----\n");
+    for line in compact.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str(&format!("-----END {label}-----\n"));
+    Ok(pem)
+}
+
 fn err(msg: impl Into<String>) -> StreamError {
     StreamError::config(msg)
 }
@@ -466,17 +502,15 @@ impl KafkaConfig {
                     "{k} is not passed to the Kafka client (Pinot does not strip the \
                      consumer.prop. prefix either): write the Kafka key itself, '{p}'"
                 ));
-            } else if suffix.starts_with("ssl.") {
-                warnings.push(format!(
-                    "{k} (base64 key material) is not supported yet: give PEM files with \
-                     ssl.ca.location, ssl.certificate.location and ssl.key.location"
-                ));
+            } else if PINOT_SSL.contains(&suffix) {
+                // Translated after the client keys (below).
             } else {
                 warnings.push(format!("{k} is not a Kafka stream setting; it is ignored"));
             }
         }
 
         out.translate_client_keys(raw, &mut warnings)?;
+        out.translate_pinot_ssl(config)?;
         out.warnings = warnings;
         Ok(out)
     }
@@ -636,6 +670,49 @@ impl KafkaConfig {
             self.translate_jaas(j, &mut client, warnings);
         }
         self.client = client;
+        Ok(())
+    }
+
+    /// Pinot's inline TLS material (`stream.kafka.ssl.server.certificate`,
+    /// `.client.certificate`, `.client.key`: base64 of PEM or DER, as Pinot's Kafka plugin
+    /// takes them) as librdkafka's `ssl.ca.pem`, `ssl.certificate.pem` and `ssl.key.pem`
+    /// (a PKCS#8 key). As in Pinot, they make `security.protocol` default to `SSL`.
+    fn translate_pinot_ssl(&mut self, config: &StreamConfig) -> Result<(), StreamError> {
+        let key_name = |suffix: &str| format!("stream.{}.{suffix}", config.stream_type);
+        if let Some(t) = config.plugin_key("ssl.certificate.type") {
+            if !t.trim().eq_ignore_ascii_case("X.509") {
+                return Err(err(format!(
+                    "{}: '{}' is not supported: certificates are X.509",
+                    key_name("ssl.certificate.type"),
+                    t.trim()
+                )));
+            }
+        }
+        let mut any = false;
+        for (suffix, target, label) in [
+            ("ssl.server.certificate", "ssl.ca.pem", "CERTIFICATE"),
+            (
+                "ssl.client.certificate",
+                "ssl.certificate.pem",
+                "CERTIFICATE",
+            ),
+            ("ssl.client.key", "ssl.key.pem", "PRIVATE KEY"),
+        ] {
+            if let Some(v) = config.plugin_key(suffix) {
+                let pem = pem_of(&key_name(suffix), v, label)?;
+                let value = if suffix == "ssl.client.key" {
+                    ClientValue::Secret(Secret::new(&pem))
+                } else {
+                    ClientValue::Plain(pem)
+                };
+                self.client.insert(target.to_string(), value);
+                any = true;
+            }
+        }
+        if any && !self.client.contains_key("security.protocol") {
+            self.client
+                .insert("security.protocol".into(), ClientValue::Plain("SSL".into()));
+        }
         Ok(())
     }
 
@@ -1351,6 +1428,65 @@ mod tests {
         assert_eq!(client(&c, "ssl.keystore.location"), None);
     }
 
+    /// Pinot's inline TLS keys: base64 of PEM, or of DER (which becomes PEM around the same
+    /// base64), for the CA, the client certificate and the client key (a secret).
+    #[test]
+    fn test_pinot_inline_tls_material_becomes_pem() {
+        use base64::Engine as _;
+        let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
+        let ca = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n";
+        let cert_der = [0x30u8, 0x82, 0x01, 0x0a, 0xde, 0xad, 0xbe, 0xef];
+        let key_der = [0x30u8, 0x82, 0x04, 0xbe, 0x02, 0x01, 0x00, 0x30, 0x0d, 0x06];
+        let c = parse(&[
+            ("stream.kafka.ssl.server.certificate", &b64(ca.as_bytes())),
+            ("stream.kafka.ssl.client.certificate", &b64(&cert_der)),
+            ("stream.kafka.ssl.client.key", &b64(&key_der)),
+            ("stream.kafka.ssl.certificate.type", "X.509"),
+            ("stream.kafka.ssl.client.key.algorithm", "RSA"),
+        ]);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(client(&c, "ssl.ca.pem").as_deref(), Some(ca));
+        assert_eq!(
+            client(&c, "ssl.certificate.pem").unwrap(),
+            format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                b64(&cert_der)
+            )
+        );
+        let key = client(&c, "ssl.key.pem").unwrap();
+        assert!(key.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{key}");
+        assert!(key.contains(&b64(&key_der)));
+        assert!(
+            !format!("{c:?}").contains(&b64(&key_der)),
+            "the key is a secret"
+        );
+        // As in Pinot, TLS material makes SSL the default protocol; an explicit one stays.
+        assert_eq!(client(&c, "security.protocol").as_deref(), Some("SSL"));
+        let c = parse(&[
+            ("stream.kafka.ssl.server.certificate", &b64(ca.as_bytes())),
+            ("security.protocol", "SASL_SSL"),
+        ]);
+        assert_eq!(client(&c, "security.protocol").as_deref(), Some("SASL_SSL"));
+        c.check_client_config().unwrap();
+
+        for (k, v, needle) in [
+            (
+                "stream.kafka.ssl.server.certificate",
+                "not base64!",
+                "not base64",
+            ),
+            ("stream.kafka.ssl.client.key", "AAAA", "neither PEM nor DER"),
+            (
+                "stream.kafka.ssl.certificate.type",
+                "PKCS12",
+                "certificates are X.509",
+            ),
+        ] {
+            let e = parse_err(&[(k, v)]);
+            assert!(e.contains(k) && e.contains(needle), "{k}: {e}");
+        }
+    }
+
     #[test]
     fn test_keys_not_honoured_are_reported() {
         let c = parse(&[
@@ -1361,7 +1497,6 @@ mod tests {
             ("stream.kafka.consumer.prop.max.poll.records", "10"),
             ("stream.kafka.buffer.size", "512000"),
             ("stream.kafka.nosuch", "1"),
-            ("stream.kafka.ssl.server.certificate", "AAAA"),
             ("config.providers", "file"),
             ("ssl.key.password", "${file:/etc/secrets:key}"),
         ]);
@@ -1380,7 +1515,6 @@ mod tests {
             "write the Kafka key itself, 'max.poll.records'",
             "stream.kafka.buffer.size is a setting of Pinot's legacy",
             "stream.kafka.nosuch is not a Kafka stream setting",
-            "stream.kafka.ssl.server.certificate",
             "config.providers: Java config providers are not supported",
             "ssl.key.password: the value looks like a Java config-provider reference",
         ] {

@@ -41,6 +41,7 @@
 //! | `stream.kafka.partition.ids` | a subset of partitions: `0,2,5`, `0-399`, `0-99,200,300-399`; sorted, distinct, at most 10,000, each must exist in the topic |
 //! | `stream.kafka.consumer.prop.auto.offset.reset` | where a new partition starts: smallest, largest, a period or an instant |
 //! | `stream.kafka.connection.timeout.millis`, `stream.kafka.fetch.timeout.millis` | metadata and fetch timeouts (used by the server) |
+//! | `stream.kafka.ssl.server.certificate`, `.client.certificate`, `.client.key`, `.certificate.type` | Pinot's inline TLS material (base64 of PEM or DER) as librdkafka's `ssl.ca.pem`, `ssl.certificate.pem`, `ssl.key.pem`; `security.protocol` defaults to `SSL` |
 //! | Kafka client keys of the same map | passed to librdkafka when it knows them (`security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`, `ssl.ca.location`, `ssl.*`, `max.partition.fetch.bytes`, `fetch.*`, ...); Java-only keys with an equivalent are translated (`sasl.jaas.config` with a PLAIN or SCRAM login module, a PEM `ssl.truststore.location`, a PKCS#12 `ssl.keystore.location`, `fetch.max.wait.ms`, `max.poll.records`, ...) |
 //!
 //! Keys that cannot be honoured (a JKS trust store, consumer-group settings, unknown keys,

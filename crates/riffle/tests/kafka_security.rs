@@ -3,8 +3,9 @@
 //! TLS: a Tansu broker behind a TLS terminator (socat, installed by `scripts/socat.sh`:
 //! Tansu 0.6's own TLS flags do not work), advertising the TLS port, with a throwaway CA
 //! and server certificate made by the `openssl` command. A table with
-//! `security.protocol=SSL` and the CA (`ssl.ca.location`, or the Java-style PEM
-//! `ssl.truststore.location`) ingests every message exactly once; one with a CA that did
+//! `security.protocol=SSL` and the CA (`ssl.ca.location`, the Java-style PEM
+//! `ssl.truststore.location`, or Pinot's base64 `stream.kafka.ssl.server.certificate`)
+//! ingests every message exactly once; one with a CA that did
 //! not sign the broker's certificate is refused at creation with the TLS failure named.
 //!
 //! SASL: no login can succeed against Tansu 0.6 as shipped (no PLAIN; no stored SCRAM
@@ -111,12 +112,29 @@ async fn tls_with_the_right_ca_ingests_and_a_wrong_ca_is_refused_by_name() {
     )
     .await;
     assert_eq!(s, 200, "{body}");
+    // Pinot's inline material: the CA as base64 (of its PEM), no security.protocol (TLS
+    // material makes SSL the default, as in Pinot).
+    let ca_b64 = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&ca).unwrap())
+    };
+    let (s, body) = post(
+        &format!("{c}/tableConfigs"),
+        &table_configs(
+            "events_pinot",
+            &tls,
+            &[("stream.kafka.ssl.server.certificate", &ca_b64)],
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
     wait_count(&server, "events", 2000, Duration::from_secs(60)).await;
     wait_count(&server, "events_java", 2000, Duration::from_secs(60)).await;
+    wait_count(&server, "events_pinot", 2000, Duration::from_secs(60)).await;
     produce(&producer, "events", (2000..2500).map(event))
         .await
         .unwrap();
-    for t in ["events", "events_java"] {
+    for t in ["events", "events_java", "events_pinot"] {
         wait_count(&server, t, 2500, Duration::from_secs(60)).await;
         let v = sql(&server, &format!("SELECT COUNT(DISTINCT uuid) FROM {t}")).await;
         assert_eq!(v["resultTable"]["rows"][0][0], 2500, "{t}: {v}");
