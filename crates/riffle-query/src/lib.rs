@@ -71,6 +71,74 @@ pub struct QueryEngine {
     next_request_id: AtomicU64,
     broker_id: String,
     target_partitions: usize,
+    runtime: QueryRuntime,
+}
+
+/// The threads queries run on, apart from the server's: a query that computes without
+/// yielding can neither hold up the HTTP handlers and the ingestion loops nor outlast its
+/// time limit (the caller's timer keeps running).
+struct QueryRuntime(Option<tokio::runtime::Runtime>);
+
+impl QueryRuntime {
+    fn new(threads: usize) -> QueryRuntime {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("riffle-query")
+            .enable_all()
+            .build();
+        match rt {
+            Ok(rt) => QueryRuntime(Some(rt)),
+            Err(e) => {
+                // Queries then run on the caller's runtime.
+                tracing::warn!(error = %e, "cannot start the query threads; queries share the server's");
+                QueryRuntime(None)
+            }
+        }
+    }
+
+    fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.0 {
+            Some(rt) => rt.spawn(f),
+            None => tokio::spawn(f),
+        }
+    }
+}
+
+impl Drop for QueryRuntime {
+    fn drop(&mut self) {
+        // Dropping a runtime inside another one would block: let its threads go.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Pinot's broker timeout when a query sets none (`pinot.broker.timeoutMs`).
+pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+
+/// The query's time limit: its `timeoutMs` option (from `SET`, `OPTION(...)` or the
+/// request's `queryOptions`, any case), else [`DEFAULT_TIMEOUT_MS`].
+fn query_timeout(options: &BTreeMap<String, String>) -> Result<std::time::Duration, String> {
+    let given = options
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("timeoutMs"))
+        .map(|(_, v)| v.trim().trim_matches(|c| c == '\'' || c == '"'));
+    let ms = match given {
+        None => DEFAULT_TIMEOUT_MS,
+        Some(v) => match v.parse::<u64>() {
+            Ok(ms) if ms > 0 => ms,
+            _ => {
+                return Err(format!(
+                    "timeoutMs '{v}' is not a positive number of milliseconds"
+                ))
+            }
+        },
+    };
+    Ok(std::time::Duration::from_millis(ms))
 }
 
 struct Prepared {
@@ -88,6 +156,7 @@ impl QueryEngine {
             next_request_id: AtomicU64::new(1),
             broker_id,
             target_partitions,
+            runtime: QueryRuntime::new(target_partitions),
         }
     }
 
@@ -99,7 +168,37 @@ impl QueryEngine {
             Err(r) => *r,
             Ok(p) => {
                 let tables = p.tables.clone();
-                let mut r = self.run(p).await;
+                let mut r = match query_timeout(&p.options) {
+                    Err(message) => BrokerResponse::error(ErrorCode::QueryValidation, &message),
+                    Ok(limit) => {
+                        // The query runs on the query threads, so that its time limit holds
+                        // even while an operator computes without yielding; at the limit the
+                        // task is aborted (it stops at its next yield).
+                        let task = self.runtime.spawn(run(
+                            self.segments.clone(),
+                            self.target_partitions,
+                            p,
+                        ));
+                        let abort = task.abort_handle();
+                        match tokio::time::timeout(limit, task).await {
+                            Ok(Ok(r)) => r,
+                            Ok(Err(e)) => BrokerResponse::error(
+                                ErrorCode::Internal,
+                                &format!("the query task failed: {e}"),
+                            ),
+                            Err(_) => {
+                                abort.abort();
+                                BrokerResponse::error(
+                                    ErrorCode::ExecutionTimeout,
+                                    &format!(
+                                        "the query did not finish within timeoutMs={}",
+                                        limit.as_millis()
+                                    ),
+                                )
+                            }
+                        }
+                    }
+                };
                 r.tables_queried = tables;
                 r
             }
@@ -226,96 +325,100 @@ impl QueryEngine {
             options,
         })
     }
+}
 
-    async fn run(&self, p: Prepared) -> BrokerResponse {
-        let mut config = SessionConfig::new()
-            .with_target_partitions(self.target_partitions)
-            .with_round_robin_repartition(false)
-            .with_information_schema(false);
-        config.options_mut().sql_parser.enable_ident_normalization = false;
-        // Pinot's own readings come before DataFusion's type coercion.
-        let mut rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> =
-            vec![Arc::new(pinot_literals::TimestampMillisLiterals)];
-        rules.extend(Analyzer::new().rules);
-        let state = SessionStateBuilder::new()
-            .with_config(config)
-            .with_default_features()
-            .with_analyzer_rules(rules)
-            .build();
-        let ctx = SessionContext::new_with_state(state);
-        let record: Arc<Mutex<Vec<ScanRecord>>> = Arc::new(Mutex::new(Vec::new()));
-        for t in &p.tables {
-            let Some(data) = self.segments.table(t) else {
-                return BrokerResponse::error(ErrorCode::TableDoesNotExist, "");
-            };
-            if let Err(e) = ctx.register_table(
-                t.as_str(),
-                Arc::new(SegmentTable::new(data, record.clone())),
-            ) {
-                return BrokerResponse::error(ErrorCode::Internal, &e.to_string());
-            }
+/// Plans and runs a prepared query over `segments`.
+async fn run(
+    segments: Arc<SegmentRegistry>,
+    target_partitions: usize,
+    p: Prepared,
+) -> BrokerResponse {
+    let mut config = SessionConfig::new()
+        .with_target_partitions(target_partitions)
+        .with_round_robin_repartition(false)
+        .with_information_schema(false);
+    config.options_mut().sql_parser.enable_ident_normalization = false;
+    // Pinot's own readings come before DataFusion's type coercion.
+    let mut rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> =
+        vec![Arc::new(pinot_literals::TimestampMillisLiterals)];
+    rules.extend(Analyzer::new().rules);
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_analyzer_rules(rules)
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    let record: Arc<Mutex<Vec<ScanRecord>>> = Arc::new(Mutex::new(Vec::new()));
+    for t in &p.tables {
+        let Some(data) = segments.table(t) else {
+            return BrokerResponse::error(ErrorCode::TableDoesNotExist, "");
+        };
+        if let Err(e) = ctx.register_table(
+            t.as_str(),
+            Arc::new(SegmentTable::new(data, record.clone())),
+        ) {
+            return BrokerResponse::error(ErrorCode::Internal, &e.to_string());
         }
-        let _ = &p.options;
-        let state = ctx.state();
-        let plan = match state
-            .statement_to_plan(DfStatement::Statement(Box::new(p.statement)))
-            .await
-        {
-            Ok(plan) => plan,
-            Err(e) => return plan_error(e),
-        };
-        let df = match ctx.execute_logical_plan(plan).await {
-            Ok(df) => df,
-            Err(e) => return plan_error(e),
-        };
-        let physical = match df.create_physical_plan().await {
-            Ok(p) => p,
-            Err(e) => return plan_error(e),
-        };
-        let batches = match collect(physical.clone(), ctx.task_ctx()).await {
-            Ok(b) => b,
-            Err(e) => return BrokerResponse::error(ErrorCode::QueryExecution, &root_message(&e)),
-        };
-        let schema = physical.schema();
-        let mut resp = BrokerResponse {
-            has_result: true,
-            ..Default::default()
-        };
-        resp.column_names = schema
-            .fields()
-            .iter()
-            .map(|f| pinot_column_name(f.name(), &p.tables))
-            .collect();
-        resp.column_types = schema
-            .fields()
-            .iter()
-            .map(|f| response::pinot_type(f))
-            .collect();
-        resp.rows = response::rows_of(&batches);
-        resp.stats = stats_of(&physical, &record.lock());
-        // Rows of segments this server could not load are missing: say so, as Pinot's
-        // broker does for unavailable segments (the result is partial).
-        for t in &p.tables {
-            let missing = self
-                .segments
-                .table(t)
-                .map(|d| d.unavailable())
-                .unwrap_or_default();
-            if !missing.is_empty() {
-                let names: Vec<&str> = missing.keys().map(String::as_str).collect();
-                let e = BrokerResponse::error(
-                    ErrorCode::SegmentsUnavailable,
-                    &format!(
-                        "{} segments of table {t} unavailable: [{}]",
-                        names.len(),
-                        names.join(", ")
-                    ),
-                );
-                resp.exceptions.extend(e.exceptions);
-            }
-        }
-        resp
     }
+    let _ = &p.options;
+    let state = ctx.state();
+    let plan = match state
+        .statement_to_plan(DfStatement::Statement(Box::new(p.statement)))
+        .await
+    {
+        Ok(plan) => plan,
+        Err(e) => return plan_error(e),
+    };
+    let df = match ctx.execute_logical_plan(plan).await {
+        Ok(df) => df,
+        Err(e) => return plan_error(e),
+    };
+    let physical = match df.create_physical_plan().await {
+        Ok(p) => p,
+        Err(e) => return plan_error(e),
+    };
+    let batches = match collect(physical.clone(), ctx.task_ctx()).await {
+        Ok(b) => b,
+        Err(e) => return BrokerResponse::error(ErrorCode::QueryExecution, &root_message(&e)),
+    };
+    let schema = physical.schema();
+    let mut resp = BrokerResponse {
+        has_result: true,
+        ..Default::default()
+    };
+    resp.column_names = schema
+        .fields()
+        .iter()
+        .map(|f| pinot_column_name(f.name(), &p.tables))
+        .collect();
+    resp.column_types = schema
+        .fields()
+        .iter()
+        .map(|f| response::pinot_type(f))
+        .collect();
+    resp.rows = response::rows_of(&batches);
+    resp.stats = stats_of(&physical, &record.lock());
+    // Rows of segments this server could not load are missing: say so, as Pinot's
+    // broker does for unavailable segments (the result is partial).
+    for t in &p.tables {
+        let missing = segments
+            .table(t)
+            .map(|d| d.unavailable())
+            .unwrap_or_default();
+        if !missing.is_empty() {
+            let names: Vec<&str> = missing.keys().map(String::as_str).collect();
+            let e = BrokerResponse::error(
+                ErrorCode::SegmentsUnavailable,
+                &format!(
+                    "{} segments of table {t} unavailable: [{}]",
+                    names.len(),
+                    names.join(", ")
+                ),
+            );
+            resp.exceptions.extend(e.exceptions);
+        }
+    }
+    resp
 }
 
 fn expr_text(e: &SqlExpr) -> String {

@@ -263,3 +263,40 @@ async fn test_timestamp_compares_with_epoch_millis_literals() {
     let r = q("SELECT COUNT(*) FROM transcript WHERE studentID > 206").await;
     assert_eq!(r["resultTable"]["rows"], json!([[3]]), "{r}");
 }
+
+/// `timeoutMs` (Pinot's query option, from `SET`, `OPTION(...)` or `queryOptions`) stops a
+/// query that runs longer, with Pinot's execution-timeout error; a value that is not a
+/// positive number of milliseconds is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_timeout_ms_stops_a_long_query() {
+    // A cross join of ten copies of the five rows: 9,765,625 rows, each summed over its ten
+    // ids (a bare COUNT(*) would be answered from the row counts alone).
+    let from: Vec<String> = (0..10).map(|i| format!("transcript t{i}")).collect();
+    let ids: Vec<String> = (0..10).map(|i| format!("t{i}.studentID")).collect();
+    let slow = format!("SELECT SUM({}) FROM {}", ids.join(" + "), from.join(", "));
+    let started = std::time::Instant::now();
+    let r = q(&format!("SET timeoutMs = 50; {slow}")).await;
+    assert_eq!(r["exceptions"][0]["errorCode"], 250, "{r}");
+    assert!(
+        r["exceptions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("ExecutionTimeoutError: the query did not finish within timeoutMs=50"),
+        "{r}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let r = engine()
+        .execute(QueryRequest {
+            sql: slow.clone(),
+            options: parse_query_options("timeoutMs=20"),
+        })
+        .await
+        .to_json();
+    assert_eq!(r["exceptions"][0]["errorCode"], 250, "{r}");
+    let r = q("SELECT COUNT(*) FROM transcript OPTION(timeoutMs=soon)").await;
+    assert_eq!(r["exceptions"][0]["errorCode"], 700, "{r}");
+    // Within the limit (here the default), the answer is whole.
+    let r = q("SELECT COUNT(*) FROM transcript a, transcript b").await;
+    assert_eq!(r["exceptions"], json!([]), "{r}");
+    assert_eq!(r["resultTable"]["rows"], json!([[25]]));
+}
