@@ -47,6 +47,24 @@ fn amount(id: u64) -> f64 {
     (id % 1000) as f64 / 4.0
 }
 
+/// Flips a byte in the middle of a sealed segment's local file; returns the path and the
+/// corrupt bytes.
+fn corrupt_local_copy(
+    data: &std::path::Path,
+    table: &str,
+    segment: &str,
+) -> (std::path::PathBuf, Vec<u8>) {
+    let path = data
+        .join("segments")
+        .join(format!("{table}_REALTIME"))
+        .join(format!("{segment}.seg"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    (path, bytes)
+}
+
 async fn create(server: &riffle_server::Server, name: &str, stream: Value, extra: Value) {
     let mut cfg = json!({
         "streamType": "memory",
@@ -216,15 +234,7 @@ async fn segments_seal_commit_swap_and_restart_exactly_once() {
     server.shutdown().await;
     // A corrupt local copy is detected at load and replaced from the deep store.
     let victim = done(&segs)[0]["segmentName"].as_str().unwrap().to_string();
-    let path = dir
-        .path()
-        .join("segments")
-        .join(format!("{table}_REALTIME"))
-        .join(format!("{victim}.seg"));
-    let mut bytes = std::fs::read(&path).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
-    std::fs::write(&path, &bytes).unwrap();
+    let (path, bytes) = corrupt_local_copy(dir.path(), table, &victim);
     let server = start(dir.path()).await;
     wait_count(&server, table, 11_000, Duration::from_secs(60)).await;
     assert_eq!(
@@ -852,15 +862,7 @@ async fn an_unloadable_segment_makes_query_results_partial() {
     let victim_docs = segs[&victim]["totalDocs"].as_i64().unwrap();
     server.shutdown().await;
 
-    let local = dir
-        .path()
-        .join("segments")
-        .join(format!("{table}_REALTIME"))
-        .join(format!("{victim}.seg"));
-    let mut bytes = std::fs::read(&local).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
-    std::fs::write(&local, &bytes).unwrap();
+    corrupt_local_copy(dir.path(), table, &victim);
     let remote = dir
         .path()
         .join("deepstore")
