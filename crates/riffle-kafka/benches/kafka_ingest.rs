@@ -44,6 +44,10 @@
 //! The load average is printed before and after each phase: a figure measured while the
 //! machine was busy is not a figure. `--wait-quiet SECS` waits up to SECS for the 1-minute
 //! load to drop below 1.0 before starting.
+//!
+//! `--table-prop KEY=VALUE` sets a key of the table's stream config, `--table-prop KEY=`
+//! removes one: e.g. `--table-prop realtime.segment.flush.threshold.segment.size=
+//! --table-prop realtime.segment.flush.threshold.rows=100000000` for a run without seals.
 
 #![allow(clippy::unwrap_used)]
 
@@ -403,7 +407,15 @@ fn table_json(name: &str, topic: &str, bootstrap: &str, cfg: &Cfg) -> String {
         "metadata": {}
     });
     for (k, v) in &cfg.table_props {
-        t["tableIndexConfig"]["streamConfigs"][k] = serde_json::json!(v);
+        let sc = &mut t["tableIndexConfig"]["streamConfigs"];
+        if v.is_empty() {
+            // `--table-prop KEY=` removes the key.
+            if let Some(m) = sc.as_object_mut() {
+                m.remove(k);
+            }
+        } else {
+            sc[k] = serde_json::json!(v);
+        }
     }
     t.to_string()
 }
