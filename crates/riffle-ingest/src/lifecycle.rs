@@ -33,7 +33,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use riffle_catalog::{SegmentMeta, SegmentStatus};
 use riffle_common::{failpoint, now_ms, ClassifyError, ErrorCode};
-use riffle_segment::sealed::{file_crc, write_segment, SealedSegment};
+use riffle_segment::sealed::{write_segment, SealedSegment};
 use riffle_segment::{ConsumingSegment, ConsumingSnapshot, SegmentRef};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Notify};
@@ -241,6 +241,18 @@ async fn commit_job(
             }
             let file = write_segment(&path, &seg_name, &columns, &batches, &opts)?;
             let seg = SealedSegment::open(&path, &seg_name, columns, mode)?;
+            // What was read back is what was written (the CRC the catalog will keep).
+            if seg.file_crc() != file.crc {
+                return Err(riffle_segment::SegmentError::Corrupt {
+                    segment: seg_name.clone(),
+                    reason: format!(
+                        "{} reads back with CRC {}, written with {}",
+                        path.display(),
+                        seg.file_crc(),
+                        file.crc
+                    ),
+                });
+            }
             Ok::<_, riffle_segment::SegmentError>((file, seg))
         })
         .await
@@ -381,14 +393,16 @@ fn open_if_intact(
     if !path.is_file() {
         return Err(format!("{} is missing", path.display()));
     }
-    let actual = file_crc(path).map_err(|e| e.to_string())?;
+    // Opening checks every section and computes the whole file's CRC in one pass.
+    let seg = SealedSegment::open(path, name, columns, mode).map_err(|e| e.to_string())?;
+    let actual = seg.file_crc();
     if actual != crc {
         return Err(format!(
             "{} has CRC {actual}, the catalog says {crc}",
             path.display()
         ));
     }
-    SealedSegment::open(path, name, columns, mode).map_err(|e| e.to_string())
+    Ok(seg)
 }
 
 /// Removes what no committed segment references: local files of segments that never

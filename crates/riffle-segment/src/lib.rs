@@ -31,7 +31,7 @@ pub use columns::{Physical, TableColumns, PINOT_TYPE_KEY};
 pub use consuming::{ConsumingSegment, ConsumingSnapshot};
 pub use registry::{SegmentRef, SegmentRegistry, TableData};
 pub use sealed::{
-    file_crc, write_segment, ColumnInfo, Literal, LoadMode, Predicate, SealOptions, SealedFile,
+    write_segment, ColumnInfo, Literal, LoadMode, Predicate, SealOptions, SealedFile,
     SealedSegment, SegmentInfo, Selection, FORMAT_VERSION,
 };
 

@@ -322,30 +322,6 @@ pub fn write_segment(
     writer::write(path, name, columns, batches, opts)
 }
 
-/// CRC32 of a whole file, as stored in the catalog (streamed, 1 MiB at a time).
-pub fn file_crc(path: &Path) -> Result<u32, SegmentError> {
-    use std::io::Read;
-    let segment = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let io = |e: std::io::Error| SegmentError::Io {
-        segment: segment.clone(),
-        reason: format!("read {}: {e}", path.display()),
-    };
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    let mut h = crc32fast::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize())
-}
-
 /// An open sealed segment. Cheap to share (`Arc`) across query threads: it is immutable.
 pub struct SealedSegment {
     name: String,
@@ -353,6 +329,8 @@ pub struct SealedSegment {
     columns: Arc<TableColumns>,
     path: PathBuf,
     size_bytes: u64,
+    /// CRC32 of the whole file, computed when it was opened and checked.
+    file_crc: u32,
     /// The segment's columns, in footer order.
     cols: Vec<reader::Col>,
     /// For each table column, where its values come from.
@@ -398,6 +376,12 @@ impl SealedSegment {
     /// File size in bytes.
     pub fn size_bytes(&self) -> u64 {
         self.size_bytes
+    }
+
+    /// CRC32 of the whole file, as the catalog keeps it (Pinot's `segment.crc`), computed
+    /// by [`SealedSegment::open`] in its one pass over the file.
+    pub fn file_crc(&self) -> u32 {
+        self.file_crc
     }
 
     /// What the footer says of a column of the segment, by name.

@@ -244,12 +244,14 @@ pub(crate) fn open(
         }
     };
     let c = |reason: String| corrupt(name, path, reason);
-    let footer = check_file(&data).map_err(c)?;
-    build(path, name, columns, data, footer).map_err(c)
+    let (footer, crc) = check_file(&data).map_err(c)?;
+    build(path, name, columns, data, footer, crc).map_err(c)
 }
 
-/// Checks the envelope and every section's checksum; returns the footer.
-fn check_file(data: &Buffer) -> Result<Footer, String> {
+/// Checks the envelope and every section's checksum; returns the footer and the CRC32 of
+/// the whole file (what the catalog keeps), computed in the same pass: every byte is
+/// hashed once.
+fn check_file(data: &Buffer) -> Result<(Footer, u32), String> {
     let b = data.as_slice();
     let len = b.len();
     if len < HEADER_LEN + TRAILER_LEN {
@@ -305,6 +307,8 @@ fn check_file(data: &Buffer) -> Result<Footer, String> {
     }
     // Sections: in file order, aligned, inside [header, footer), zero padding between them,
     // each with its checksum.
+    let mut whole = crc32fast::Hasher::new();
+    whole.update(&b[..HEADER_LEN]);
     let mut prev_end = HEADER_LEN;
     let mut names = std::collections::HashSet::new();
     for s in &footer.sections {
@@ -330,12 +334,16 @@ fn check_file(data: &Buffer) -> Result<Footer, String> {
         if !names.insert(s.name.as_str()) {
             return Err(format!("section '{}' appears twice", s.name));
         }
-        if crc32fast::hash(&b[off..end]) != s.crc32 {
+        let mut section = crc32fast::Hasher::new();
+        section.update(&b[off..end]);
+        if section.clone().finalize() != s.crc32 {
             return Err(format!(
                 "section '{}' checksum mismatch at byte {}",
                 s.name, s.offset
             ));
         }
+        whole.update(&b[prev_end..off]);
+        whole.combine(&section);
         prev_end = end;
     }
     if align_up(prev_end) != fo_u || b[prev_end..fo_u].iter().any(|x| *x != 0) {
@@ -343,7 +351,8 @@ fn check_file(data: &Buffer) -> Result<Footer, String> {
             "bytes {prev_end}..{fo} before the footer are not zero padding"
         ));
     }
-    Ok(footer)
+    whole.update(&b[prev_end..]);
+    Ok((footer, whole.finalize()))
 }
 
 /// The table column type of a segment column.
@@ -640,6 +649,7 @@ fn build(
     columns: Arc<TableColumns>,
     data: Buffer,
     footer: Footer,
+    file_crc: u32,
 ) -> Result<SealedSegment, String> {
     let rows = usize::try_from(footer.info.total_docs)
         .ok()
@@ -727,6 +737,7 @@ fn build(
         columns,
         path: path.to_path_buf(),
         size_bytes: data.len() as u64,
+        file_crc,
         cols,
         table_map,
         by_name,
