@@ -14,6 +14,7 @@
 //! names round-trip through [`SegmentName::parse`] and `Display`.
 
 pub mod failpoint;
+pub mod fsync;
 
 pub use failpoint::failpoint;
 

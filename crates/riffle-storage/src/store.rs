@@ -1,9 +1,8 @@
 //! [`DeepStore`]: upload, download, list and delete segment files under one base URI.
 
 use std::collections::{BTreeMap, HashSet};
-use std::ffi::OsString;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,6 +10,7 @@ use futures::StreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::{Path as ObjectPath, PathPart};
 use object_store::{GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+use riffle_common::fsync::{publish, with_suffix};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 
@@ -258,7 +258,7 @@ impl DeepStore {
                 .await
                 .map_err(|e| StorageError::io(&format!("create {}", parent.display()), &e))?;
         }
-        let tmp = download_path(local);
+        let tmp = with_suffix(local, ".download");
         let fetched = self.fetch_into(key, &meta, &tmp, what).await;
         let size = match fetched {
             Ok(size) => size,
@@ -267,14 +267,17 @@ impl DeepStore {
                 return Err(e);
             }
         };
-        if let Err(e) = tokio::fs::rename(&tmp, local).await {
+        let (staged, dest) = (tmp.clone(), local.to_path_buf());
+        let published = tokio::task::spawn_blocking(move || publish(&staged, &dest))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        if let Err(e) = published {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(StorageError::io(
                 &format!("rename {} to {}", tmp.display(), local.display()),
                 &e,
             ));
         }
-        sync_parent(local).await;
         Ok(size)
     }
 
@@ -470,14 +473,11 @@ fn copy_local(from: &Path, dest: &Path, what: &str) -> Result<(), StorageError> 
         .parent()
         .ok_or_else(|| StorageError::input(format!("cannot {what}: no parent directory")))?;
     std::fs::create_dir_all(dir).map_err(fail)?;
-    let mut staging = OsString::from(dest.as_os_str());
-    staging.push("#0");
-    let staging = PathBuf::from(staging);
+    let staging = with_suffix(dest, "#0");
     let copied = (|| {
         std::fs::copy(from, &staging)?;
         std::fs::File::open(&staging)?.sync_all()?;
-        std::fs::rename(&staging, dest)?;
-        std::fs::File::open(dir)?.sync_all()
+        publish(&staging, dest)
     })();
     if copied.is_err() {
         let _ = std::fs::remove_file(&staging);
@@ -506,28 +506,6 @@ async fn read_chunk(
     Ok(Bytes::from(buf))
 }
 
-/// `<local>.download`.
-fn download_path(local: &Path) -> PathBuf {
-    let mut name = OsString::from(local.as_os_str());
-    name.push(".download");
-    PathBuf::from(name)
-}
-
-/// Syncs the directory of `path` so that a rename into it survives a crash. Best effort:
-/// some filesystems refuse to sync a directory.
-async fn sync_parent(path: &Path) {
-    let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) else {
-        return;
-    };
-    let dir = dir.to_path_buf();
-    let _ = tokio::task::spawn_blocking(move || {
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-    })
-    .await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,13 +520,5 @@ mod tests {
             let e = segment_key(t, s).err().map(|e| e.kind);
             assert_eq!(e, Some(StorageErrorKind::InvalidInput), "{t:?} {s:?}");
         }
-    }
-
-    #[test]
-    fn test_download_path_appends_suffix() {
-        assert_eq!(
-            download_path(Path::new("/a/b.tar.gz")),
-            PathBuf::from("/a/b.tar.gz.download")
-        );
     }
 }

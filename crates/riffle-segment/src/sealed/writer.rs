@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, ListArray, UInt16Array, UInt32Array, UInt64Array, UInt8Array};
@@ -107,12 +107,6 @@ impl From<String> for WErr {
     }
 }
 
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".tmp");
-    PathBuf::from(s)
-}
-
 /// See [`super::write_segment`].
 pub(crate) fn write(
     path: &Path,
@@ -121,10 +115,9 @@ pub(crate) fn write(
     batches: &[RecordBatch],
     opts: &SealOptions,
 ) -> Result<SealedFile, SegmentError> {
-    let tmp = tmp_path(path);
+    let tmp = riffle_common::fsync::with_suffix(path, ".tmp");
     let res = write_tmp(&tmp, name, columns, batches, opts).and_then(|f| {
-        std::fs::rename(&tmp, path)?;
-        sync_dir(path)?;
+        riffle_common::fsync::publish(&tmp, path)?;
         Ok(f)
     });
     match res {
@@ -140,20 +133,6 @@ pub(crate) fn write(
             })
         }
     }
-}
-
-fn sync_dir(path: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        File::open(dir)?.sync_all()?;
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
 }
 
 /// The table's columns as single arrays, checked against the table's types.
