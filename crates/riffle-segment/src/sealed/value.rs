@@ -146,16 +146,16 @@ impl<'a> KeyArray<'a> {
         self.array().len()
     }
 
-    fn array(&self) -> &dyn Array {
-        match self {
-            KeyArray::I32(a) => *a,
-            KeyArray::I64(a) => *a,
-            KeyArray::Ts(a) => *a,
-            KeyArray::Bool(a) => *a,
-            KeyArray::F32(a) => *a,
-            KeyArray::F64(a) => *a,
-            KeyArray::Str(a) => *a,
-            KeyArray::Bin(a) => *a,
+    fn array(&self) -> &'a dyn Array {
+        match *self {
+            KeyArray::I32(a) => a,
+            KeyArray::I64(a) => a,
+            KeyArray::Ts(a) => a,
+            KeyArray::Bool(a) => a,
+            KeyArray::F32(a) => a,
+            KeyArray::F64(a) => a,
+            KeyArray::Str(a) => a,
+            KeyArray::Bin(a) => a,
         }
     }
 
@@ -166,17 +166,7 @@ impl<'a> KeyArray<'a> {
 
     /// The validity of the elements, if any is null.
     pub fn nulls(&self) -> Option<&'a arrow::buffer::NullBuffer> {
-        match *self {
-            KeyArray::I32(a) => a.nulls(),
-            KeyArray::I64(a) => a.nulls(),
-            KeyArray::Ts(a) => a.nulls(),
-            KeyArray::Bool(a) => a.nulls(),
-            KeyArray::F32(a) => a.nulls(),
-            KeyArray::F64(a) => a.nulls(),
-            KeyArray::Str(a) => a.nulls(),
-            KeyArray::Bin(a) => a.nulls(),
-        }
-        .filter(|n| n.null_count() > 0)
+        self.array().nulls().filter(|n| n.null_count() > 0)
     }
 
     /// The value of element `i` (`i < len`; the value under a null is unspecified).
