@@ -65,6 +65,24 @@ fn corrupt_local_copy(
     (path, bytes)
 }
 
+/// A fresh data directory, a memory topic named like the table with `partitions`, a
+/// server (its config changed by `tweak`) and the table created on it.
+async fn serve_table(
+    table: &str,
+    partitions: u32,
+    stream: Value,
+    extra: Value,
+    tweak: impl FnOnce(&mut riffle_server::ServerConfig),
+) -> (tempfile::TempDir, riffle_server::Server) {
+    let dir = tempfile::tempdir().unwrap();
+    MemoryBroker::global()
+        .create_topic(table, partitions)
+        .unwrap();
+    let server = start_configured(dir.path(), false, tweak).await;
+    create(&server, table, stream, extra).await;
+    (dir, server)
+}
+
 async fn create(server: &riffle_server::Server, name: &str, stream: Value, extra: Value) {
     let mut cfg = json!({
         "streamType": "memory",
@@ -159,15 +177,13 @@ async fn sum_and_distinct(server: &riffle_server::Server, table: &str) -> (f64, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_seal_commit_swap_and_restart_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
     let table = "lc_seal";
-    MemoryBroker::global().create_topic(table, 2).unwrap();
-    let server = start(dir.path()).await;
-    create(
-        &server,
+    let (dir, server) = serve_table(
         table,
+        2,
         json!({"realtime.segment.flush.threshold.segment.rows": "1000"}),
         json!({"tableIndexConfig": {"invertedIndexColumns": ["city"]}}),
+        |_| {},
     )
     .await;
     produce(table, 2, 0..11_000);
@@ -314,11 +330,8 @@ async fn stays(server: &riffle_server::Server, table: &str, n: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn force_commit_pause_and_resume_count_exactly() {
-    let dir = tempfile::tempdir().unwrap();
     let table = "lc_pause";
-    MemoryBroker::global().create_topic(table, 2).unwrap();
-    let server = start(dir.path()).await;
-    create(&server, table, json!({}), json!({})).await;
+    let (dir, server) = serve_table(table, 2, json!({}), json!({}), |_| {}).await;
     produce(table, 2, 0..200);
     wait_count(&server, table, 200, Duration::from_secs(30)).await;
 
@@ -419,15 +432,13 @@ async fn force_commit_pause_and_resume_count_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_old_segments_only() {
-    let dir = tempfile::tempdir().unwrap();
     let table = "lc_retention";
-    MemoryBroker::global().create_topic(table, 1).unwrap();
-    let server = start(dir.path()).await;
-    create(
-        &server,
+    let (_dir, server) = serve_table(
         table,
+        1,
         json!({"realtime.segment.flush.threshold.segment.rows": "500"}),
         json!({"segmentsConfig": {"retentionTimeUnit": "DAYS", "retentionTimeValue": "365"}}),
+        |_| {},
     )
     .await;
     // 1,000 rows from 2023 (ids 0..1000 map to T0 + id s), then 600 rows from now.
@@ -669,11 +680,8 @@ async fn s3_deep_store_restores_a_fresh_data_directory() {
 /// others go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_partition_commits_its_last_segment_and_ends() {
-    let dir = tempfile::tempdir().unwrap();
     let table = "lc_closed";
-    MemoryBroker::global().create_topic(table, 2).unwrap();
-    let server = start(dir.path()).await;
-    create(&server, table, json!({}), json!({})).await;
+    let (dir, server) = serve_table(table, 2, json!({}), json!({}), |_| {}).await;
     produce(table, 2, 0..300);
     wait_count(&server, table, 300, Duration::from_secs(30)).await;
     MemoryBroker::global().close_partition(table, 0).unwrap();
@@ -707,11 +715,11 @@ async fn a_closed_partition_commits_its_last_segment_and_ends() {
 /// (`indexCapacityThresholdBreached`) instead of growing without bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_memory_cap_ends_a_segment_early() {
-    let dir = tempfile::tempdir().unwrap();
     let table = "lc_memcap";
-    MemoryBroker::global().create_topic(table, 1).unwrap();
-    let server = start_configured(dir.path(), false, |c| c.max_consuming_bytes = 256 * 1024).await;
-    create(&server, table, json!({}), json!({})).await;
+    let (_dir, server) = serve_table(table, 1, json!({}), json!({}), |c| {
+        c.max_consuming_bytes = 256 * 1024
+    })
+    .await;
     produce(table, 1, 0..20_000);
     wait_count(&server, table, 20_000, Duration::from_secs(60)).await;
     let start_t = Instant::now();
@@ -758,12 +766,12 @@ async fn the_memory_cap_ends_a_segment_early() {
 /// before this bound). When uploads work again every segment commits, exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_deep_store_bounds_what_a_partition_holds() {
-    let dir = tempfile::tempdir().unwrap();
     let table = "lc_stuck";
     let n = 60_000u64;
-    MemoryBroker::global().create_topic(table, 1).unwrap();
-    let server = start_configured(dir.path(), false, |c| c.max_consuming_bytes = 1 << 20).await;
-    create(&server, table, json!({}), json!({})).await;
+    let (dir, server) = serve_table(table, 1, json!({}), json!({}), |c| {
+        c.max_consuming_bytes = 1 << 20
+    })
+    .await;
     let blocker = dir
         .path()
         .join("deepstore")
@@ -843,15 +851,13 @@ async fn a_stuck_deep_store_bounds_what_a_partition_holds() {
 /// segment is deleted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unloadable_segment_makes_query_results_partial() {
-    let dir = tempfile::tempdir().unwrap();
     let table = "lc_unloadable";
-    MemoryBroker::global().create_topic(table, 1).unwrap();
-    let server = start(dir.path()).await;
-    create(
-        &server,
+    let (dir, server) = serve_table(
         table,
+        1,
         json!({"realtime.segment.flush.threshold.segment.rows": "1000"}),
         json!({}),
+        |_| {},
     )
     .await;
     produce(table, 1, 0..2_500);
