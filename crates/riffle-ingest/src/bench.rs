@@ -1368,29 +1368,48 @@ pub(crate) fn thousands(v: f64) -> String {
     out
 }
 
+fn warn_busy(f: &mut fmt::Formatter<'_>, before: Option<LoadAvg>) -> fmt::Result {
+    if before.is_some_and(|l| l.one > 1.0) {
+        writeln!(f, "WARNING: 1-min load was above 1.0 before the run: the machine was busy, do not report these figures")?;
+    }
+    Ok(())
+}
+
+/// The first lines of a benchmark report: its title, the machine, the load before and
+/// after, and a warning when the machine was busy before the run.
+pub(crate) fn header(
+    f: &mut fmt::Formatter<'_>,
+    title: &str,
+    m: &MachineFacts,
+    before: Option<LoadAvg>,
+    after: Option<LoadAvg>,
+) -> fmt::Result {
+    writeln!(f, "== {title} ==")?;
+    writeln!(
+        f,
+        "machine: nproc={}  cpu=\"{}\"  ram={:.1} GiB",
+        m.nproc, m.cpu_model, m.mem_gib
+    )?;
+    writeln!(
+        f,
+        "load average (1/5/15 min): before run {}  after run {}",
+        load_text(before),
+        load_text(after)
+    )?;
+    warn_busy(f, before)
+}
+
 impl fmt::Display for IngestBenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = &self.machine;
         let t = &self.throughput;
-        writeln!(
+        header(
             f,
-            "== Riffle ingestion benchmark (file stream, {EVENT_BYTES}-byte JSON events) =="
-        )?;
-        writeln!(
-            f,
-            "machine: nproc={}  cpu=\"{}\"  ram={:.1} GiB",
-            m.nproc, m.cpu_model, m.mem_gib
-        )?;
-        writeln!(
-            f,
-            "load average (1/5/15 min): before run {}  after run {}",
-            load_text(self.load_before),
-            load_text(self.load_after)
+            &format!("Riffle ingestion benchmark (file stream, {EVENT_BYTES}-byte JSON events)"),
+            &self.machine,
+            self.load_before,
+            self.load_after,
         )?;
         writeln!(f, "event: {}", sample_event())?;
-        if self.load_before.is_some_and(|l| l.one > 1.0) {
-            writeln!(f, "WARNING: 1-min load was above 1.0 before the run: the machine was busy, do not report these figures")?;
-        }
         writeln!(f)?;
         writeln!(
             f,

@@ -51,8 +51,8 @@ use riffle_segment::{ConsumingSnapshot, SegmentRef, TableColumns};
 use serde_json::Value;
 
 use crate::bench::{
-    err, io_err, latency_with, load_text, ms, partition_file, process_cpu_secs, published, schema,
-    thousands, throughput_run, write_events_async, BenchError, Core, IngestBenchConfig,
+    err, header, io_err, latency_with, load_text, ms, partition_file, process_cpu_secs, published,
+    schema, thousands, throughput_run, write_events_async, BenchError, Core, IngestBenchConfig,
     LatencyReport, LoadAvg, MachineFacts, Rate, TableSetup, ThroughputReport, LINE_BYTES, TABLE,
     TABLE_CONFIG_JSON,
 };
@@ -278,35 +278,6 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn per_row(bytes: f64, rows: u64) -> f64 {
     bytes / rows.max(1) as f64
-}
-
-fn warn_busy(f: &mut fmt::Formatter<'_>, before: Option<LoadAvg>) -> fmt::Result {
-    if before.is_some_and(|l| l.one > 1.0) {
-        writeln!(f, "WARNING: 1-min load was above 1.0 before the run: the machine was busy, do not report these figures")?;
-    }
-    Ok(())
-}
-
-fn header(
-    f: &mut fmt::Formatter<'_>,
-    title: &str,
-    m: &MachineFacts,
-    before: Option<LoadAvg>,
-    after: Option<LoadAvg>,
-) -> fmt::Result {
-    writeln!(f, "== {title} ==")?;
-    writeln!(
-        f,
-        "machine: nproc={}  cpu=\"{}\"  ram={:.1} GiB",
-        m.nproc, m.cpu_model, m.mem_gib
-    )?;
-    writeln!(
-        f,
-        "load average (1/5/15 min): before run {}  after run {}",
-        load_text(before),
-        load_text(after)
-    )?;
-    warn_busy(f, before)
 }
 
 // ---------------------------------------------------------------------------------------
