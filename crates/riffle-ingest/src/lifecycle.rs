@@ -89,6 +89,23 @@ pub struct PartitionControl {
 }
 
 impl PartitionControl {
+    /// Counts a frozen segment of `bytes` as held until [`PartitionControl::release`].
+    pub(crate) fn hold(&self, bytes: usize) {
+        let mut f = self.frozen.lock();
+        f.0 += 1;
+        f.1 += bytes as u64;
+    }
+
+    /// The sealer swapped a frozen segment of `bytes`: no longer held; wakes a waiting loop.
+    pub(crate) fn release(&self, bytes: usize) {
+        {
+            let mut f = self.frozen.lock();
+            f.0 = f.0.saturating_sub(1);
+            f.1 = f.1.saturating_sub(bytes as u64);
+        }
+        self.sealed.notify_waiters();
+    }
+
     /// Whether consumption must wait for the sealer: more than one frozen segment, holding
     /// more than `cap` bytes together.
     pub fn frozen_over(&self, cap: u64) -> bool {
@@ -163,12 +180,7 @@ pub(crate) async fn sealer(
         loop {
             match commit_job(&ctx, &rt, &control, &job).await {
                 Ok(()) => {
-                    {
-                        let mut f = control.frozen.lock();
-                        f.0 = f.0.saturating_sub(1);
-                        f.1 = f.1.saturating_sub(job.snapshot.bytes as u64);
-                    }
-                    control.sealed.notify_waiters();
+                    control.release(job.snapshot.bytes);
                     crate::partition::update(&rt, partition, |s| {
                         s.segments_committed += 1;
                         if s.last_error

@@ -257,7 +257,7 @@ async fn run_inner(
             let Some(tx) = seal_tx.take() else {
                 return stop("internal: sealer channel lost".into());
             };
-            hold_frozen(&control, &job);
+            control.hold(job.snapshot.bytes);
             let sent = tx.send(job).await;
             drop(tx);
             let res = match sealer_task.take() {
@@ -323,7 +323,7 @@ async fn run_inner(
                 let Some(tx) = seal_tx.as_ref() else {
                     return stop("internal: sealer channel lost".into());
                 };
-                hold_frozen(&control, &job);
+                control.hold(job.snapshot.bytes);
                 let sent = tokio::select! {
                     _ = cancel.cancelled() => return stopped(&rt, partition),
                     r = tx.send(job) => r,
@@ -553,11 +553,4 @@ async fn run_inner(
 
 fn stopped(rt: &TableRuntime, partition: u32) {
     update(rt, partition, |s| s.state = PartitionState::Stopped);
-}
-
-/// Counts a frozen segment as held until the sealer has swapped it.
-fn hold_frozen(control: &PartitionControl, job: &SealJob) {
-    let mut f = control.frozen.lock();
-    f.0 += 1;
-    f.1 += job.snapshot.bytes as u64;
 }
