@@ -6,11 +6,16 @@
 //! where consumption resumes after a restart; rows of a consuming segment are never
 //! checkpointed and are re-read.
 //!
-//! Tables (all values are JSON text so that they can be read with any tool):
-//! - `schemas`: schema name -> schema JSON as stored
-//! - `tables`: table name with type (`t_REALTIME`) -> table config JSON
+//! Only the controller role changes the catalog; everything it stores and returns is typed
+//! ([`TableConfig`], [`Schema`], [`SegmentMeta`], [`TableState`]). Its redb tables hold JSON
+//! text, so that they can be read with any tool:
+//! - `schemas`: schema name -> schema JSON
+//! - `tables`: table name with type (`t_REALTIME`) -> table config JSON (as Pinot returns it)
 //! - `segments`: `<table name with type>/<segment name>` -> [`SegmentMeta`] JSON
 //! - `table_state`: table name with type -> [`TableState`] JSON (pause flag and its reason)
+//!
+//! The records' exact text is pinned by `tests/data/golden_records.json`; records written by
+//! earlier versions keep loading.
 //!
 //! Invariants:
 //! - a table and its first IN_PROGRESS segments are created in one transaction;
@@ -19,12 +24,15 @@
 //!   so committed ranges of a partition are contiguous and never overlap;
 //! - at most one IN_PROGRESS segment per partition.
 
-use std::collections::BTreeMap;
+mod records;
+
+pub use records::{Autotune, SegmentMeta, SegmentStatus, StopReason, TableState};
+
 use std::path::Path;
 
 use redb::{Database, ReadableTable, TableDefinition};
-use riffle_common::{ClassifyError, ErrorCode};
-use serde::{Deserialize, Serialize};
+use riffle_common::{BoxError, ClassifyError, ErrorKind, TableName, TableNameWithType, TableType};
+use riffle_config::{Schema, TableConfig};
 
 const SCHEMAS: TableDefinition<&str, &str> = TableDefinition::new("schemas");
 const TABLES: TableDefinition<&str, &str> = TableDefinition::new("tables");
@@ -43,83 +51,58 @@ pub enum CatalogError {
     /// The request conflicts with what is stored.
     #[error("{0}")]
     Conflict(String),
-    /// The store failed (disk, corruption).
-    #[error("catalog storage: {0}")]
-    Storage(String),
+    /// A stored record cannot be read.
+    #[error("{what} is unreadable")]
+    Corrupt {
+        /// The record.
+        what: String,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+    /// The store failed (disk, database).
+    #[error("catalog storage: {context}")]
+    Storage {
+        /// What was being done.
+        context: String,
+        /// The database's error.
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl ClassifyError for CatalogError {
-    fn code(&self) -> ErrorCode {
+    fn error_kind(&self) -> ErrorKind {
         match self {
-            CatalogError::NotFound(_) => ErrorCode::NotFound,
-            CatalogError::AlreadyExists(_) => ErrorCode::AlreadyExists,
-            CatalogError::Conflict(_) => ErrorCode::Conflict,
-            CatalogError::Storage(_) => ErrorCode::Internal,
+            CatalogError::NotFound(_) => ErrorKind::NotFound,
+            CatalogError::AlreadyExists(_) => ErrorKind::AlreadyExists,
+            CatalogError::Conflict(_) => ErrorKind::Conflict,
+            CatalogError::Corrupt { .. } => ErrorKind::Corrupt,
+            CatalogError::Storage { .. } => ErrorKind::Io,
         }
     }
 }
 
-fn storage<E: std::fmt::Display>(e: E) -> CatalogError {
-    CatalogError::Storage(e.to_string())
+/// Maps a database error, keeping it as the source.
+fn storage<E: Into<redb::Error>>(context: &'static str) -> impl FnOnce(E) -> CatalogError {
+    move |e| CatalogError::Storage {
+        context: context.into(),
+        source: Box::new(e.into()),
+    }
 }
 
-/// Pinot's segment status (`segment.realtime.status`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum SegmentStatus {
-    /// Consuming: rows live in memory and are re-read after a crash.
-    InProgress,
-    /// Sealed and committed.
-    Done,
+fn corrupt(what: String) -> impl FnOnce(serde_json::Error) -> CatalogError {
+    move |e| CatalogError::Corrupt {
+        what,
+        source: Box::new(e),
+    }
 }
 
-/// Metadata of one segment (Pinot's segment ZK metadata).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SegmentMeta {
-    /// Segment name.
-    pub segment_name: String,
-    /// Table name with type.
-    pub table_name: String,
-    /// Partition id.
-    pub partition: u32,
-    /// Sequence number within the partition.
-    pub sequence: u32,
-    /// Status.
-    pub status: SegmentStatus,
-    /// First offset (inclusive).
-    pub start_offset: String,
-    /// End offset (exclusive), once DONE.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_offset: Option<String>,
-    /// Creation time (epoch ms).
-    pub creation_time_ms: i64,
-    /// Row threshold chosen for this segment, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flush_threshold_rows: Option<u64>,
-    /// Rows, once DONE.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub total_docs: Option<u64>,
-    /// Everything else (time range, CRC, download URI, size) added by later stages.
-    #[serde(flatten)]
-    pub extra: BTreeMap<String, serde_json::Value>,
-}
-
-/// A table's consumption state (Pinot's pause flag in the ideal state).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TableState {
-    /// Consumption is paused: no consuming segments until resumed.
-    pub paused: bool,
-    /// Why (`ADMINISTRATIVE` for an operator's request).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason_code: Option<String>,
-    /// The operator's comment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
-    /// When the flag last changed (ISO-8601).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp: Option<String>,
+fn to_json<T: serde::Serialize>(what: &str, v: &T) -> Result<String, CatalogError> {
+    serde_json::to_string(v).map_err(|e| CatalogError::Corrupt {
+        what: format!("{what} (while writing)"),
+        source: Box::new(e),
+    })
 }
 
 /// The embedded catalog.
@@ -133,8 +116,12 @@ impl std::fmt::Debug for Catalog {
     }
 }
 
-fn seg_key(table: &str, segment: &str) -> String {
+fn seg_key(table: &TableNameWithType, segment: &str) -> String {
     format!("{table}/{segment}")
+}
+
+fn read_meta(key: &str, json: &str) -> Result<SegmentMeta, CatalogError> {
+    serde_json::from_str(json).map_err(corrupt(format!("segment metadata '{key}'")))
 }
 
 /// Writes new segments of an existing table in `txn`. A segment of the same name, or a
@@ -142,18 +129,27 @@ fn seg_key(table: &str, segment: &str) -> String {
 /// transaction, so nothing is written).
 fn insert_new_segments(
     txn: &redb::WriteTransaction,
-    name_with_type: &str,
+    table: &TableNameWithType,
     existing: &[SegmentMeta],
     metas: &[SegmentMeta],
 ) -> Result<(), CatalogError> {
-    let tables = txn.open_table(TABLES).map_err(storage)?;
-    if tables.get(name_with_type).map_err(storage)?.is_none() {
-        return Err(CatalogError::NotFound(format!("table '{name_with_type}'")));
+    let tables = txn.open_table(TABLES).map_err(storage("open tables"))?;
+    let name = table.to_string();
+    if tables
+        .get(name.as_str())
+        .map_err(storage("read table"))?
+        .is_none()
+    {
+        return Err(CatalogError::NotFound(format!("table '{table}'")));
     }
-    let mut segs = txn.open_table(SEGMENTS).map_err(storage)?;
+    let mut segs = txn.open_table(SEGMENTS).map_err(storage("open segments"))?;
     for m in metas {
-        let key = seg_key(name_with_type, &m.segment_name);
-        if segs.get(key.as_str()).map_err(storage)?.is_some() {
+        let key = seg_key(table, &m.segment_name);
+        if segs
+            .get(key.as_str())
+            .map_err(storage("read segment"))?
+            .is_some()
+        {
             return Err(CatalogError::AlreadyExists(format!(
                 "segment '{}'",
                 m.segment_name
@@ -165,41 +161,33 @@ fn insert_new_segments(
                 .any(|e| e.partition == m.partition && e.status == SegmentStatus::InProgress)
         {
             return Err(CatalogError::Conflict(format!(
-                "partition {} of '{name_with_type}' already has a consuming segment",
+                "partition {} of '{table}' already has a consuming segment",
                 m.partition
             )));
         }
-        let json = serde_json::to_string(m).map_err(storage)?;
-        segs.insert(key.as_str(), json.as_str()).map_err(storage)?;
+        let json = to_json("segment metadata", m)?;
+        segs.insert(key.as_str(), json.as_str())
+            .map_err(storage("write segment"))?;
     }
     Ok(())
-}
-
-impl TableState {
-    /// The state an operator's pause or resume sets now.
-    pub fn administrative(paused: bool, comment: Option<String>, now_ms: i64) -> TableState {
-        TableState {
-            paused,
-            reason_code: Some("ADMINISTRATIVE".into()),
-            comment,
-            timestamp: Some(riffle_common::format_pinot_timestamp(now_ms)),
-        }
-    }
 }
 
 impl Catalog {
     /// Opens (or creates) the catalog file.
     pub fn open(path: &Path) -> Result<Catalog, CatalogError> {
-        let db = Database::create(path)
-            .map_err(|e| CatalogError::Storage(format!("open {}: {e}", path.display())))?;
-        let txn = db.begin_write().map_err(storage)?;
+        let db = Database::create(path).map_err(|e| CatalogError::Storage {
+            context: format!("open {}", path.display()),
+            source: Box::new(redb::Error::from(e)),
+        })?;
+        let txn = db.begin_write().map_err(storage("begin"))?;
         {
-            txn.open_table(SCHEMAS).map_err(storage)?;
-            txn.open_table(TABLES).map_err(storage)?;
-            txn.open_table(SEGMENTS).map_err(storage)?;
-            txn.open_table(TABLE_STATE).map_err(storage)?;
+            txn.open_table(SCHEMAS).map_err(storage("open schemas"))?;
+            txn.open_table(TABLES).map_err(storage("open tables"))?;
+            txn.open_table(SEGMENTS).map_err(storage("open segments"))?;
+            txn.open_table(TABLE_STATE)
+                .map_err(storage("open table state"))?;
         }
-        txn.commit().map_err(storage)?;
+        txn.commit().map_err(storage("commit"))?;
         Ok(Catalog { db })
     }
 
@@ -208,172 +196,223 @@ impl Catalog {
         def: TableDefinition<&str, &str>,
         key: &str,
     ) -> Result<Option<String>, CatalogError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let t = txn.open_table(def).map_err(storage)?;
-        Ok(t.get(key).map_err(storage)?.map(|v| v.value().to_string()))
+        let txn = self.db.begin_read().map_err(storage("begin read"))?;
+        let t = txn.open_table(def).map_err(storage("open"))?;
+        Ok(t.get(key)
+            .map_err(storage("read"))?
+            .map(|v| v.value().to_string()))
     }
 
-    fn list(
-        &self,
-        def: TableDefinition<&str, &str>,
-    ) -> Result<Vec<(String, String)>, CatalogError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let t = txn.open_table(def).map_err(storage)?;
+    fn keys(&self, def: TableDefinition<&str, &str>) -> Result<Vec<String>, CatalogError> {
+        let txn = self.db.begin_read().map_err(storage("begin read"))?;
+        let t = txn.open_table(def).map_err(storage("open"))?;
         let mut out = Vec::new();
-        for item in t.iter().map_err(storage)? {
-            let (k, v) = item.map_err(storage)?;
-            out.push((k.value().to_string(), v.value().to_string()));
+        for item in t.iter().map_err(storage("list"))? {
+            let (k, _) = item.map_err(storage("list"))?;
+            out.push(k.value().to_string());
         }
         Ok(out)
     }
 
-    /// A schema's JSON.
-    pub fn schema(&self, name: &str) -> Result<Option<String>, CatalogError> {
-        self.get(SCHEMAS, name)
+    /// A schema.
+    pub fn schema(&self, name: &TableName) -> Result<Option<Schema>, CatalogError> {
+        self.get(SCHEMAS, name.as_str())?
+            .map(|json| {
+                Schema::from_json(json.as_bytes()).map_err(|e| CatalogError::Corrupt {
+                    what: format!("schema '{name}'"),
+                    source: Box::new(e),
+                })
+            })
+            .transpose()
     }
 
     /// Schema names, sorted.
     pub fn schema_names(&self) -> Result<Vec<String>, CatalogError> {
-        Ok(self.list(SCHEMAS)?.into_iter().map(|(k, _)| k).collect())
+        self.keys(SCHEMAS)
     }
 
-    /// Stores a schema; without `overwrite` an existing one is an error.
-    pub fn put_schema(&self, name: &str, json: &str, overwrite: bool) -> Result<(), CatalogError> {
-        let txn = self.db.begin_write().map_err(storage)?;
+    /// Stores a schema under its name; without `overwrite` an existing one is an error.
+    pub fn put_schema(
+        &self,
+        name: &TableName,
+        schema: &Schema,
+        overwrite: bool,
+    ) -> Result<(), CatalogError> {
+        let json = to_json("schema", &schema.to_json())?;
+        let txn = self.db.begin_write().map_err(storage("begin"))?;
         {
-            let mut t = txn.open_table(SCHEMAS).map_err(storage)?;
-            if !overwrite && t.get(name).map_err(storage)?.is_some() {
+            let mut t = txn.open_table(SCHEMAS).map_err(storage("open schemas"))?;
+            if !overwrite
+                && t.get(name.as_str())
+                    .map_err(storage("read schema"))?
+                    .is_some()
+            {
                 return Err(CatalogError::AlreadyExists(format!("schema '{name}'")));
             }
-            t.insert(name, json).map_err(storage)?;
+            t.insert(name.as_str(), json.as_str())
+                .map_err(storage("write schema"))?;
         }
-        txn.commit().map_err(storage)
+        txn.commit().map_err(storage("commit"))
     }
 
     /// Deletes a schema; an error if a table still uses it.
-    pub fn delete_schema(&self, name: &str) -> Result<(), CatalogError> {
-        let txn = self.db.begin_write().map_err(storage)?;
+    pub fn delete_schema(&self, name: &TableName) -> Result<(), CatalogError> {
+        let txn = self.db.begin_write().map_err(storage("begin"))?;
         {
-            let tables = txn.open_table(TABLES).map_err(storage)?;
-            for suffix in ["_REALTIME", "_OFFLINE"] {
+            let tables = txn.open_table(TABLES).map_err(storage("open tables"))?;
+            for t in [TableType::Offline, TableType::Realtime] {
+                let full = name.with_type(t).to_string();
                 if tables
-                    .get(format!("{name}{suffix}").as_str())
-                    .map_err(storage)?
+                    .get(full.as_str())
+                    .map_err(storage("read table"))?
                     .is_some()
                 {
                     return Err(CatalogError::Conflict(format!(
-                        "cannot delete schema '{name}': table '{name}{suffix}' uses it"
+                        "cannot delete schema '{name}': table '{full}' uses it"
                     )));
                 }
             }
-            let mut t = txn.open_table(SCHEMAS).map_err(storage)?;
-            if t.remove(name).map_err(storage)?.is_none() {
+            let mut t = txn.open_table(SCHEMAS).map_err(storage("open schemas"))?;
+            if t.remove(name.as_str())
+                .map_err(storage("delete schema"))?
+                .is_none()
+            {
                 return Err(CatalogError::NotFound(format!("schema '{name}'")));
             }
         }
-        txn.commit().map_err(storage)
+        txn.commit().map_err(storage("commit"))
     }
 
-    /// A table config's JSON, by name with type.
-    pub fn table(&self, name_with_type: &str) -> Result<Option<String>, CatalogError> {
-        self.get(TABLES, name_with_type)
+    /// A table's config.
+    pub fn table(&self, name: &TableNameWithType) -> Result<Option<TableConfig>, CatalogError> {
+        self.get(TABLES, &name.to_string())?
+            .map(|json| {
+                TableConfig::from_json(json.as_bytes()).map_err(|e| CatalogError::Corrupt {
+                    what: format!("table config '{name}'"),
+                    source: Box::new(e),
+                })
+            })
+            .transpose()
     }
 
-    /// All tables: (name with type, config JSON), sorted by name.
-    pub fn tables(&self) -> Result<Vec<(String, String)>, CatalogError> {
-        self.list(TABLES)
+    /// Every table's name, sorted. A stored name that is not acceptable (written by an
+    /// older version) is returned in the second list, as written.
+    pub fn table_names(&self) -> Result<(Vec<TableNameWithType>, Vec<String>), CatalogError> {
+        let mut ok = Vec::new();
+        let mut bad = Vec::new();
+        for k in self.keys(TABLES)? {
+            match TableNameWithType::parse(&k) {
+                Ok(n) => ok.push(n),
+                Err(_) => bad.push(k),
+            }
+        }
+        Ok((ok, bad))
     }
 
     /// Creates a table, optionally its schema (`POST /tableConfigs`), and its first
     /// segments, in one transaction.
     pub fn create_table(
         &self,
-        name_with_type: &str,
-        config_json: &str,
-        schema: Option<(&str, &str)>,
+        table: &TableConfig,
+        schema: Option<&Schema>,
         segments: &[SegmentMeta],
     ) -> Result<(), CatalogError> {
-        let txn = self.db.begin_write().map_err(storage)?;
+        let name = table.name_with_type();
+        let key = name.to_string();
+        let config_json = to_json("table config", &table.to_json())?;
+        let schema_json = schema
+            .map(|s| to_json("schema", &s.to_json()))
+            .transpose()?;
+        let txn = self.db.begin_write().map_err(storage("begin"))?;
         {
-            let mut t = txn.open_table(TABLES).map_err(storage)?;
-            if t.get(name_with_type).map_err(storage)?.is_some() {
-                return Err(CatalogError::AlreadyExists(format!(
-                    "table '{name_with_type}'"
-                )));
+            let mut t = txn.open_table(TABLES).map_err(storage("open tables"))?;
+            if t.get(key.as_str())
+                .map_err(storage("read table"))?
+                .is_some()
+            {
+                return Err(CatalogError::AlreadyExists(format!("table '{name}'")));
             }
-            t.insert(name_with_type, config_json).map_err(storage)?;
-            if let Some((name, json)) = schema {
-                let mut s = txn.open_table(SCHEMAS).map_err(storage)?;
-                s.insert(name, json).map_err(storage)?;
+            t.insert(key.as_str(), config_json.as_str())
+                .map_err(storage("write table"))?;
+            if let Some(json) = &schema_json {
+                let mut s = txn.open_table(SCHEMAS).map_err(storage("open schemas"))?;
+                s.insert(table.raw_name(), json.as_str())
+                    .map_err(storage("write schema"))?;
             }
-            let mut segs = txn.open_table(SEGMENTS).map_err(storage)?;
+            let mut segs = txn.open_table(SEGMENTS).map_err(storage("open segments"))?;
             for m in segments {
-                let json = serde_json::to_string(m).map_err(storage)?;
-                segs.insert(
-                    seg_key(name_with_type, &m.segment_name).as_str(),
-                    json.as_str(),
-                )
-                .map_err(storage)?;
+                let json = to_json("segment metadata", m)?;
+                segs.insert(seg_key(&name, &m.segment_name).as_str(), json.as_str())
+                    .map_err(storage("write segment"))?;
             }
         }
-        txn.commit().map_err(storage)
+        txn.commit().map_err(storage("commit"))
     }
 
     /// Replaces an existing table's config.
-    pub fn update_table(
-        &self,
-        name_with_type: &str,
-        config_json: &str,
-    ) -> Result<(), CatalogError> {
-        let txn = self.db.begin_write().map_err(storage)?;
+    pub fn update_table(&self, table: &TableConfig) -> Result<(), CatalogError> {
+        let name = table.name_with_type();
+        let key = name.to_string();
+        let config_json = to_json("table config", &table.to_json())?;
+        let txn = self.db.begin_write().map_err(storage("begin"))?;
         {
-            let mut t = txn.open_table(TABLES).map_err(storage)?;
-            if t.get(name_with_type).map_err(storage)?.is_none() {
-                return Err(CatalogError::NotFound(format!("table '{name_with_type}'")));
+            let mut t = txn.open_table(TABLES).map_err(storage("open tables"))?;
+            if t.get(key.as_str())
+                .map_err(storage("read table"))?
+                .is_none()
+            {
+                return Err(CatalogError::NotFound(format!("table '{name}'")));
             }
-            t.insert(name_with_type, config_json).map_err(storage)?;
+            t.insert(key.as_str(), config_json.as_str())
+                .map_err(storage("write table"))?;
         }
-        txn.commit().map_err(storage)
+        txn.commit().map_err(storage("commit"))
     }
 
-    /// Deletes a table and all its segment metadata.
-    pub fn delete_table(&self, name_with_type: &str) -> Result<(), CatalogError> {
-        let txn = self.db.begin_write().map_err(storage)?;
+    /// Deletes a table, all its segment metadata and its state.
+    pub fn delete_table(&self, name: &TableNameWithType) -> Result<(), CatalogError> {
+        self.delete_table_key(&name.to_string())
+    }
+
+    /// Deletes a table stored under a name this version does not accept (see
+    /// [`Catalog::table_names`]).
+    pub fn delete_table_key(&self, key: &str) -> Result<(), CatalogError> {
+        let txn = self.db.begin_write().map_err(storage("begin"))?;
         {
-            let mut t = txn.open_table(TABLES).map_err(storage)?;
-            if t.remove(name_with_type).map_err(storage)?.is_none() {
-                return Err(CatalogError::NotFound(format!("table '{name_with_type}'")));
+            let mut t = txn.open_table(TABLES).map_err(storage("open tables"))?;
+            if t.remove(key).map_err(storage("delete table"))?.is_none() {
+                return Err(CatalogError::NotFound(format!("table '{key}'")));
             }
-            let mut segs = txn.open_table(SEGMENTS).map_err(storage)?;
-            let prefix = format!("{name_with_type}/");
+            let mut segs = txn.open_table(SEGMENTS).map_err(storage("open segments"))?;
+            let prefix = format!("{key}/");
             let keys: Vec<String> = segs
                 .range(prefix.as_str()..)
-                .map_err(storage)?
+                .map_err(storage("list segments"))?
                 .map_while(|r| match r {
                     Ok((k, _)) if k.value().starts_with(&prefix) => Some(Ok(k.value().to_string())),
                     Ok(_) => None,
                     Err(e) => Some(Err(e)),
                 })
                 .collect::<Result<_, _>>()
-                .map_err(storage)?;
+                .map_err(storage("list segments"))?;
             for k in keys {
-                segs.remove(k.as_str()).map_err(storage)?;
+                segs.remove(k.as_str()).map_err(storage("delete segment"))?;
             }
-            let mut st = txn.open_table(TABLE_STATE).map_err(storage)?;
-            st.remove(name_with_type).map_err(storage)?;
+            let mut st = txn
+                .open_table(TABLE_STATE)
+                .map_err(storage("open table state"))?;
+            st.remove(key).map_err(storage("delete table state"))?;
         }
-        txn.commit().map_err(storage)
+        txn.commit().map_err(storage("commit"))
     }
 
     /// A table's consumption state (not paused when never set).
-    pub fn table_state(&self, name_with_type: &str) -> Result<TableState, CatalogError> {
-        match self.get(TABLE_STATE, name_with_type)? {
+    pub fn table_state(&self, name: &TableNameWithType) -> Result<TableState, CatalogError> {
+        match self.get(TABLE_STATE, &name.to_string())? {
             None => Ok(TableState::default()),
-            Some(json) => serde_json::from_str(&json).map_err(|e| {
-                CatalogError::Storage(format!(
-                    "state of table '{name_with_type}' is unreadable: {e}"
-                ))
-            }),
+            Some(json) => {
+                serde_json::from_str(&json).map_err(corrupt(format!("state of table '{name}'")))
+            }
         }
     }
 
@@ -381,67 +420,71 @@ impl Catalog {
     /// resume creates) in one transaction.
     pub fn set_table_state(
         &self,
-        name_with_type: &str,
+        name: &TableNameWithType,
         state: &TableState,
         segments: &[SegmentMeta],
     ) -> Result<(), CatalogError> {
-        let existing = self.segments(name_with_type)?;
-        let txn = self.db.begin_write().map_err(storage)?;
+        let existing = self.segments(name)?;
+        let json = to_json("table state", state)?;
+        let txn = self.db.begin_write().map_err(storage("begin"))?;
         {
-            insert_new_segments(&txn, name_with_type, &existing, segments)?;
-            let mut st = txn.open_table(TABLE_STATE).map_err(storage)?;
-            let json = serde_json::to_string(state).map_err(storage)?;
-            st.insert(name_with_type, json.as_str()).map_err(storage)?;
+            insert_new_segments(&txn, name, &existing, segments)?;
+            let mut st = txn
+                .open_table(TABLE_STATE)
+                .map_err(storage("open table state"))?;
+            st.insert(name.to_string().as_str(), json.as_str())
+                .map_err(storage("write table state"))?;
         }
-        txn.commit().map_err(storage)
+        txn.commit().map_err(storage("commit"))
     }
 
     /// Deletes a committed segment's metadata. A consuming segment cannot be deleted.
     pub fn delete_segment(
         &self,
-        name_with_type: &str,
+        name: &TableNameWithType,
         segment: &str,
     ) -> Result<SegmentMeta, CatalogError> {
-        let txn = self.db.begin_write().map_err(storage)?;
+        let txn = self.db.begin_write().map_err(storage("begin"))?;
         let meta = {
-            let mut segs = txn.open_table(SEGMENTS).map_err(storage)?;
-            let key = seg_key(name_with_type, segment);
-            let meta: SegmentMeta = {
-                let v = segs.get(key.as_str()).map_err(storage)?.ok_or_else(|| {
-                    CatalogError::NotFound(format!("segment '{segment}' of '{name_with_type}'"))
-                })?;
-                serde_json::from_str(v.value()).map_err(storage)?
+            let mut segs = txn.open_table(SEGMENTS).map_err(storage("open segments"))?;
+            let key = seg_key(name, segment);
+            let meta = {
+                let v = segs
+                    .get(key.as_str())
+                    .map_err(storage("read segment"))?
+                    .ok_or_else(|| {
+                        CatalogError::NotFound(format!("segment '{segment}' of '{name}'"))
+                    })?;
+                read_meta(&key, v.value())?
             };
             if meta.status == SegmentStatus::InProgress {
                 return Err(CatalogError::Conflict(format!(
                     "segment '{segment}' is consuming; pause consumption or force a commit first"
                 )));
             }
-            segs.remove(key.as_str()).map_err(storage)?;
+            segs.remove(key.as_str())
+                .map_err(storage("delete segment"))?;
             meta
         };
-        txn.commit().map_err(storage)?;
+        txn.commit().map_err(storage("commit"))?;
         Ok(meta)
     }
 
     /// The segments of a table, sorted by name.
-    pub fn segments(&self, name_with_type: &str) -> Result<Vec<SegmentMeta>, CatalogError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let segs = txn.open_table(SEGMENTS).map_err(storage)?;
-        let prefix = format!("{name_with_type}/");
+    pub fn segments(&self, name: &TableNameWithType) -> Result<Vec<SegmentMeta>, CatalogError> {
+        let txn = self.db.begin_read().map_err(storage("begin read"))?;
+        let segs = txn.open_table(SEGMENTS).map_err(storage("open segments"))?;
+        let prefix = format!("{name}/");
         let mut out = Vec::new();
-        for item in segs.range(prefix.as_str()..).map_err(storage)? {
-            let (k, v) = item.map_err(storage)?;
+        for item in segs
+            .range(prefix.as_str()..)
+            .map_err(storage("list segments"))?
+        {
+            let (k, v) = item.map_err(storage("list segments"))?;
             if !k.value().starts_with(&prefix) {
                 break;
             }
-            let meta: SegmentMeta = serde_json::from_str(v.value()).map_err(|e| {
-                CatalogError::Storage(format!(
-                    "segment metadata '{}' is unreadable: {e}",
-                    k.value()
-                ))
-            })?;
-            out.push(meta);
+            out.push(read_meta(k.value(), v.value())?);
         }
         Ok(out)
     }
@@ -451,13 +494,13 @@ impl Catalog {
     /// error and nothing is written.
     pub fn add_segments(
         &self,
-        name_with_type: &str,
+        name: &TableNameWithType,
         metas: &[SegmentMeta],
     ) -> Result<(), CatalogError> {
-        let existing = self.segments(name_with_type)?;
-        let txn = self.db.begin_write().map_err(storage)?;
-        insert_new_segments(&txn, name_with_type, &existing, metas)?;
-        txn.commit().map_err(storage)
+        let existing = self.segments(name)?;
+        let txn = self.db.begin_write().map_err(storage("begin"))?;
+        insert_new_segments(&txn, name, &existing, metas)?;
+        txn.commit().map_err(storage("commit"))
     }
 
     /// Commits a segment: `done` (status DONE with its end offset) replaces the IN_PROGRESS
@@ -466,30 +509,35 @@ impl Catalog {
     /// is not IN_PROGRESS or the offsets do not chain.
     pub fn commit_segment(
         &self,
-        name_with_type: &str,
+        name: &TableNameWithType,
         done: &SegmentMeta,
         next: Option<&SegmentMeta>,
     ) -> Result<(), CatalogError> {
-        let end = done.end_offset.as_deref().ok_or_else(|| {
+        let end = done.end_offset.as_ref().ok_or_else(|| {
             CatalogError::Conflict(format!("segment '{}' has no end offset", done.segment_name))
         })?;
         if let Some(n) = next {
-            if n.start_offset != end || n.partition != done.partition {
+            if &n.start_offset != end || n.partition != done.partition {
                 return Err(CatalogError::Conflict(format!(
                     "next segment '{}' must start at {end} on partition {}",
                     n.segment_name, done.partition
                 )));
             }
         }
-        let txn = self.db.begin_write().map_err(storage)?;
+        let done_json = to_json("segment metadata", done)?;
+        let next_json = next.map(|n| to_json("segment metadata", n)).transpose()?;
+        let txn = self.db.begin_write().map_err(storage("begin"))?;
         {
-            let mut segs = txn.open_table(SEGMENTS).map_err(storage)?;
-            let key = seg_key(name_with_type, &done.segment_name);
-            let stored: SegmentMeta = {
-                let v = segs.get(key.as_str()).map_err(storage)?.ok_or_else(|| {
-                    CatalogError::NotFound(format!("segment '{}'", done.segment_name))
-                })?;
-                serde_json::from_str(v.value()).map_err(storage)?
+            let mut segs = txn.open_table(SEGMENTS).map_err(storage("open segments"))?;
+            let key = seg_key(name, &done.segment_name);
+            let stored = {
+                let v = segs
+                    .get(key.as_str())
+                    .map_err(storage("read segment"))?
+                    .ok_or_else(|| {
+                        CatalogError::NotFound(format!("segment '{}'", done.segment_name))
+                    })?;
+                read_meta(&key, v.value())?
             };
             if stored.status != SegmentStatus::InProgress
                 || stored.start_offset != done.start_offset
@@ -499,110 +547,40 @@ impl Catalog {
                     done.segment_name, done.start_offset
                 )));
             }
-            let json = serde_json::to_string(done).map_err(storage)?;
-            segs.insert(key.as_str(), json.as_str()).map_err(storage)?;
-            if let Some(n) = next {
-                let json = serde_json::to_string(n).map_err(storage)?;
-                segs.insert(
-                    seg_key(name_with_type, &n.segment_name).as_str(),
-                    json.as_str(),
-                )
-                .map_err(storage)?;
+            segs.insert(key.as_str(), done_json.as_str())
+                .map_err(storage("write segment"))?;
+            if let (Some(n), Some(json)) = (next, next_json) {
+                segs.insert(seg_key(name, &n.segment_name).as_str(), json.as_str())
+                    .map_err(storage("write segment"))?;
             }
         }
         // A crash here leaves nothing: the transaction is not durable until commit returns.
         riffle_common::failpoint("catalog.inside_commit");
-        txn.commit().map_err(storage)
+        txn.commit().map_err(storage("commit"))
+    }
+
+    /// The raw JSON text stored for a segment (for the golden-format tests and debugging).
+    pub fn segment_record(
+        &self,
+        name: &TableNameWithType,
+        segment: &str,
+    ) -> Result<Option<String>, CatalogError> {
+        self.get(SEGMENTS, &seg_key(name, segment))
+    }
+
+    /// The raw JSON text stored for a table config.
+    pub fn table_record(&self, name: &TableNameWithType) -> Result<Option<String>, CatalogError> {
+        self.get(TABLES, &name.to_string())
+    }
+
+    /// The raw JSON text stored for a table's state.
+    pub fn table_state_record(
+        &self,
+        name: &TableNameWithType,
+    ) -> Result<Option<String>, CatalogError> {
+        self.get(TABLE_STATE, &name.to_string())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn meta(name: &str, p: u32, seq: u32, start: &str) -> SegmentMeta {
-        SegmentMeta {
-            segment_name: name.into(),
-            table_name: "t_REALTIME".into(),
-            partition: p,
-            sequence: seq,
-            status: SegmentStatus::InProgress,
-            start_offset: start.into(),
-            end_offset: None,
-            creation_time_ms: 1,
-            flush_threshold_rows: None,
-            total_docs: None,
-            extra: BTreeMap::new(),
-        }
-    }
-
-    #[test]
-    fn test_table_lifecycle_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("catalog.redb");
-        {
-            let c = Catalog::open(&path).unwrap();
-            c.put_schema("t", "{}", false).unwrap();
-            assert!(matches!(
-                c.put_schema("t", "{}", false),
-                Err(CatalogError::AlreadyExists(_))
-            ));
-            c.create_table(
-                "t_REALTIME",
-                "{\"a\":1}",
-                None,
-                &[meta("t__0__0__x", 0, 0, "5")],
-            )
-            .unwrap();
-            assert!(matches!(
-                c.create_table("t_REALTIME", "{}", None, &[]),
-                Err(CatalogError::AlreadyExists(_))
-            ));
-            assert!(matches!(
-                c.delete_schema("t"),
-                Err(CatalogError::Conflict(_))
-            ));
-        }
-        let c = Catalog::open(&path).unwrap();
-        assert_eq!(c.table("t_REALTIME").unwrap().as_deref(), Some("{\"a\":1}"));
-        let segs = c.segments("t_REALTIME").unwrap();
-        assert_eq!(segs.len(), 1);
-        assert_eq!(segs[0].start_offset, "5");
-        assert!(matches!(
-            c.add_segments("t_REALTIME", &[meta("t__0__1__x", 0, 1, "9")]),
-            Err(CatalogError::Conflict(_))
-        ));
-        c.add_segments("t_REALTIME", &[meta("t__1__0__x", 1, 0, "0")])
-            .unwrap();
-        assert_eq!(c.segments("t_REALTIME").unwrap().len(), 2);
-        c.delete_table("t_REALTIME").unwrap();
-        assert!(c.segments("t_REALTIME").unwrap().is_empty());
-        c.delete_schema("t").unwrap();
-    }
-
-    #[test]
-    fn test_commit_chains_offsets_atomically() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = Catalog::open(&dir.path().join("c.redb")).unwrap();
-        c.create_table("t_REALTIME", "{}", None, &[meta("s0", 0, 0, "0")])
-            .unwrap();
-        let mut done = meta("s0", 0, 0, "0");
-        done.status = SegmentStatus::Done;
-        done.end_offset = Some("10".into());
-        // A next segment that does not start at the end offset is refused, nothing written.
-        assert!(c
-            .commit_segment("t_REALTIME", &done, Some(&meta("s1", 0, 1, "11")))
-            .is_err());
-        assert_eq!(
-            c.segments("t_REALTIME").unwrap()[0].status,
-            SegmentStatus::InProgress
-        );
-        c.commit_segment("t_REALTIME", &done, Some(&meta("s1", 0, 1, "10")))
-            .unwrap();
-        let segs = c.segments("t_REALTIME").unwrap();
-        assert_eq!(segs[0].status, SegmentStatus::Done);
-        assert_eq!(segs[1].start_offset, "10");
-        // Committing twice is refused.
-        assert!(c.commit_segment("t_REALTIME", &done, None).is_err());
-    }
-}
+mod tests;

@@ -6,19 +6,28 @@
 //! `SIGKILL` as a process can do to itself). Without the variable, [`failpoint`] is one
 //! atomic load.
 //!
+//! Compiled in only with the `failpoints` feature (the test builds turn it on); without it
+//! [`failpoint`] is an empty inline function and `RIFFLE_FAILPOINTS` is ignored, with a
+//! warning from [`warn_if_requested`].
+//!
 //! Points: `seal.after_write`, `seal.after_upload`, `catalog.inside_commit` (inside the
 //! commit transaction, before it is durable), `seal.after_commit`, `registry.during_swap`
 //! (while queries are blocked on the swap).
 
+#[cfg(feature = "failpoints")]
 use std::collections::HashMap;
+#[cfg(feature = "failpoints")]
 use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(feature = "failpoints")]
 use std::sync::OnceLock;
 
+#[cfg(feature = "failpoints")]
 struct Point {
     at: u64,
     hits: AtomicU64,
 }
 
+#[cfg(feature = "failpoints")]
 fn points() -> &'static HashMap<String, Point> {
     static POINTS: OnceLock<HashMap<String, Point>> = OnceLock::new();
     POINTS.get_or_init(|| {
@@ -42,6 +51,7 @@ fn points() -> &'static HashMap<String, Point> {
 }
 
 /// Aborts the process if `name` is armed and reached for the chosen time.
+#[cfg(feature = "failpoints")]
 pub fn failpoint(name: &str) {
     let points = points();
     if points.is_empty() {
@@ -53,5 +63,23 @@ pub fn failpoint(name: &str) {
             eprintln!("failpoint {name} reached (hit {n}): aborting");
             std::process::abort();
         }
+    }
+}
+
+/// Without the `failpoints` feature: nothing.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn failpoint(_name: &str) {}
+
+/// Whether crash points are compiled into this build.
+pub const ENABLED: bool = cfg!(feature = "failpoints");
+
+/// Warns when `RIFFLE_FAILPOINTS` is set in a build without crash points (it would be
+/// silently ignored otherwise).
+pub fn warn_if_requested() {
+    if !ENABLED && std::env::var_os("RIFFLE_FAILPOINTS").is_some() {
+        tracing::warn!(
+            "RIFFLE_FAILPOINTS is set but this build has no crash points (feature failpoints)"
+        );
     }
 }

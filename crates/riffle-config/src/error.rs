@@ -1,6 +1,6 @@
 //! The config error: a JSON path and what was expected there.
 
-use riffle_common::{ClassifyError, ErrorCode};
+use riffle_common::{ClassifyError, ErrorKind};
 
 /// An invalid schema, table config or stream config. `path` is a JSON path such as
 /// `$.ingestionConfig.streamIngestionConfig.streamConfigMaps[0].streamType`.
@@ -45,7 +45,7 @@ impl ConfigError {
 }
 
 impl ClassifyError for ConfigError {
-    fn code(&self) -> ErrorCode {
-        ErrorCode::BadRequest
+    fn error_kind(&self) -> ErrorKind {
+        ErrorKind::BadRequest
     }
 }

@@ -4,8 +4,11 @@
 //! Owns:
 //! - [`Schema`] and [`Column`]: field specs, data types, Pinot's default null values and
 //!   date-time formats (colon and pipe syntax).
-//! - [`TableConfig`]: the typed parts Riffle acts on; every other key is kept so a config
-//!   round-trips, and [`TableConfig::unrecognized`] reports keys Pinot would not know.
+//! - [`TableConfig`]: the document as written ([`TableDocument`], every key kept so a config
+//!   round-trips; [`TableConfig::unrecognized`] reports keys Pinot would not know) and its
+//!   typed views, computed once when it is parsed: the [`riffle_common::TableName`], the
+//!   stream configs, the index settings ([`IndexConfig`], the one reading of Pinot's index
+//!   names and aliases), the field configs and the retention.
 //! - [`StreamConfig`]: the stream map with Pinot's keys, aliases and defaults, the flush
 //!   policy ([`FlushConfig`]) and offset criteria ([`OffsetCriteria`]). Class names go
 //!   through Pinot's aliases (kafka20/kafka2/kafka3 factories become kafka30, the Kafka JSON
@@ -20,15 +23,17 @@
 
 pub mod datetime;
 pub mod error;
+pub mod index;
 pub mod schema;
 pub mod stream;
 pub mod table;
 
 pub use datetime::{DateTimeFormat, Granularity, TimeFormat, TimeUnit};
 pub use error::ConfigError;
+pub use index::{Encoding, FieldConfig, IndexConfig, IndexType, LoadMode};
 pub use schema::{Column, DataType, DefaultValue, FieldSpec, FieldType, Schema};
 pub use stream::{
     decoder_supported, DataLossPolicy, FlushConfig, OffsetAutoReset, OffsetCriteria, StreamConfig,
     StreamMap,
 };
-pub use table::TableConfig;
+pub use table::{Retention, TableConfig, TableDocument};

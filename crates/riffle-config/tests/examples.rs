@@ -31,9 +31,10 @@ fn read_value(rel: &str) -> Value {
 fn load(schema: &str, table: &str) -> (Schema, TableConfig, StreamConfig) {
     let s = Schema::from_json(&read(schema)).unwrap_or_else(|e| panic!("{schema}: {e}"));
     let t = TableConfig::from_json(&read(table)).unwrap_or_else(|e| panic!("{table}: {e}"));
-    let mut streams = t.validate(&s).unwrap_or_else(|e| panic!("{table}: {e}"));
+    t.validate(&s).unwrap_or_else(|e| panic!("{table}: {e}"));
+    let streams = t.streams();
     assert_eq!(streams.len(), 1, "{table}: one stream");
-    let stream = streams.remove(0);
+    let stream = streams[0].clone();
     assert!(
         s.unrecognized().is_empty(),
         "{schema}: {:?}",
@@ -100,8 +101,8 @@ fn test_transcript_kafka_example() {
     assert_eq!(cols[5].data_type, DataType::Float);
     assert!(s.is_time_column("timestampInEpoch"));
 
-    assert_eq!(t.table_type, TableType::Realtime);
-    assert_eq!(t.name_with_type(), "transcript_REALTIME");
+    assert_eq!(t.table_type(), TableType::Realtime);
+    assert_eq!(t.name_with_type().to_string(), "transcript_REALTIME");
     assert_eq!(t.replication(), 1);
     assert_eq!(c.stream_type, "kafka");
     assert_eq!(c.topic, "transcript-topic");
@@ -120,8 +121,14 @@ fn test_transcript_kafka_example() {
     assert_eq!(c.plugin_key("broker.list"), Some("localhost:9876"));
     // Legacy keys Pinot ignores are accepted, kept, and not reported.
     assert_eq!(c.plugin_key("consumer.type"), Some("lowlevel"));
-    assert_eq!(t.segments_config.extra["schemaName"], "transcript");
-    assert_eq!(t.segments_config.extra["timeType"], "MILLISECONDS");
+    assert_eq!(
+        t.document().segments_config.extra["schemaName"],
+        "transcript"
+    );
+    assert_eq!(
+        t.document().segments_config.extra["timeType"],
+        "MILLISECONDS"
+    );
     // Pinot's defaults for what the example leaves out.
     assert_eq!(c.connection_timeout_ms, 30_000);
     assert_eq!(c.fetch_timeout_ms, 5_000);
@@ -387,7 +394,8 @@ fn test_stream_aliases_and_new_location() {
     let t = TableConfig::from_value(&v).expect("parse");
     let schema =
         Schema::from_json(&read("examples/transcript/transcript_schema.json")).expect("schema");
-    let c = t.validate(&schema).expect("valid").remove(0);
+    t.validate(&schema).expect("valid");
+    let c = t.streams()[0].clone();
     assert_eq!(c.flush.rows, Some(20_000));
     assert_eq!(c.flush.time_ms, 5_400_000);
     assert_eq!(c.flush.autotune_initial_rows, 100_000);
@@ -413,9 +421,8 @@ fn test_undecodable_decoder_is_not_rejected() {
     let t = TableConfig::from_value(&v).expect("parse");
     let schema =
         Schema::from_json(&read("examples/transcript/transcript_schema.json")).expect("schema");
-    let c = t
-        .validate(&schema)
-        .expect("the server decides about decoders")
-        .remove(0);
+    t.validate(&schema)
+        .expect("the server decides about decoders");
+    let c = t.streams()[0].clone();
     assert!(!c.decoder_supported());
 }

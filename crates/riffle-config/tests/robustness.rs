@@ -120,7 +120,7 @@ fn exercise(schema: &[u8], table: Option<&[u8]>) {
                 Ok(t) => {
                     let _ = t.unrecognized();
                     let _ = TableConfig::from_value(&t.to_json());
-                    let _ = t.stream_configs();
+                    let _ = t.streams();
                     let _ = t.replication();
                     if let Ok(s) = &s {
                         if let Err(e) = t.validate(s) {

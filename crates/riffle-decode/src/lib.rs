@@ -21,7 +21,7 @@ use std::sync::Arc;
 use riffle_config::stream::JSON_DECODER;
 use riffle_config::StreamConfig;
 use riffle_segment::{BlockBuilder, Physical, TableColumns};
-use riffle_stream::StreamMessage;
+use riffle_stream::{StreamMessage, StreamOffset};
 
 /// A message that could not be decoded.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -189,7 +189,7 @@ pub struct DecodeStats {
     /// Messages dropped as malformed.
     pub errors: usize,
     /// The first error, with the offset of its message.
-    pub first_error: Option<(String, DecodeError)>,
+    pub first_error: Option<(StreamOffset, DecodeError)>,
     /// The latest record timestamp seen.
     pub latest_timestamp_ms: Option<i64>,
 }
@@ -221,7 +221,7 @@ pub fn decode_batch(
                 out.abort_row();
                 stats.errors += 1;
                 if stats.first_error.is_none() {
-                    stats.first_error = Some((msg.offset.to_string(), e));
+                    stats.first_error = Some((msg.offset.clone(), e));
                 }
                 if stop_on_error {
                     break;

@@ -171,7 +171,7 @@ fn test_malformed_messages_are_rolled_back() {
     let s = col::<StringArray>(&b, "s");
     assert_eq!((s.value(0), s.value(1)), ("ok", "ok2"));
     let (offset, err) = stats.first_error.unwrap();
-    assert_eq!(offset, "1");
+    assert_eq!(offset, StreamOffset::Long(1));
     assert!(err.message.contains("EOF"), "{}", err.message);
 }
 
@@ -193,7 +193,7 @@ fn test_stop_on_error_keeps_rows_before() {
     let mut b = BlockBuilder::new(cols, 4);
     let stats = decode_batch(dec.as_mut(), &special, 0, &msgs, &mut b, true);
     assert_eq!(stats.rows, 1);
-    assert_eq!(stats.first_error.unwrap().0, "1");
+    assert_eq!(stats.first_error.unwrap().0, StreamOffset::Long(1));
     let batch = b.finish().unwrap();
     assert_eq!(batch.num_rows(), 1);
     let f = col::<Float64Array>;

@@ -1,13 +1,15 @@
-//! The consumption loop of one partition.
+//! The consumption loop of one partition, as a struct with one method per step.
 //!
 //! ```text
+//! connect (retrying transient failures)
 //! loop:
-//!   batch = consumer.fetch(offset, fetch timeout)        (async I/O)
-//!   rows  = decode(batch) into column builders             (blocking pool)
-//!   segment.append(rows, batch.next_offset)                (rows and offset published together)
-//!   offset = batch.next_offset
-//!   end criteria reached? -> freeze the segment, hand it to the sealer (see
-//!                            [`crate::lifecycle`]), go on at once in the next segment
+//!   a sealer failure, a pause or a closed partition?  -> stop (committing what was read)
+//!   end criteria reached?  -> freeze the segment, hand it to the sealer, go on at once in
+//!                             the next one (the controller names it)
+//!   batch = fetch(offset)                       (async I/O)
+//!   data loss?             -> stop, or skip the gap under RESUME_FROM_EARLIEST
+//!   rows = decode(batch)                        (cpu pool, straight into column builders)
+//!   segment.append(rows, batch.next_offset)     (rows and offset published together)
 //! ```
 //!
 //! A force-commit request or a pause wakes the loop out of its fetch. A pause freezes the
@@ -15,542 +17,510 @@
 //!
 //! Errors: transient fetch errors are retried at the same offset with exponential backoff
 //! (100 ms to 5 s) and the partition shows `RETRYING`; any other error, a data-loss report
-//! from the stream, or a malformed message under `stopOnDecodeError=true` stops the
-//! partition with state `ERROR` and the reason in `last_error`. Malformed messages are
-//! otherwise dropped, counted and logged at most once per 10 s per partition.
+//! from the stream, a permanent sealing failure, or a malformed message under
+//! `stopOnDecodeError=true` stops the partition with state `ERROR` and the error (with its
+//! stage) in `last_error`. Malformed messages are otherwise dropped, counted and logged at
+//! most once per 10 s per partition (in `batch`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::atomic::Ordering;
-
-use riffle_catalog::SegmentMeta;
-use riffle_common::{now_ms, PartitionId};
-use riffle_config::DataLossPolicy;
-use riffle_decode::{decode_batch, decoder_for, SpecialColumns};
+use riffle_catalog::{SegmentMeta, StopReason};
+use riffle_common::{now_ms, PartitionId, StreamOffset};
+use riffle_decode::{decoder_for, MessageDecoder, SpecialColumns};
 use riffle_segment::{BlockBuilder, ConsumingSegment, SegmentRef};
-use riffle_stream::{PartitionConsumer, StreamMessage, StreamOffset};
+use riffle_stream::{MessageBatch, PartitionConsumer};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::flush::{row_threshold, EndCriteria, StopReason};
-use crate::lifecycle::{freeze, sealer, PartitionControl, SealJob, MAX_PENDING_SEALS};
-use crate::{
-    in_progress_segment, IngestContext, PartitionState, PartitionStatus, TableRuntime,
-    PARTITIONS_PER_STREAM,
-};
+use crate::context::ServerContext;
+use crate::control::PartitionControl;
+use crate::end::EndCriteria;
+use crate::sealer::{freeze, SealJob, Sealer, MAX_PENDING_SEALS};
+use crate::spec::{StreamSpec, PARTITIONS_PER_STREAM};
+use crate::status::{PartitionError, PartitionState, PartitionStatus, Stage};
+use crate::table::TableRuntime;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-const LOG_EVERY_MS: i64 = 10_000;
 
-pub(crate) fn update(rt: &TableRuntime, partition: u32, f: impl FnOnce(&mut PartitionStatus)) {
-    if let Some(s) = rt.status.lock().get_mut(&partition) {
-        f(s);
+/// The row threshold of a consuming segment the controller gave none (Pinot's cap).
+const FALLBACK_THRESHOLD: u64 = 5_000_000;
+
+/// Malformed messages are logged at most once per `LOG_EVERY_MS` per partition.
+#[derive(Debug, Default)]
+pub(crate) struct DecodeErrorLog {
+    pub(crate) last_log_ms: i64,
+    pub(crate) suppressed: u64,
+}
+
+/// Why a loop ended.
+pub(crate) enum Exit {
+    /// The table stopped.
+    Cancelled,
+    /// A pause committed the consuming segment.
+    Paused,
+    /// The stream closed the partition; its last segment committed.
+    Ended,
+    /// An error that needs a person.
+    Failed(PartitionError),
+}
+
+/// The next step, or why the loop ends.
+pub(crate) type Flow<T = ()> = Result<T, Exit>;
+
+/// The consuming segment of a partition and its limits.
+pub(crate) struct Current {
+    pub(crate) segment: Arc<ConsumingSegment>,
+    pub(crate) meta: SegmentMeta,
+    pub(crate) criteria: EndCriteria,
+    pub(crate) fetched_any: bool,
+}
+
+/// The partition's sealer: the channel to it and its task.
+struct SealerHandle {
+    tx: Option<mpsc::Sender<SealJob>>,
+    task: Option<JoinHandle<Result<(), PartitionError>>>,
+}
+
+impl SealerHandle {
+    /// The sealer's own error once it has stopped (its channel closed).
+    async fn stopped_with(&mut self) -> PartitionError {
+        let why = match self.task.take() {
+            Some(task) => match task.await {
+                Ok(Err(e)) => return e,
+                Ok(Ok(())) => "the sealer stopped".to_string(),
+                Err(e) => format!("the sealer failed: {e}"),
+            },
+            None => "the sealer stopped".to_string(),
+        };
+        PartitionError::new(Stage::Internal, why, false)
     }
 }
 
-/// The consuming segment of a partition and its limits.
-struct Current {
-    segment: Arc<ConsumingSegment>,
-    meta: SegmentMeta,
-    criteria: EndCriteria,
-    fetched_any: bool,
+/// One partition's loop.
+pub(crate) struct PartitionLoop {
+    pub(crate) ctx: Arc<ServerContext>,
+    pub(crate) table: Arc<TableRuntime>,
+    pub(crate) stream: StreamSpec,
+    pub(crate) partition: u32,
+    pub(crate) control: Arc<PartitionControl>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) cur: Current,
+    pub(crate) offset: StreamOffset,
+    pub(crate) decoder: Option<Box<dyn MessageDecoder>>,
+    pub(crate) builder: Option<BlockBuilder>,
+    pub(crate) special: SpecialColumns,
+    pub(crate) decode_log: DecodeErrorLog,
+    sealer: SealerHandle,
+    consumer_start_ms: i64,
+    forces_handled: u64,
+    pub(crate) end_of_partition: bool,
 }
 
-fn open_segment(rt: &TableRuntime, meta: SegmentMeta, criteria: EndCriteria) -> Current {
+impl PartitionLoop {
+    /// A loop for the consuming segment `meta`, with its sealer started.
+    pub(crate) fn new(
+        ctx: Arc<ServerContext>,
+        table: Arc<TableRuntime>,
+        stream: StreamSpec,
+        meta: SegmentMeta,
+        cancel: CancellationToken,
+    ) -> PartitionLoop {
+        let partition = meta.partition;
+        let control = table.control(partition);
+        // Frozen segments of an earlier run of this partition were committed or dropped
+        // with it; so was its failure.
+        control.reset_frozen();
+        control.clear_failure();
+        let (tx, rx) = mpsc::channel::<SealJob>(MAX_PENDING_SEALS);
+        let sealer = Sealer {
+            ctx: ctx.clone(),
+            table: table.clone(),
+            partition,
+            control: control.clone(),
+            cancel: cancel.clone(),
+        };
+        let task = tokio::spawn(sealer.run(rx));
+        let consumer_start_ms = now_ms();
+        let offset = meta.start_offset.clone();
+        table.status.set(PartitionStatus::starting(
+            partition,
+            meta.segment_name.clone(),
+            offset.clone(),
+        ));
+        let special = SpecialColumns::new(&table.spec.columns, stream.config.metadata_populate);
+        let builder = Some(BlockBuilder::new(table.spec.columns.clone(), 1024));
+        let forces_handled = control.forces();
+        let cur = open_segment(&ctx, &table, meta, consumer_start_ms);
+        PartitionLoop {
+            ctx,
+            table,
+            stream,
+            partition,
+            control,
+            cancel,
+            cur,
+            offset,
+            decoder: None,
+            builder,
+            special,
+            decode_log: Default::default(),
+            sealer: SealerHandle {
+                tx: Some(tx),
+                task: Some(task),
+            },
+            consumer_start_ms,
+            forces_handled,
+            end_of_partition: false,
+        }
+    }
+
+    /// Runs until cancelled, paused, ended or stopped by an error, then lets the sealer
+    /// finish what was frozen.
+    pub(crate) async fn run(mut self) {
+        let exit = match self.connect().await {
+            Ok(consumer) => self.consume(consumer).await,
+            Err(exit) => exit,
+        };
+        let (table, p) = (self.table.clone(), self.partition);
+        match exit {
+            Exit::Cancelled => table
+                .status
+                .update(p, |s| s.state = PartitionState::Stopped),
+            Exit::Paused | Exit::Ended => {
+                let state = if matches!(exit, Exit::Paused) {
+                    PartitionState::Paused
+                } else {
+                    PartitionState::Ended
+                };
+                info!(table = %table.name, partition = p, segment = %self.cur.meta.segment_name,
+                      offset = %self.offset, state = ?state, "partition no longer consuming");
+                table.status.update(p, |s| {
+                    s.state = state;
+                    s.segment = String::new();
+                });
+            }
+            Exit::Failed(e) => {
+                error!(table = %table.name, partition = p, stage = ?e.stage, reason = %e, "partition stopped");
+                table.status.error(
+                    p,
+                    PartitionError {
+                        retrying: false,
+                        ..e
+                    },
+                );
+            }
+        }
+        // Segments already frozen still commit when the loop stopped on an error; on a stop
+        // request the sealer ends at once. Either way nothing of the partition outlives this.
+        self.sealer.tx = None;
+        if let Some(task) = self.sealer.task.take() {
+            if let Ok(Err(e)) = task.await {
+                table.status.error(p, e);
+            }
+        }
+        table.mark_ended(p);
+    }
+
+    /// Creates the decoder and the stream consumer, retrying transient failures.
+    async fn connect(&mut self) -> Flow<Box<dyn PartitionConsumer>> {
+        let decoder = decoder_for(&self.stream.config, &self.table.spec.columns).map_err(|e| {
+            Exit::Failed(PartitionError::new(
+                Stage::Connect,
+                format!("decoder: {e}"),
+                false,
+            ))
+        })?;
+        self.decoder = Some(decoder);
+        let sp = PartitionId(self.partition % PARTITIONS_PER_STREAM);
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            let attempt = self.stream.plugin.partition_consumer(
+                &self.stream.config,
+                &self.ctx.stream_ctx,
+                sp,
+            );
+            let res = tokio::select! {
+                _ = self.cancel.cancelled() => return Err(Exit::Cancelled),
+                r = attempt => r,
+            };
+            match res {
+                Ok(c) => {
+                    info!(table = %self.table.name, partition = self.partition,
+                          segment = %self.cur.meta.segment_name, offset = %self.offset, "partition consuming");
+                    self.table
+                        .status
+                        .update(self.partition, |s| s.state = PartitionState::Consuming);
+                    return Ok(c);
+                }
+                Err(e) if e.is_retryable() => {
+                    warn!(table = %self.table.name, partition = self.partition, error = %e,
+                          "cannot create consumer, retrying");
+                    let e = PartitionError::new(Stage::Connect, riffle_common::chain(&e), true);
+                    self.table.status.error(self.partition, e);
+                    backoff_sleep(&self.cancel, &mut backoff).await?;
+                }
+                Err(e) => {
+                    return Err(Exit::Failed(PartitionError::new(
+                        Stage::Connect,
+                        format!("create consumer: {}", riffle_common::chain(&e)),
+                        false,
+                    )))
+                }
+            }
+        }
+    }
+
+    /// The loop proper.
+    async fn consume(&mut self, mut consumer: Box<dyn PartitionConsumer>) -> Exit {
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            if let Err(exit) = self.step(consumer.as_mut(), &mut backoff).await {
+                return exit;
+            }
+        }
+    }
+
+    /// One turn of the loop.
+    async fn step(&mut self, consumer: &mut dyn PartitionConsumer, backoff: &mut Duration) -> Flow {
+        self.stop_if_asked().await?;
+        self.end_segment_if_due().await?;
+        let Some(batch) = self.fetch(consumer, backoff).await? else {
+            return Ok(());
+        };
+        self.publish(batch).await
+    }
+
+    /// A sealer failure stops the loop; a pause or a closed partition commits the
+    /// consuming segment (with no next one) and ends it.
+    async fn stop_if_asked(&mut self) -> Flow {
+        if let Some(e) = self.control.failure() {
+            return Err(Exit::Failed(e));
+        }
+        let pausing = self.control.pausing();
+        if !pausing && !self.end_of_partition {
+            return Ok(());
+        }
+        let reason = if pausing {
+            StopReason::ForceCommit
+        } else {
+            StopReason::EndOfPartitionGroup
+        };
+        let job = self.freeze(reason, None, now_ms());
+        self.control.hold(job.snapshot.bytes);
+        let sent = match self.sealer.tx.take() {
+            Some(tx) => tx.send(job).await.is_ok(),
+            None => false,
+        };
+        let res = match self.sealer.task.take() {
+            Some(task) => task.await,
+            None => Ok(Ok(())),
+        };
+        match (sent, res) {
+            (true, Ok(Ok(()))) if pausing => Err(Exit::Paused),
+            (true, Ok(Ok(()))) => Err(Exit::Ended),
+            (_, Ok(Err(e))) => Err(Exit::Failed(e)),
+            _ => Err(Exit::Failed(PartitionError::new(
+                Stage::Commit,
+                "pause: the commit did not finish",
+                false,
+            ))),
+        }
+    }
+
+    /// Checks the end criteria (and force-commit requests); when the segment ends, freezes
+    /// it for the sealer and goes on in the next one.
+    async fn end_segment_if_due(&mut self) -> Flow {
+        let now = now_ms();
+        let requested = self.control.forces();
+        let force = requested > self.forces_handled;
+        self.forces_handled = requested;
+        if let Some(t) = self.control.threshold_for(self.cur.meta.sequence) {
+            self.cur.criteria.row_threshold = t.max(1);
+        }
+        let snap = self.cur.segment.snapshot();
+        let fetched_any = self.cur.fetched_any;
+        let reason = self.cur.criteria.check(
+            snap.num_rows as u64,
+            snap.bytes,
+            now,
+            fetched_any,
+            false,
+            force,
+        );
+        let Some(reason) = reason else {
+            return Ok(());
+        };
+        let next = self
+            .ctx
+            .committer
+            .next_segment(&self.cur.meta, &self.offset)
+            .await
+            .map_err(|e| {
+                Exit::Failed(PartitionError::new(
+                    Stage::Commit,
+                    format!("plan the next segment: {e}"),
+                    false,
+                ))
+            })?;
+        let job = self.freeze(reason, Some(next.clone()), now);
+        self.control.hold(job.snapshot.bytes);
+        let Some(tx) = self.sealer.tx.as_ref() else {
+            return Err(Exit::Failed(PartitionError::new(
+                Stage::Internal,
+                "sealer channel lost",
+                false,
+            )));
+        };
+        let sent = tokio::select! {
+            _ = self.cancel.cancelled() => return Err(Exit::Cancelled),
+            r = tx.send(job) => r,
+        };
+        if sent.is_err() {
+            return Err(Exit::Failed(self.sealer.stopped_with().await));
+        }
+        info!(table = %self.table.name, partition = self.partition, segment = %self.cur.meta.segment_name,
+              rows = snap.num_rows, reason = reason.as_str(), end = %self.offset, "segment ended; sealing");
+        self.cur = open_segment(&self.ctx, &self.table, next, now);
+        let name = self.cur.meta.segment_name.clone();
+        self.table
+            .status
+            .update(self.partition, |s| s.segment = name);
+        self.wait_for_sealer_memory().await
+    }
+
+    /// Frozen segments beyond one may hold at most the memory cap together: waits for the
+    /// sealer until they do (or a pause or failure is asked).
+    async fn wait_for_sealer_memory(&mut self) -> Flow {
+        let cap = self.ctx.max_consuming_bytes as u64;
+        let frozen = self.control.frozen();
+        if !frozen.over(cap) {
+            return Ok(());
+        }
+        info!(table = %self.table.name, partition = self.partition, frozen_segments = frozen.count,
+              frozen_bytes = frozen.bytes, cap, "waiting for the sealer: frozen segments hold more than the memory cap");
+        while self.control.frozen().over(cap)
+            && !self.control.pausing()
+            && self.control.failure().is_none()
+            && self.sealer.task.as_ref().is_some_and(|t| !t.is_finished())
+        {
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Err(Exit::Cancelled),
+                _ = self.control.wait_frozen_within(cap) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Freezes the consuming segment into a seal job.
+    fn freeze(&self, reason: StopReason, next: Option<SegmentMeta>, now: i64) -> SealJob {
+        let consumed = now - self.consumer_start_ms.max(self.cur.meta.creation_time_ms);
+        freeze(
+            self.cur.segment.snapshot(),
+            &self.cur.meta,
+            reason,
+            next,
+            consumed,
+            self.cur.criteria.row_threshold,
+        )
+    }
+
+    /// One fetch: a batch, `None` after a retryable failure (already waited for), or the
+    /// end of the loop.
+    async fn fetch(
+        &mut self,
+        consumer: &mut dyn PartitionConsumer,
+        backoff: &mut Duration,
+    ) -> Flow<Option<MessageBatch>> {
+        let timeout = Duration::from_millis(self.stream.config.fetch_timeout_ms.clamp(1, 60_000));
+        let res = tokio::select! {
+            _ = self.cancel.cancelled() => return Err(Exit::Cancelled),
+            _ = self.control.woken() => return Ok(None),
+            r = consumer.fetch(&self.offset, timeout) => r,
+        };
+        let now = now_ms();
+        match res {
+            Ok(batch) => {
+                *backoff = BACKOFF_MIN;
+                Ok(Some(batch))
+            }
+            Err(e) if e.is_retryable() => {
+                warn!(table = %self.table.name, partition = self.partition, offset = %self.offset,
+                      error = %e, "fetch failed, retrying");
+                let msg = format!(
+                    "fetch at offset {}: {}",
+                    self.offset,
+                    riffle_common::chain(&e)
+                );
+                self.table
+                    .status
+                    .error(self.partition, PartitionError::new(Stage::Fetch, msg, true));
+                self.table
+                    .status
+                    .update(self.partition, |s| s.last_fetch_ms = now);
+                backoff_sleep(&self.cancel, backoff).await?;
+                Ok(None)
+            }
+            Err(e) => Err(Exit::Failed(PartitionError::new(
+                Stage::Fetch,
+                format!(
+                    "fetch at offset {}: {}",
+                    self.offset,
+                    riffle_common::chain(&e)
+                ),
+                false,
+            ))),
+        }
+    }
+}
+
+/// Sleeps for the backoff (doubling it), unless the table stops.
+async fn backoff_sleep(cancel: &CancellationToken, backoff: &mut Duration) -> Flow {
+    tokio::select! {
+        _ = cancel.cancelled() => return Err(Exit::Cancelled),
+        _ = tokio::time::sleep(*backoff) => {}
+    }
+    *backoff = (*backoff * 2).min(BACKOFF_MAX);
+    Ok(())
+}
+
+/// A new consuming segment for `meta`, registered for queries, with its end criteria.
+fn open_segment(
+    ctx: &ServerContext,
+    table: &TableRuntime,
+    meta: SegmentMeta,
+    start_ms: i64,
+) -> Current {
     let segment = Arc::new(ConsumingSegment::new(
         meta.segment_name.clone(),
         PartitionId(meta.partition),
         meta.sequence,
         meta.start_offset.clone(),
         meta.creation_time_ms,
-        rt.columns.clone(),
+        table.spec.columns.clone(),
     ));
-    rt.data.put_segment(SegmentRef::Consuming(segment.clone()));
+    table
+        .data
+        .put_segment(SegmentRef::Consuming(segment.clone()));
+    let threshold = meta.flush_threshold_rows.unwrap_or_else(|| {
+        warn!(table = %table.name, segment = %meta.segment_name,
+              "the consuming segment has no row threshold; using {FALLBACK_THRESHOLD}");
+        FALLBACK_THRESHOLD
+    });
+    let criteria = EndCriteria::new(
+        threshold,
+        table.spec.flush.time_ms,
+        meta.creation_time_ms,
+        start_ms,
+        ctx.max_consuming_bytes,
+    );
     Current {
         segment,
         meta,
         criteria,
         fetched_any: false,
     }
-}
-
-fn criteria_for(
-    ctx: &IngestContext,
-    rt: &TableRuntime,
-    meta: &SegmentMeta,
-    start_ms: i64,
-    control: &PartitionControl,
-) -> EndCriteria {
-    let threshold = meta.flush_threshold_rows.unwrap_or_else(|| {
-        let a = control.autotune.lock().clone();
-        row_threshold(&rt.flush, rt.partition_count(), &a, &mut rand::rng())
-    });
-    EndCriteria::new(
-        threshold,
-        rt.flush.time_ms,
-        meta.creation_time_ms,
-        start_ms,
-        ctx.max_consuming_bytes,
-    )
-}
-
-/// Runs one partition until cancelled, paused or stopped by an error.
-pub(crate) async fn run(
-    ctx: Arc<IngestContext>,
-    rt: Arc<TableRuntime>,
-    spec_pos: usize,
-    meta: SegmentMeta,
-    control: Arc<PartitionControl>,
-    cancel: CancellationToken,
-) {
-    let partition = meta.partition;
-    // Frozen segments of an earlier run of this partition were committed or dropped with it.
-    *control.frozen.lock() = (0, 0);
-    let (seal_tx, seal_rx) = mpsc::channel::<SealJob>(MAX_PENDING_SEALS);
-    let mut sealer_task = Some(tokio::spawn(sealer(
-        ctx.clone(),
-        rt.clone(),
-        partition,
-        control.clone(),
-        seal_rx,
-        cancel.clone(),
-    )));
-    run_inner(
-        ctx,
-        rt.clone(),
-        spec_pos,
-        meta,
-        control,
-        cancel,
-        seal_tx,
-        &mut sealer_task,
-    )
-    .await;
-    // Segments already frozen still commit when the loop stopped on an error; on a stop
-    // request the sealer ends at once. Either way nothing of the partition outlives this.
-    if let Some(task) = sealer_task.take() {
-        if let Ok(Err(e)) = task.await {
-            update(&rt, partition, |s| {
-                s.state = PartitionState::Error;
-                s.last_error = Some(e);
-            });
-        }
-    }
-    rt.running.lock().remove(&partition);
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_inner(
-    ctx: Arc<IngestContext>,
-    rt: Arc<TableRuntime>,
-    spec_pos: usize,
-    meta: SegmentMeta,
-    control: Arc<PartitionControl>,
-    cancel: CancellationToken,
-    seal_tx: mpsc::Sender<SealJob>,
-    sealer_task: &mut Option<tokio::task::JoinHandle<Result<(), String>>>,
-) {
-    let spec = &rt.streams[spec_pos];
-    let partition = meta.partition;
-    let stream_partition = PartitionId(partition % PARTITIONS_PER_STREAM);
-    let consumer_start_ms = now_ms();
-    let mut cur = open_segment(
-        &rt,
-        meta.clone(),
-        criteria_for(&ctx, &rt, &meta, consumer_start_ms, &control),
-    );
-    let mut seal_tx = Some(seal_tx);
-    let mut forces_handled = control.force.load(Ordering::SeqCst);
-    // The stream said the partition is closed (a Kinesis shard): commit and end.
-    let mut end_of_partition = false;
-    rt.status.lock().insert(
-        partition,
-        PartitionStatus {
-            partition,
-            segment: meta.segment_name.clone(),
-            state: PartitionState::Starting,
-            current_offset: meta.start_offset.clone(),
-            messages_read: 0,
-            rows_indexed: 0,
-            decode_errors: 0,
-            offsets_lost: 0,
-            segments_committed: 0,
-            last_error: None,
-            last_fetch_ms: 0,
-            last_indexed_ms: 0,
-        },
-    );
-    let table = rt.name_with_type.clone();
-    let stop = |reason: String| {
-        error!(table = %table, partition, reason = %reason, "partition stopped");
-        update(&rt, partition, |s| {
-            s.state = PartitionState::Error;
-            s.last_error = Some(reason);
-        });
-    };
-
-    let mut decoder = match decoder_for(&spec.config, &rt.columns) {
-        Ok(d) => d,
-        Err(e) => return stop(format!("decoder: {e}")),
-    };
-    let special = SpecialColumns::new(&rt.columns, spec.config.metadata_populate);
-    let fetch_timeout = Duration::from_millis(spec.config.fetch_timeout_ms.clamp(1, 60_000));
-    let stop_on_error = spec.config.stop_on_decode_error;
-
-    // Connect, retrying transient failures.
-    let mut backoff = BACKOFF_MIN;
-    let mut consumer: Box<dyn PartitionConsumer> = loop {
-        let attempt =
-            spec.plugin
-                .partition_consumer(&spec.config, &ctx.stream_ctx, stream_partition);
-        let res = tokio::select! {
-            _ = cancel.cancelled() => return stopped(&rt, partition),
-            r = attempt => r,
-        };
-        match res {
-            Ok(c) => break c,
-            Err(e) if e.is_retryable() => {
-                warn!(table = %table, partition, error = %e, "cannot create consumer, retrying");
-                update(&rt, partition, |s| {
-                    s.state = PartitionState::Retrying;
-                    s.last_error = Some(e.to_string());
-                });
-                tokio::select! {
-                    _ = cancel.cancelled() => return stopped(&rt, partition),
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-            }
-            Err(e) => return stop(format!("create consumer: {e}")),
-        }
-    };
-    info!(table = %table, partition, segment = %meta.segment_name,
-          offset = %meta.start_offset, "partition consuming");
-    update(&rt, partition, |s| s.state = PartitionState::Consuming);
-
-    let mut offset = StreamOffset::parse(&meta.start_offset);
-    let mut builder = Some(BlockBuilder::new(rt.columns.clone(), 1024));
-    let mut last_log_ms = 0i64;
-    let mut suppressed = 0u64;
-    backoff = BACKOFF_MIN;
-    loop {
-        // Pause: commit what was consumed, with no next segment, and end the loop.
-        let pausing = control.pause.load(Ordering::SeqCst);
-        if pausing || end_of_partition {
-            let now = now_ms();
-            let consumed = now - consumer_start_ms.max(cur.meta.creation_time_ms);
-            let job = freeze(
-                &cur.segment,
-                &cur.meta,
-                if pausing {
-                    StopReason::ForceCommit
-                } else {
-                    StopReason::EndOfPartitionGroup
-                },
-                None,
-                consumed,
-                cur.criteria.row_threshold,
-            );
-            let Some(tx) = seal_tx.take() else {
-                return stop("internal: sealer channel lost".into());
-            };
-            control.hold(job.snapshot.bytes);
-            let sent = tx.send(job).await;
-            drop(tx);
-            let res = match sealer_task.take() {
-                Some(task) => task.await,
-                None => Ok(Err("internal: sealer lost".into())),
-            };
-            match (sent, res) {
-                (Ok(()), Ok(Ok(()))) => {
-                    let state = if pausing {
-                        PartitionState::Paused
-                    } else {
-                        PartitionState::Ended
-                    };
-                    info!(table = %table, partition, segment = %cur.meta.segment_name,
-                          offset = %offset, state = ?state, "partition no longer consuming");
-                    update(&rt, partition, |s| {
-                        s.state = state;
-                        s.segment = String::new();
-                    });
-                    return;
-                }
-                (_, Ok(Err(e))) => return stop(e),
-                _ => return stop("pause: the commit did not finish".into()),
-            }
-        }
-        // End criteria (and force-commit requests).
-        {
-            let now = now_ms();
-            let requested = control.force.load(Ordering::SeqCst);
-            let force = requested > forces_handled;
-            forces_handled = requested;
-            if let Some((seq, t)) = *control.threshold.lock() {
-                if seq == cur.meta.sequence {
-                    cur.criteria.row_threshold = t.max(1);
-                }
-            }
-            let snap = cur.segment.snapshot();
-            let reason = cur.criteria.check(
-                snap.num_rows as u64,
-                snap.bytes,
-                now,
-                cur.fetched_any,
-                false,
-                force,
-            );
-            if let Some(reason) = reason {
-                let consumed = now - consumer_start_ms.max(cur.meta.creation_time_ms);
-                let next = in_progress_segment(
-                    &rt.raw_name,
-                    &rt.name_with_type,
-                    partition,
-                    cur.meta.sequence + 1,
-                    &offset,
-                );
-                let job = freeze(
-                    &cur.segment,
-                    &cur.meta,
-                    reason,
-                    Some(next.clone()),
-                    consumed,
-                    cur.criteria.row_threshold,
-                );
-                let Some(tx) = seal_tx.as_ref() else {
-                    return stop("internal: sealer channel lost".into());
-                };
-                control.hold(job.snapshot.bytes);
-                let sent = tokio::select! {
-                    _ = cancel.cancelled() => return stopped(&rt, partition),
-                    r = tx.send(job) => r,
-                };
-                if sent.is_err() {
-                    let why = match sealer_task.take() {
-                        Some(task) => match task.await {
-                            Ok(Err(e)) => e,
-                            _ => "the sealer stopped".into(),
-                        },
-                        None => "the sealer stopped".into(),
-                    };
-                    return stop(why);
-                }
-                info!(table = %table, partition, segment = %cur.meta.segment_name,
-                      rows = snap.num_rows, reason = reason.as_str(), end = %offset,
-                      "segment ended; sealing");
-                let criteria = criteria_for(&ctx, &rt, &next, now, &control);
-                cur = open_segment(&rt, next, criteria);
-                let name = cur.meta.segment_name.clone();
-                update(&rt, partition, |s| s.segment = name);
-                // Memory: frozen segments beyond one may hold at most the cap together.
-                let cap = ctx.max_consuming_bytes as u64;
-                if control.frozen_over(cap) {
-                    let (count, bytes) = *control.frozen.lock();
-                    info!(table = %table, partition, frozen_segments = count, frozen_bytes = bytes,
-                          cap, "waiting for the sealer: frozen segments hold more than the memory cap");
-                    while control.frozen_over(cap)
-                        && !control.pause.load(Ordering::SeqCst)
-                        && sealer_task.as_ref().is_some_and(|t| !t.is_finished())
-                    {
-                        tokio::select! {
-                            _ = cancel.cancelled() => return stopped(&rt, partition),
-                            _ = control.sealed.notified() => {}
-                            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                        }
-                    }
-                }
-            }
-        }
-        let res = tokio::select! {
-            _ = cancel.cancelled() => return stopped(&rt, partition),
-            _ = control.wake.notified() => continue,
-            r = consumer.fetch(&offset, fetch_timeout) => r,
-        };
-        let now = now_ms();
-        let mut batch = match res {
-            Ok(b) => {
-                backoff = BACKOFF_MIN;
-                b
-            }
-            Err(e) if e.is_retryable() => {
-                warn!(table = %table, partition, offset = %offset, error = %e, "fetch failed, retrying");
-                update(&rt, partition, |s| {
-                    s.state = PartitionState::Retrying;
-                    s.last_error = Some(format!("fetch at offset {offset}: {e}"));
-                    s.last_fetch_ms = now;
-                });
-                tokio::select! {
-                    _ = cancel.cancelled() => return stopped(&rt, partition),
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-                continue;
-            }
-            Err(e) => return stop(format!("fetch at offset {offset}: {e}")),
-        };
-        if let Some(loss) = &batch.data_loss {
-            if spec.config.data_loss_policy != DataLossPolicy::ResumeFromEarliest {
-                return stop(format!(
-                    "offsets from {} up to {} were deleted from the stream before they were read; \
-                     the partition is stopped so that the gap is not skipped silently \
-                     (realtime.segment.dataLossPolicy=RESUME_FROM_EARLIEST goes on from {})",
-                    loss.requested, loss.available_from, loss.available_from
-                ));
-            }
-            // The table opted in: log and count the gap, and go on from what is left.
-            let lost = match (loss.requested.as_i64(), loss.available_from.as_i64()) {
-                (Some(a), Some(b)) => (b - a).max(0) as u64,
-                _ => 0,
-            };
-            let reason = format!(
-                "offsets from {} up to {} were deleted from the stream before they were read; \
-                 resuming from {} (dataLossPolicy RESUME_FROM_EARLIEST)",
-                loss.requested, loss.available_from, loss.available_from
-            );
-            warn!(table = %table, partition, lost, reason = %reason, "data loss");
-            update(&rt, partition, |s| {
-                s.offsets_lost += lost;
-                s.last_error = Some(reason.clone());
-            });
-            if batch.messages.is_empty() && batch.next_offset == offset {
-                if let Err(e) =
-                    cur.segment
-                        .append(None, loss.available_from.to_string(), 0, None, now)
-                {
-                    return stop(format!("publish offset: {e}"));
-                }
-                offset = loss.available_from.clone();
-                continue;
-            }
-        }
-        update(&rt, partition, |s| {
-            if s.state != PartitionState::Consuming {
-                s.state = PartitionState::Consuming;
-            }
-            s.last_fetch_ms = now;
-        });
-        if batch.messages.is_empty() {
-            end_of_partition = batch.end_of_partition;
-            if batch.next_offset != offset {
-                // Skipped records only: the offset still moves.
-                cur.fetched_any = true;
-                if let Err(e) =
-                    cur.segment
-                        .append(None, batch.next_offset.to_string(), 0, None, now)
-                {
-                    return stop(format!("publish offset: {e}"));
-                }
-                offset = batch.next_offset;
-                let o = offset.to_string();
-                update(&rt, partition, |s| s.current_offset = o);
-            }
-            continue;
-        }
-
-        // A segment ends exactly at its row threshold, as Pinot's does: messages past it
-        // are left for the next segment (read again by the next fetch).
-        let room = cur
-            .criteria
-            .row_threshold
-            .saturating_sub(cur.segment.snapshot().num_rows as u64);
-        if (batch.messages.len() as u64) > room {
-            batch.end_of_partition = false;
-            let keep = room as usize;
-            batch.next_offset = batch.messages[keep].offset.clone();
-            batch.messages.truncate(keep);
-            if keep == 0 {
-                continue;
-            }
-        }
-
-        // Decode on the blocking pool: CPU work must not stall the async runtime.
-        let Some(mut b) = builder.take() else {
-            return stop("internal: block builder lost".into());
-        };
-        let messages: Vec<StreamMessage> = batch.messages;
-        let special_c = special.clone();
-        let pid = partition;
-        let joined = tokio::task::spawn_blocking(move || {
-            let stats = decode_batch(
-                decoder.as_mut(),
-                &special_c,
-                pid,
-                &messages,
-                &mut b,
-                stop_on_error,
-            );
-            let rows = b.finish();
-            (decoder, b, messages, stats, rows)
-        })
-        .await;
-        let (d, b, messages, stats, rows) = match joined {
-            Ok(x) => x,
-            Err(e) => return stop(format!("decode task failed: {e}")),
-        };
-        decoder = d;
-        builder = Some(b);
-        let rows = match rows {
-            Ok(r) => r,
-            Err(e) => return stop(format!("build rows: {e}")),
-        };
-
-        // Under stopOnDecodeError the offset stops at the bad message: it is re-read (and
-        // fails again, visibly) rather than skipped.
-        let (next_offset, read) = match (&stats.first_error, stop_on_error) {
-            (Some((bad, _)), true) => {
-                let pos = messages
-                    .iter()
-                    .position(|m| m.offset.to_string() == *bad)
-                    .unwrap_or(messages.len());
-                (StreamOffset::parse(bad), pos as u64)
-            }
-            _ => (batch.next_offset.clone(), messages.len() as u64),
-        };
-        cur.fetched_any = true;
-        if let Err(e) = cur.segment.append(
-            Some(rows),
-            next_offset.to_string(),
-            read,
-            stats.latest_timestamp_ms,
-            now,
-        ) {
-            return stop(format!("publish rows: {e}"));
-        }
-        offset = next_offset;
-        end_of_partition = batch.end_of_partition && stats.first_error.is_none();
-        let o = offset.to_string();
-        update(&rt, partition, |s| {
-            s.current_offset = o;
-            s.messages_read += read;
-            s.rows_indexed += stats.rows as u64;
-            s.decode_errors += stats.errors as u64;
-            if stats.rows > 0 {
-                s.last_indexed_ms = now;
-            }
-        });
-        if let Some((bad, err)) = &stats.first_error {
-            if stop_on_error {
-                return stop(format!(
-                    "malformed message at offset {bad}: {err} (stopOnDecodeError=true)"
-                ));
-            }
-            let e = format!("malformed message at offset {bad}: {err}");
-            update(&rt, partition, |s| s.last_error = Some(e.clone()));
-            if now - last_log_ms >= LOG_EVERY_MS {
-                warn!(table = %table, partition, dropped = stats.errors as u64 + suppressed,
-                      first = %e, "malformed messages dropped");
-                last_log_ms = now;
-                suppressed = 0;
-            } else {
-                suppressed += stats.errors as u64;
-            }
-        }
-    }
-}
-
-fn stopped(rt: &TableRuntime, partition: u32) {
-    update(rt, partition, |s| s.state = PartitionState::Stopped);
 }

@@ -97,6 +97,7 @@ pub mod client;
 pub mod config;
 pub mod consumer;
 pub mod metadata;
+#[cfg(feature = "testsuite")]
 pub mod testing;
 
 use std::sync::Arc;

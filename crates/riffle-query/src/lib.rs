@@ -35,7 +35,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use parking_lot::Mutex;
-use riffle_common::{split_table_name, ErrorCode};
+use riffle_common::{split_table_name, AsyncPool, ErrorKind};
 use riffle_segment::SegmentRegistry;
 
 pub use response::{BrokerResponse, QueryStats};
@@ -71,50 +71,10 @@ pub struct QueryEngine {
     next_request_id: AtomicU64,
     broker_id: String,
     target_partitions: usize,
-    runtime: QueryRuntime,
-}
-
-/// The threads queries run on, apart from the server's: a query that computes without
-/// yielding can neither hold up the HTTP handlers and the ingestion loops nor outlast its
-/// time limit (the caller's timer keeps running).
-struct QueryRuntime(Option<tokio::runtime::Runtime>);
-
-impl QueryRuntime {
-    fn new(threads: usize) -> QueryRuntime {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads.max(1))
-            .thread_name("riffle-query")
-            .enable_all()
-            .build();
-        match rt {
-            Ok(rt) => QueryRuntime(Some(rt)),
-            Err(e) => {
-                // Queries then run on the caller's runtime.
-                tracing::warn!(error = %e, "cannot start the query threads; queries share the server's");
-                QueryRuntime(None)
-            }
-        }
-    }
-
-    fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
-    where
-        F: std::future::Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        match &self.0 {
-            Some(rt) => rt.spawn(f),
-            None => tokio::spawn(f),
-        }
-    }
-}
-
-impl Drop for QueryRuntime {
-    fn drop(&mut self) {
-        // Dropping a runtime inside another one would block: let its threads go.
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
-        }
-    }
+    /// The threads queries run on, apart from the server's: a query that computes without
+    /// yielding can neither hold up the HTTP handlers and the ingestion loops nor outlast
+    /// its time limit (the caller's timer keeps running).
+    runtime: AsyncPool,
 }
 
 /// Pinot's broker timeout when a query sets none (`pinot.broker.timeoutMs`).
@@ -148,15 +108,20 @@ struct Prepared {
 }
 
 impl QueryEngine {
-    /// An engine over `segments`; `broker_id` names this broker in responses.
-    pub fn new(segments: Arc<SegmentRegistry>, broker_id: String) -> QueryEngine {
+    /// An engine over `segments` whose queries run on `runtime` (the node's query pool);
+    /// `broker_id` names this broker in responses.
+    pub fn new(
+        segments: Arc<SegmentRegistry>,
+        broker_id: String,
+        runtime: AsyncPool,
+    ) -> QueryEngine {
         let target_partitions = std::thread::available_parallelism().map_or(2, |n| n.get());
         QueryEngine {
             segments,
             next_request_id: AtomicU64::new(1),
             broker_id,
             target_partitions,
-            runtime: QueryRuntime::new(target_partitions),
+            runtime,
         }
     }
 
@@ -169,7 +134,7 @@ impl QueryEngine {
             Ok(p) => {
                 let tables = p.tables.clone();
                 let mut r = match query_timeout(&p.options) {
-                    Err(message) => BrokerResponse::error(ErrorCode::QueryValidation, &message),
+                    Err(message) => BrokerResponse::error(ErrorKind::QueryValidation, &message),
                     Ok(limit) => {
                         // The query runs on the query threads, so that its time limit holds
                         // even while an operator computes without yielding; at the limit the
@@ -183,13 +148,13 @@ impl QueryEngine {
                         match tokio::time::timeout(limit, task).await {
                             Ok(Ok(r)) => r,
                             Ok(Err(e)) => BrokerResponse::error(
-                                ErrorCode::Internal,
+                                ErrorKind::Internal,
                                 &format!("the query task failed: {e}"),
                             ),
                             Err(_) => {
                                 abort.abort();
                                 BrokerResponse::error(
-                                    ErrorCode::ExecutionTimeout,
+                                    ErrorKind::ExecutionTimeout,
                                     &format!(
                                         "the query did not finish within timeoutMs={}",
                                         limit.as_millis()
@@ -214,7 +179,7 @@ impl QueryEngine {
         let mut options = req.options.clone();
         options.extend(option_clause);
         let statements = Parser::parse_sql(&GenericDialect {}, &sql)
-            .map_err(|e| Box::new(BrokerResponse::error(ErrorCode::SqlParsing, &e.to_string())))?;
+            .map_err(|e| Box::new(BrokerResponse::error(ErrorKind::SqlParsing, &e.to_string())))?;
         let mut query = None;
         for st in statements {
             match st {
@@ -227,13 +192,13 @@ impl QueryEngine {
                 Statement::Query(_) if query.is_none() => query = Some(st),
                 Statement::Query(_) => {
                     return Err(Box::new(BrokerResponse::error(
-                        ErrorCode::SqlParsing,
+                        ErrorKind::SqlParsing,
                         "only one query per request is supported",
                     )))
                 }
                 other => {
                     return Err(Box::new(BrokerResponse::error(
-                        ErrorCode::SqlParsing,
+                        ErrorKind::SqlParsing,
                         &format!("unsupported statement, expected SELECT: {other}"),
                     )))
                 }
@@ -241,7 +206,7 @@ impl QueryEngine {
         }
         let mut statement = query.ok_or_else(|| {
             Box::new(BrokerResponse::error(
-                ErrorCode::SqlParsing,
+                ErrorKind::SqlParsing,
                 "no query in the request",
             ))
         })?;
@@ -275,7 +240,7 @@ impl QueryEngine {
             ControlFlow::<()>::Continue(())
         });
         if let Some(t) = missing {
-            let mut r = BrokerResponse::error(ErrorCode::TableDoesNotExist, "");
+            let mut r = BrokerResponse::error(ErrorKind::TableDoesNotExist, "");
             r.tables_queried = vec![t];
             return Err(Box::new(r));
         }
@@ -351,13 +316,13 @@ async fn run(
     let record: Arc<Mutex<Vec<ScanRecord>>> = Arc::new(Mutex::new(Vec::new()));
     for t in &p.tables {
         let Some(data) = segments.table(t) else {
-            return BrokerResponse::error(ErrorCode::TableDoesNotExist, "");
+            return BrokerResponse::error(ErrorKind::TableDoesNotExist, "");
         };
         if let Err(e) = ctx.register_table(
             t.as_str(),
             Arc::new(SegmentTable::new(data, record.clone())),
         ) {
-            return BrokerResponse::error(ErrorCode::Internal, &e.to_string());
+            return BrokerResponse::error(ErrorKind::Internal, &e.to_string());
         }
     }
     let _ = &p.options;
@@ -379,7 +344,7 @@ async fn run(
     };
     let batches = match collect(physical.clone(), ctx.task_ctx()).await {
         Ok(b) => b,
-        Err(e) => return BrokerResponse::error(ErrorCode::QueryExecution, &root_message(&e)),
+        Err(e) => return BrokerResponse::error(ErrorKind::QueryExecution, &root_message(&e)),
     };
     let schema = physical.schema();
     let mut resp = BrokerResponse {
@@ -408,7 +373,7 @@ async fn run(
         if !missing.is_empty() {
             let names: Vec<&str> = missing.keys().map(String::as_str).collect();
             let e = BrokerResponse::error(
-                ErrorCode::SegmentsUnavailable,
+                ErrorKind::SegmentsUnavailable,
                 &format!(
                     "{} segments of table {t} unavailable: [{}]",
                     names.len(),
@@ -491,19 +456,19 @@ fn plan_error(e: DataFusionError) -> BrokerResponse {
             let text = se.to_string();
             if let datafusion::common::SchemaError::FieldNotFound { field, .. } = se.as_ref() {
                 return BrokerResponse::error(
-                    ErrorCode::UnknownColumn,
+                    ErrorKind::UnknownColumn,
                     &format!("Unknown columnName '{}' found in the query", field.name),
                 );
             }
-            BrokerResponse::error(ErrorCode::QueryValidation, &text)
+            BrokerResponse::error(ErrorKind::QueryValidation, &text)
         }
         DataFusionError::SQL(pe, _) => {
-            BrokerResponse::error(ErrorCode::SqlParsing, &pe.to_string())
+            BrokerResponse::error(ErrorKind::SqlParsing, &pe.to_string())
         }
         DataFusionError::Plan(_) | DataFusionError::NotImplemented(_) => {
-            BrokerResponse::error(ErrorCode::SqlParsing, &root_message(&e))
+            BrokerResponse::error(ErrorKind::SqlParsing, &root_message(&e))
         }
-        _ => BrokerResponse::error(ErrorCode::QueryExecution, &root_message(&e)),
+        _ => BrokerResponse::error(ErrorKind::QueryExecution, &root_message(&e)),
     }
 }
 

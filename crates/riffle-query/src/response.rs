@@ -4,7 +4,7 @@
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Field, TimeUnit};
 use arrow::record_batch::RecordBatch;
-use riffle_common::{format_pinot_timestamp, ErrorCode};
+use riffle_common::{format_pinot_timestamp, ErrorKind};
 use riffle_segment::PINOT_TYPE_KEY;
 use serde_json::{json, Map, Number, Value};
 
@@ -48,8 +48,8 @@ pub struct BrokerResponse {
     pub rows: Vec<Vec<Value>>,
     /// Whether there is a result table.
     pub has_result: bool,
-    /// Errors as (Pinot code, message).
-    pub exceptions: Vec<(i32, String)>,
+    /// Errors as (kind, message); the kind gives the Pinot code and the HTTP status.
+    pub exceptions: Vec<(ErrorKind, String)>,
     /// Statistics.
     pub stats: QueryStats,
     /// Wall time.
@@ -64,23 +64,29 @@ pub struct BrokerResponse {
 
 impl BrokerResponse {
     /// A response holding one error.
-    pub fn error(code: ErrorCode, detail: &str) -> BrokerResponse {
+    pub fn error(kind: ErrorKind, detail: &str) -> BrokerResponse {
+        let name = kind.pinot_name();
         let message = if detail.is_empty() {
-            code.pinot_message().to_string()
-        } else if code.pinot_message().is_empty() {
+            name.to_string()
+        } else if name.is_empty() {
             detail.to_string()
         } else {
-            format!("{}: {detail}", code.pinot_message())
+            format!("{name}: {detail}")
         };
         BrokerResponse {
-            exceptions: vec![(code.pinot_code(), message)],
+            exceptions: vec![(kind, message)],
             ..Default::default()
         }
     }
 
-    /// The first exception's code, or -1 (the `X-Pinot-Error-Code` header).
+    /// The first exception's kind, if any.
+    pub fn error_kind(&self) -> Option<ErrorKind> {
+        self.exceptions.first().map(|e| e.0)
+    }
+
+    /// The first exception's Pinot code, or -1 (the `X-Pinot-Error-Code` header).
     pub fn error_code(&self) -> i32 {
-        self.exceptions.first().map_or(-1, |e| e.0)
+        self.error_kind().map_or(-1, |k| k.pinot_code())
     }
 
     /// The response JSON, keys in Pinot's order.
@@ -104,7 +110,7 @@ impl BrokerResponse {
             Value::Array(
                 self.exceptions
                     .iter()
-                    .map(|(c, msg)| json!({"errorCode": c, "message": msg}))
+                    .map(|(k, msg)| json!({"errorCode": k.pinot_code(), "message": msg}))
                     .collect(),
             ),
         );

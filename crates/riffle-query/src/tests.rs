@@ -58,7 +58,7 @@ fn engine() -> QueryEngine {
         let batch = b.finish().unwrap();
         seg.append(
             Some(batch),
-            part.len().to_string(),
+            riffle_common::StreamOffset::Long(part.len() as i64),
             part.len() as u64,
             Some(1_000 + p as i64),
             5,
@@ -68,7 +68,11 @@ fn engine() -> QueryEngine {
     }
     let reg = Arc::new(SegmentRegistry::new());
     reg.add_table(data);
-    QueryEngine::new(reg, "Broker_test".into())
+    QueryEngine::new(
+        reg,
+        "Broker_test".into(),
+        riffle_common::AsyncPool::new("query", 2).unwrap(),
+    )
 }
 
 async fn q(sql: &str) -> serde_json::Value {
@@ -165,7 +169,7 @@ async fn test_default_limit_and_types() {
     for _ in 0..25 {
         b.end_row();
     }
-    seg.append(Some(b.finish().unwrap()), "25".into(), 25, None, 1)
+    seg.append(Some(b.finish().unwrap()), 25.into(), 25, None, 1)
         .unwrap();
     data.put_segment(SegmentRef::Consuming(seg));
     let r = engine

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use arrow::compute::concat_batches;
 use arrow::record_batch::RecordBatch;
 use parking_lot::RwLock;
-use riffle_common::PartitionId;
+use riffle_common::{PartitionId, StreamOffset};
 
 use crate::columns::TableColumns;
 use crate::SegmentError;
@@ -32,7 +32,7 @@ pub struct ConsumingSnapshot {
     /// Total rows.
     pub num_rows: usize,
     /// The offset to read next: every message before it is in `batches` (or was skipped).
-    pub next_offset: String,
+    pub next_offset: StreamOffset,
     /// When rows were last indexed (epoch ms), 0 if never.
     pub last_indexed_ms: i64,
     /// Stream timestamp of the latest row, falling back to its index time (epoch ms); 0 if
@@ -54,7 +54,7 @@ pub struct ConsumingSegment {
     /// Sequence number.
     pub sequence: u32,
     /// The first offset of the segment (stored in the catalog).
-    pub start_offset: String,
+    pub start_offset: StreamOffset,
     /// Creation time (epoch ms).
     pub created_ms: i64,
     columns: Arc<TableColumns>,
@@ -67,7 +67,7 @@ impl ConsumingSegment {
         name: String,
         partition: PartitionId,
         sequence: u32,
-        start_offset: String,
+        start_offset: StreamOffset,
         created_ms: i64,
         columns: Arc<TableColumns>,
     ) -> ConsumingSegment {
@@ -106,7 +106,7 @@ impl ConsumingSegment {
     pub fn append(
         &self,
         batch: Option<RecordBatch>,
-        next_offset: String,
+        next_offset: StreamOffset,
         messages_read: u64,
         latest_event_ms: Option<i64>,
         now_ms: i64,
@@ -171,7 +171,7 @@ mod tests {
             "t__0__0__20240101T0000Z".into(),
             PartitionId(0),
             0,
-            "0".into(),
+            StreamOffset::Long(0),
             0,
             cols.clone(),
         );
@@ -180,12 +180,12 @@ mod tests {
             b.push_i32(0, i);
             b.end_row();
             let batch = b.finish().unwrap();
-            seg.append(Some(batch), (i + 1).to_string(), 1, None, 5)
+            seg.append(Some(batch), StreamOffset::Long(i as i64 + 1), 1, None, 5)
                 .unwrap();
         }
         let snap = seg.snapshot();
         assert_eq!(snap.num_rows, 1000);
-        assert_eq!(snap.next_offset, "1000");
+        assert_eq!(snap.next_offset, StreamOffset::Long(1000));
         assert!(
             snap.batches.len() < COMPACT_CHUNKS + 1,
             "{}",

@@ -24,7 +24,7 @@ pub mod consuming;
 pub mod registry;
 pub mod sealed;
 
-use riffle_common::{ClassifyError, ErrorCode};
+use riffle_common::{ClassifyError, ErrorKind};
 
 pub use builder::{BlockBuilder, Values};
 pub use columns::{Physical, TableColumns, PINOT_TYPE_KEY};
@@ -67,11 +67,12 @@ impl SegmentError {
 }
 
 impl ClassifyError for SegmentError {
-    fn code(&self) -> ErrorCode {
-        ErrorCode::Internal
-    }
-
-    fn is_retryable(&self) -> bool {
-        matches!(self, SegmentError::Io { .. })
+    fn error_kind(&self) -> ErrorKind {
+        match self {
+            // A disk that is full or refuses a write may be fixed: retried.
+            SegmentError::Io { .. } => ErrorKind::Io,
+            SegmentError::Corrupt { .. } => ErrorKind::Corrupt,
+            SegmentError::Internal(_) => ErrorKind::Internal,
+        }
     }
 }

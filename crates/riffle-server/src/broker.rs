@@ -11,15 +11,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use riffle_common::ErrorCode;
+use riffle_common::ErrorKind;
 use riffle_query::{parse_query_options, BrokerResponse, QueryRequest};
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::AppState;
+use crate::Services;
 
 /// The broker's routes.
-pub fn routes(state: Arc<AppState>) -> Router {
+pub fn routes(state: Arc<Services>) -> Router {
     Router::new()
         .route("/health", get(|| async { "OK" }))
         .route("/query/sql", get(query_get).post(query_post))
@@ -28,51 +28,33 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn respond(s: &AppState, headers: &HeaderMap, req: QueryRequest) -> Response {
+async fn respond(s: &Services, headers: &HeaderMap, req: QueryRequest) -> Response {
     let resp: BrokerResponse = s.query.execute(req).await;
-    let code = resp.error_code();
     let use_status = headers
         .get("Pinot-Use-Http-Status-For-Errors")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let status = if use_status && code != -1 {
-        pinot_code_status(code)
-    } else {
-        StatusCode::OK
+    let status = match resp.error_kind() {
+        Some(kind) if use_status => crate::error::status_of(kind),
+        _ => StatusCode::OK,
     };
     let mut r = (status, Json(resp.to_json())).into_response();
-    if let Ok(v) = HeaderValue::from_str(&code.to_string()) {
+    if let Ok(v) = HeaderValue::from_str(&resp.error_code().to_string()) {
         r.headers_mut().insert("X-Pinot-Error-Code", v);
     }
     r
 }
 
-fn pinot_code_status(code: i32) -> StatusCode {
-    let kind = match code {
-        100 => ErrorCode::JsonParsing,
-        150 => ErrorCode::SqlParsing,
-        190 => ErrorCode::TableDoesNotExist,
-        200 => ErrorCode::QueryExecution,
-        250 => ErrorCode::ExecutionTimeout,
-        700 => ErrorCode::QueryValidation,
-        710 => ErrorCode::UnknownColumn,
-        720 => ErrorCode::QueryPlanning,
-        305 => ErrorCode::SegmentsUnavailable,
-        _ => ErrorCode::Internal,
-    };
-    crate::error::status_of(kind)
-}
-
 /// `POST /query/sql` with `{"sql": ..., "queryOptions": "k=v;..."}`.
 pub async fn query_post(
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let v: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
-            return ApiError::new(ErrorCode::BadRequest, format!("invalid JSON body: {e}"))
+            return ApiError::new(ErrorKind::BadRequest, format!("invalid JSON body: {e}"))
                 .into_response()
         }
     };
@@ -98,7 +80,7 @@ pub async fn query_post(
 
 /// `GET /query/sql?sql=...`.
 pub async fn query_get(
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     headers: HeaderMap,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {

@@ -3,7 +3,7 @@
 use std::error::Error as StdError;
 
 use object_store::client::{HttpError, HttpErrorKind};
-use riffle_common::{ClassifyError, ErrorCode};
+use riffle_common::{ClassifyError, ErrorKind};
 
 /// Broad class of a deep-store failure, for retry decisions and the HTTP layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,7 +27,8 @@ pub enum StorageErrorKind {
 }
 
 /// A deep-store failure. The message is lower-case and names the URI involved; it never
-/// contains credentials.
+/// contains credentials. The cause is folded into the message, redacted, rather than kept
+/// as a source: an object store's error can carry a signed URL or a key.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct StorageError {
@@ -61,9 +62,10 @@ impl StorageError {
         self.kind
     }
 
-    /// Whether retrying the same operation may succeed.
+    /// Whether retrying the same operation may succeed (decided by the error's kind, as
+    /// every error's: [`ErrorKind::is_retryable`]).
     pub fn is_retryable(&self) -> bool {
-        self.kind == StorageErrorKind::Unavailable
+        ClassifyError::is_retryable(self)
     }
 
     /// A local I/O failure while doing `what` (e.g. "read /tmp/x"). Always
@@ -89,23 +91,19 @@ impl StorageError {
 }
 
 impl ClassifyError for StorageError {
-    fn code(&self) -> ErrorCode {
+    fn error_kind(&self) -> ErrorKind {
         match self.kind {
             StorageErrorKind::InvalidConfig | StorageErrorKind::InvalidInput => {
-                ErrorCode::BadRequest
+                ErrorKind::BadRequest
             }
-            StorageErrorKind::NotFound => ErrorCode::NotFound,
-            StorageErrorKind::Unavailable => ErrorCode::Unavailable,
+            StorageErrorKind::NotFound => ErrorKind::NotFound,
+            StorageErrorKind::Unavailable => ErrorKind::Unavailable,
             // The deep store's credentials are the server's config, not the request's: a
-            // refusal is the server's fault.
-            StorageErrorKind::Unauthorized | StorageErrorKind::Io | StorageErrorKind::Internal => {
-                ErrorCode::Internal
-            }
+            // refusal is the server's fault (500), and a person must fix it.
+            StorageErrorKind::Unauthorized => ErrorKind::Unauthorized,
+            StorageErrorKind::Io => ErrorKind::Io,
+            StorageErrorKind::Internal => ErrorKind::Internal,
         }
-    }
-
-    fn is_retryable(&self) -> bool {
-        StorageError::is_retryable(self)
     }
 }
 
@@ -276,6 +274,6 @@ mod tests {
         assert_eq!(classify(&bad), StorageErrorKind::Internal);
         let e = StorageError::store("download x", &busy, &[]);
         assert!(e.is_retryable());
-        assert_eq!(e.code(), ErrorCode::Unavailable);
+        assert_eq!(e.error_kind(), ErrorKind::Unavailable);
     }
 }

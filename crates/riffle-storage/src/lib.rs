@@ -65,6 +65,7 @@ mod config;
 mod error;
 mod retry;
 mod store;
+#[cfg(feature = "testsuite")]
 pub mod testing;
 
 pub use error::{StorageError, StorageErrorKind};

@@ -365,21 +365,24 @@ impl DeepStore {
         Ok(out)
     }
 
-    /// Deletes every object under `<base>/<table>/` whose URI is not in `keep` (segments
-    /// uploaded but never committed, segments of a deleted table) and returns the URIs
-    /// deleted. Stops at the first failure.
+    /// Deletes every object under `<base>/<table>/` that is not `<base>/<table>/<name>` for a
+    /// segment name in `keep` (segments uploaded but never committed, segments of a deleted
+    /// table) and returns the URIs deleted. Objects are matched by their key, not by the
+    /// URI recorded at upload, so a store whose base moved (a relocated data directory, a
+    /// copied bucket) keeps its committed segments. Stops at the first failure.
     pub async fn remove_unreferenced(
         &self,
         table: &str,
         keep: &HashSet<String>,
     ) -> Result<Vec<String>, StorageError> {
-        let keep: HashSet<String> = keep.iter().map(|u| normalize_file_uri(u)).collect();
         let mut deleted = Vec::new();
         for (uri, _) in self.list(table).await? {
-            if keep.contains(&uri) {
+            let key = self.key_of_uri(&uri)?;
+            let parts: Vec<_> = key.parts().collect();
+            let kept = parts.len() == 2 && keep.contains(parts[1].as_ref());
+            if kept {
                 continue;
             }
-            let key = self.key_of_uri(&uri)?;
             self.delete_key(&key).await?;
             deleted.push(uri);
         }

@@ -34,85 +34,22 @@
 //! 8. **Errors** carry a [`StreamErrorKind`]; transient ones are retried by the loop with
 //!    backoff, others stop the partition with a visible error.
 
+#[cfg(feature = "testsuite")]
 pub mod conformance;
 pub mod file;
 pub mod memory;
 pub mod stream_level;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use riffle_common::{ClassifyError, ErrorCode, PartitionId};
+pub use riffle_common::StreamOffset;
+use riffle_common::{BoxError, ClassifyError, ErrorKind, PartitionId};
 pub use riffle_config::{OffsetCriteria, StreamConfig};
-
-/// A position in a partition. Kafka and the file stream use integers; other streams (Kinesis
-/// sequence numbers, Pulsar message ids) use text. Integers compare numerically; text made
-/// only of decimal digits (big sequence numbers) compares numerically too, by length then
-/// digits; other text compares lexicographically. A partition uses one kind of offset.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum StreamOffset {
-    /// An integer offset.
-    Long(i64),
-    /// A textual offset.
-    Text(Arc<str>),
-}
-
-impl StreamOffset {
-    /// Parses the stored string form: a decimal integer becomes `Long`, anything else `Text`.
-    pub fn parse(s: &str) -> StreamOffset {
-        match s.parse::<i64>() {
-            Ok(n) => StreamOffset::Long(n),
-            Err(_) => StreamOffset::Text(Arc::from(s)),
-        }
-    }
-
-    /// The integer value, if this is an integer offset.
-    pub fn as_i64(&self) -> Option<i64> {
-        match self {
-            StreamOffset::Long(n) => Some(*n),
-            StreamOffset::Text(_) => None,
-        }
-    }
-}
-
-impl fmt::Display for StreamOffset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StreamOffset::Long(n) => write!(f, "{n}"),
-            StreamOffset::Text(s) => f.write_str(s),
-        }
-    }
-}
-
-impl PartialOrd for StreamOffset {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for StreamOffset {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        match (self, other) {
-            (StreamOffset::Long(a), StreamOffset::Long(b)) => a.cmp(b),
-            (StreamOffset::Text(a), StreamOffset::Text(b)) => {
-                let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
-                if digits(a) && digits(b) {
-                    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
-                    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
-                } else {
-                    a.cmp(b)
-                }
-            }
-            (StreamOffset::Long(_), StreamOffset::Text(_)) => std::cmp::Ordering::Less,
-            (StreamOffset::Text(_), StreamOffset::Long(_)) => std::cmp::Ordering::Greater,
-        }
-    }
-}
 
 /// One message of a partition.
 #[derive(Clone, Debug, PartialEq)]
@@ -200,6 +137,9 @@ pub struct StreamError {
     pub kind: StreamErrorKind,
     /// What happened, lower-case, naming the topic / partition / key involved.
     pub message: String,
+    /// The underlying failure, if any (a client library's error).
+    #[source]
+    pub source: Option<BoxError>,
 }
 
 impl StreamError {
@@ -208,7 +148,14 @@ impl StreamError {
         StreamError {
             kind,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// The same error with its cause kept as its source.
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> StreamError {
+        self.source = Some(source.into());
+        self
     }
 
     /// An invalid-config error.
@@ -216,30 +163,24 @@ impl StreamError {
         StreamError::new(StreamErrorKind::InvalidConfig, message)
     }
 
-    /// Whether the ingestion loop should retry.
+    /// Whether the ingestion loop should retry (decided by the error's kind, as every
+    /// error's: [`ErrorKind::is_retryable`]).
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self.kind,
-            StreamErrorKind::Transient | StreamErrorKind::Timeout
-        )
+        ClassifyError::is_retryable(self)
     }
 }
 
 impl ClassifyError for StreamError {
-    fn code(&self) -> ErrorCode {
+    fn error_kind(&self) -> ErrorKind {
         match self.kind {
             // Wrong credentials or certificates are in the table's config: the user fixes them.
             StreamErrorKind::InvalidConfig
             | StreamErrorKind::Unsupported
-            | StreamErrorKind::Unauthorized => ErrorCode::BadRequest,
-            StreamErrorKind::NotFound => ErrorCode::NotFound,
-            StreamErrorKind::Transient | StreamErrorKind::Timeout => ErrorCode::Unavailable,
-            StreamErrorKind::OffsetOutOfRange | StreamErrorKind::Fatal => ErrorCode::Internal,
+            | StreamErrorKind::Unauthorized => ErrorKind::BadRequest,
+            StreamErrorKind::NotFound => ErrorKind::NotFound,
+            StreamErrorKind::Transient | StreamErrorKind::Timeout => ErrorKind::Unavailable,
+            StreamErrorKind::OffsetOutOfRange | StreamErrorKind::Fatal => ErrorKind::Internal,
         }
-    }
-
-    fn is_retryable(&self) -> bool {
-        StreamError::is_retryable(self)
     }
 }
 

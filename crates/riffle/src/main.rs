@@ -1,8 +1,8 @@
 //! The `riffle` command: `serve`, `quickstart`, `bench`, and Pinot-style admin commands
-//! (`AddTable`, `AddSchema`, `PostQuery`).
+//! (`AddTable`, `AddSchema`, `PostQuery`). Every command that runs a node builds it through
+//! the one composition root, [`riffle_node::Node::open`].
 
 mod admin;
-mod bench;
 mod quickstart;
 
 use std::net::{IpAddr, SocketAddr};
@@ -10,8 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use riffle_server::{Server, ServerConfig};
-use riffle_stream::StreamRegistry;
+use riffle_node::{Node, NodeConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -61,9 +60,9 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// The server config these flags describe.
-    pub fn config(&self) -> anyhow::Result<ServerConfig> {
-        let mut c = ServerConfig::new(self.data_dir.clone());
+    /// The node config these flags describe.
+    pub fn config(&self) -> anyhow::Result<NodeConfig> {
+        let mut c = NodeConfig::new(self.data_dir.clone());
         c.controller_addr = SocketAddr::new(self.host, self.controller_port);
         c.broker_addr = SocketAddr::new(self.host, self.broker_port);
         c.deep_store_uri = self.deep_store_uri.clone();
@@ -92,14 +91,7 @@ enum Command {
     /// Start a server on a fresh data directory with a live `events` table fed by a generator.
     Quickstart(quickstart::QuickstartArgs),
     /// Measure ingestion speed and freshness.
-    Bench(bench::BenchArgs),
-}
-
-/// The stream plugins of this build.
-pub fn stream_registry() -> StreamRegistry {
-    let mut r = StreamRegistry::with_builtins();
-    r.register(std::sync::Arc::new(riffle_kafka::KafkaPlugin));
-    r
+    Bench(riffle_bench::cli::BenchArgs),
 }
 
 fn init_logging() {
@@ -112,10 +104,7 @@ fn init_logging() {
 }
 
 fn main() -> std::process::ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match riffle_common::runtime::main_runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -146,22 +135,22 @@ async fn run() -> Result<()> {
     match cli.command {
         Command::Serve(a) => {
             init_logging();
-            let server = Server::start(a.config()?, stream_registry()).await?;
+            let node = Node::open(a.config()?, riffle_node::default_streams()).await?;
             println!(
                 "riffle is serving: controller http://{} , broker http://{} , data in {}",
-                server.controller_addr,
-                server.broker_addr,
+                node.controller_addr,
+                node.broker_addr,
                 a.data_dir.display()
             );
             tokio::signal::ctrl_c().await?;
             eprintln!("shutting down");
-            server.shutdown().await;
+            node.shutdown().await;
             Ok(())
         }
         Command::Quickstart(a) => {
             init_logging();
             quickstart::run(a).await
         }
-        Command::Bench(a) => bench::run(a).await,
+        Command::Bench(a) => riffle_bench::cli::run(a).await,
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use rand::Rng;
-use riffle_server::Server;
+use riffle_node::Node;
 use serde_json::{json, Value};
 
 use crate::ServeArgs;
@@ -88,7 +88,7 @@ pub async fn run(a: QuickstartArgs) -> Result<()> {
         retention_interval_secs: 600,
         max_consuming_bytes: 1 << 30,
     };
-    let server = Server::start(serve.config()?, crate::stream_registry()).await?;
+    let server = Node::open(serve.config()?, riffle_node::default_streams()).await?;
     let controller = format!("http://{}", server.controller_addr);
     let broker = format!("http://{}", server.broker_addr);
 

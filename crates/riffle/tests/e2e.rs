@@ -39,7 +39,7 @@ fn expected_averages() -> BTreeMap<String, f64> {
     sums.into_iter().map(|(k, (s, n))| (k, s / n)).collect()
 }
 
-async fn check_averages(server: &riffle_server::Server) {
+async fn check_averages(server: &riffle_node::Node) {
     let v = sql(
         server,
         "SELECT subject, AVG(score) FROM transcript GROUP BY subject ORDER BY subject LIMIT 100",
@@ -580,12 +580,15 @@ async fn update_schema_and_table_and_cli_help() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
+    let name = riffle_common::TableNameWithType::parse("transcript_REALTIME").unwrap();
     let stored = server
-        .state
-        .catalog
-        .table("transcript_REALTIME")
+        .tables()
+        .table(&name)
+        .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .to_json()
+        .to_string();
     assert!(
         stored.contains("hunter2") && stored.contains("\"2h\""),
         "{stored}"

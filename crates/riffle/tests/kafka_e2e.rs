@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use riffle_kafka::testing::{produce, Tansu, TestRecord};
-use riffle_server::Server;
+use riffle_node::Node as Server;
 use serde_json::{json, Value};
 
 fn tansu() -> Tansu {

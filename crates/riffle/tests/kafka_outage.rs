@@ -36,7 +36,7 @@ use common::*;
 use riffle_kafka::testing::rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use riffle_kafka::testing::rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use riffle_kafka::testing::{S3Server, Tansu};
-use riffle_server::Server;
+use riffle_node::Node as Server;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 

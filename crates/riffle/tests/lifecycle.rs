@@ -72,8 +72,8 @@ async fn serve_table(
     partitions: u32,
     stream: Value,
     extra: Value,
-    tweak: impl FnOnce(&mut riffle_server::ServerConfig),
-) -> (tempfile::TempDir, riffle_server::Server) {
+    tweak: impl FnOnce(&mut riffle_node::NodeConfig),
+) -> (tempfile::TempDir, riffle_node::Node) {
     let dir = tempfile::tempdir().unwrap();
     MemoryBroker::global()
         .create_topic(table, partitions)
@@ -83,7 +83,7 @@ async fn serve_table(
     (dir, server)
 }
 
-async fn create(server: &riffle_server::Server, name: &str, stream: Value, extra: Value) {
+async fn create(server: &riffle_node::Node, name: &str, stream: Value, extra: Value) {
     let mut cfg = json!({
         "streamType": "memory",
         "stream.memory.topic.name": name,
@@ -126,7 +126,7 @@ fn produce(topic: &str, partitions: u32, ids: std::ops::Range<u64>) {
 }
 
 /// Catalog metadata of every segment of a table, by name.
-async fn segments(server: &riffle_server::Server, table: &str) -> BTreeMap<String, Value> {
+async fn segments(server: &riffle_node::Node, table: &str) -> BTreeMap<String, Value> {
     segment_metas(&format!("http://{}", server.controller_addr), table)
         .await
         .into_iter()
@@ -138,7 +138,7 @@ fn done(segs: &BTreeMap<String, Value>) -> Vec<&Value> {
     segs.values().filter(|m| m["status"] == "DONE").collect()
 }
 
-async fn wait_done(server: &riffle_server::Server, table: &str, n: usize) {
+async fn wait_done(server: &riffle_node::Node, table: &str, n: usize) {
     let start = Instant::now();
     loop {
         let segs = segments(server, table).await;
@@ -161,7 +161,7 @@ fn check_chains(segs: &BTreeMap<String, Value>) {
     common::check_chains(segs.values(), true);
 }
 
-async fn sum_and_distinct(server: &riffle_server::Server, table: &str) -> (f64, i64, i64) {
+async fn sum_and_distinct(server: &riffle_node::Node, table: &str) -> (f64, i64, i64) {
     let v = sql(
         server,
         &format!("SELECT SUM(amount), COUNT(DISTINCT id), COUNT(*) FROM {table}"),
@@ -300,7 +300,7 @@ async fn segments_seal_commit_swap_and_restart_exactly_once() {
     server.shutdown().await;
 }
 
-async fn pause_flag(server: &riffle_server::Server, table: &str) -> Value {
+async fn pause_flag(server: &riffle_node::Node, table: &str) -> Value {
     let (s, v) = get(&format!(
         "http://{}/tables/{table}/pauseStatus",
         server.controller_addr
@@ -310,7 +310,7 @@ async fn pause_flag(server: &riffle_server::Server, table: &str) -> Value {
     v
 }
 
-async fn control(server: &riffle_server::Server, path: &str) -> Value {
+async fn control(server: &riffle_node::Node, path: &str) -> Value {
     let (s, v) = post(
         &format!("http://{}/tables/{path}", server.controller_addr),
         &json!({}),
@@ -321,7 +321,7 @@ async fn control(server: &riffle_server::Server, path: &str) -> Value {
 }
 
 /// Waits and checks that the count stays at `n` (nothing is consumed while paused).
-async fn stays(server: &riffle_server::Server, table: &str, n: i64) {
+async fn stays(server: &riffle_node::Node, table: &str, n: i64) {
     for _ in 0..10 {
         assert_eq!(count(server, table).await, n);
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -453,7 +453,7 @@ async fn retention_deletes_old_segments_only() {
     }
     wait_count(&server, table, 1600, Duration::from_secs(30)).await;
     wait_done(&server, table, 3).await;
-    let deleted = server.state.ingest.enforce_retention().await;
+    let deleted = server.tables().enforce_retention().await;
     assert_eq!(deleted.len(), 2, "{deleted:?}");
     assert_eq!(count(&server, table).await, 600);
     let segs = segments(&server, table).await;

@@ -38,10 +38,10 @@ use std::sync::Arc;
 
 use arrow::datatypes::FieldRef;
 use arrow::record_batch::RecordBatch;
-use riffle_config::TableConfig;
+pub use riffle_config::LoadMode;
+use riffle_config::{IndexConfig, TableConfig};
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::columns::TableColumns;
 use crate::SegmentError;
@@ -69,139 +69,22 @@ pub struct SealOptions {
 }
 
 impl SealOptions {
-    /// The options a table config asks for: `tableIndexConfig` lists and maps,
-    /// `fieldConfigList` (`encodingType`, legacy `indexType`, `indexTypes` and the
-    /// new-style `indexes` object, where an index whose config says `"disabled": true` is
-    /// not built, and `indexes.dictionary.disabled` means raw), `segmentsConfig.timeColumnName`.
-    /// Without `sortedColumn`, the first field config with a `SORTED` index type names the
-    /// sorted column. Index types Riffle does not build are ignored here (config validation
-    /// reports what Pinot would reject).
-    pub fn from_table(cfg: &TableConfig) -> SealOptions {
-        let ic = &cfg.table_index_config;
-        let list = |v: &Option<Vec<String>>| -> BTreeSet<String> {
-            v.iter()
-                .flatten()
-                .filter(|c| !c.trim().is_empty())
-                .cloned()
-                .collect()
-        };
-        let keys = |v: Option<&Value>| -> Vec<String> {
-            v.and_then(Value::as_object)
-                .map(|m| m.keys().cloned().collect())
-                .unwrap_or_default()
-        };
-        let mut o = SealOptions {
-            sorted_column: ic
-                .sorted_column
-                .as_ref()
-                .and_then(|v| v.first())
-                .filter(|c| !c.trim().is_empty())
-                .cloned(),
-            no_dictionary: list(&ic.no_dictionary_columns),
-            inverted: list(&ic.inverted_index_columns),
-            range: list(&ic.range_index_columns),
-            bloom: list(&ic.bloom_filter_columns),
-            time_column: cfg
-                .segments_config
-                .time_column_name
-                .clone()
-                .filter(|c| !c.trim().is_empty()),
-        };
-        o.no_dictionary
-            .extend(keys(ic.extra.get("noDictionaryConfig")));
-        o.bloom.extend(keys(ic.extra.get("bloomFilterConfigs")));
-        let mut sorted_from_field_config = None;
-        for fc in cfg
-            .extra
-            .get("fieldConfigList")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let Some(name) = fc.get("name").and_then(Value::as_str) else {
-                continue;
-            };
-            let name = name.to_string();
-            if fc
-                .get("encodingType")
-                .and_then(Value::as_str)
-                .is_some_and(|e| e.eq_ignore_ascii_case("RAW"))
-            {
-                o.no_dictionary.insert(name.clone());
-            }
-            let mut types: Vec<String> = Vec::new();
-            if let Some(t) = fc.get("indexType").and_then(Value::as_str) {
-                types.push(t.to_ascii_uppercase());
-            }
-            for t in fc
-                .get("indexTypes")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
-                types.push(t.to_ascii_uppercase());
-            }
-            if let Some(m) = fc.get("indexes").and_then(Value::as_object) {
-                for (k, v) in m {
-                    let disabled = v.get("disabled").and_then(Value::as_bool).unwrap_or(false);
-                    match (k.to_ascii_lowercase().as_str(), disabled) {
-                        ("dictionary", true) => {
-                            o.no_dictionary.insert(name.clone());
-                        }
-                        (_, true) => {}
-                        ("inverted", false) => types.push("INVERTED".into()),
-                        ("range", false) => types.push("RANGE".into()),
-                        ("bloom" | "bloomfilter" | "bloom_filter", false) => {
-                            types.push("BLOOM_FILTER".into())
-                        }
-                        ("sorted", false) => types.push("SORTED".into()),
-                        _ => {}
-                    }
-                }
-            }
-            for t in types {
-                match t.as_str() {
-                    "INVERTED" => {
-                        o.inverted.insert(name.clone());
-                    }
-                    "RANGE" => {
-                        o.range.insert(name.clone());
-                    }
-                    "BLOOM_FILTER" | "BLOOM" | "BLOOMFILTER" => {
-                        o.bloom.insert(name.clone());
-                    }
-                    "SORTED" => {
-                        sorted_from_field_config.get_or_insert(name.clone());
-                    }
-                    _ => {}
-                }
-            }
+    /// The options of a table: its index settings (already merged from `tableIndexConfig`
+    /// and `fieldConfigList` by the config crate) and its time column.
+    pub fn new(indexes: &IndexConfig, time_column: Option<&str>) -> SealOptions {
+        SealOptions {
+            sorted_column: indexes.sorted_column.clone(),
+            no_dictionary: indexes.no_dictionary.clone(),
+            inverted: indexes.inverted.clone(),
+            range: indexes.range.clone(),
+            bloom: indexes.bloom.clone(),
+            time_column: time_column.map(str::to_string),
         }
-        if o.sorted_column.is_none() {
-            o.sorted_column = sorted_from_field_config;
-        }
-        o
     }
-}
 
-/// `tableIndexConfig.loadMode`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum LoadMode {
-    /// Memory-mapped (Pinot's default for realtime tables).
-    #[default]
-    Mmap,
-    /// Read into memory.
-    Heap,
-}
-
-impl LoadMode {
-    /// From the config string (case-insensitive); anything else is MMAP.
-    pub fn parse(s: Option<&str>) -> LoadMode {
-        match s {
-            Some(v) if v.eq_ignore_ascii_case("heap") => LoadMode::Heap,
-            _ => LoadMode::Mmap,
-        }
+    /// The options a table config asks for.
+    pub fn from_table(cfg: &TableConfig) -> SealOptions {
+        SealOptions::new(cfg.indexes(), cfg.time_column())
     }
 }
 

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use riffle_server::{Server, ServerConfig};
+use riffle_node::{Node as Server, NodeConfig as ServerConfig};
 use serde_json::{json, Value};
 
 /// The repository root.
@@ -32,7 +32,7 @@ pub async fn start_configured(
     if kafka {
         registry.register(std::sync::Arc::new(riffle_kafka::KafkaPlugin));
     }
-    Server::start(c, registry).await.expect("server starts")
+    Server::open(c, registry).await.expect("server starts")
 }
 
 /// Starts a server on `data_dir` with free loopback ports.

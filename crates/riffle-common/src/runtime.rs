@@ -1,0 +1,274 @@
+//! The node's thread pools, decided here and nowhere else.
+//!
+//! - **query**: a tokio runtime of its own for SQL execution, so that a query computing
+//!   without yielding can hold up neither the HTTP handlers nor the ingestion loops.
+//! - **cpu**: decoding fetched batches and sealing segments (CPU-bound, milliseconds to
+//!   seconds per job).
+//! - **io**: blocking catalog transactions (redb fsyncs on commit).
+//! - **main** ([`main_runtime`]): the process's async runtime (HTTP, partition loops, the
+//!   controller), which only waits: it never runs a job of the pools above.
+//!
+//! Each pool has a fixed number of threads ([`RuntimeConfig`]), named `riffle-<pool>-<n>`.
+//! Async code hands the engine's blocking work (decoding, sealing, catalog transactions) to
+//! a pool with [`Pool::run`] and awaits the answer without blocking its own thread. The
+//! short blocking calls of the storage crate and the stream plugins, which know nothing of
+//! the node (a local file copy, a librdkafka metadata call), use the blocking threads of
+//! the runtime they run on, which are bounded too ([`MAX_BLOCKING_THREADS`]). Nothing else
+//! builds a runtime.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{ClassifyError, ErrorKind};
+
+/// The most blocking threads a runtime of the node starts (tokio's default is 512).
+pub const MAX_BLOCKING_THREADS: usize = 64;
+
+/// How many threads each pool has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// Query execution threads (default: the machine's cores).
+    pub query_threads: usize,
+    /// Decode and seal threads (default: twice the cores, at least 4: a seal that takes
+    /// seconds must not take a partition's decode thread).
+    pub cpu_threads: usize,
+    /// Catalog threads (default 4).
+    pub io_threads: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> RuntimeConfig {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        RuntimeConfig {
+            query_threads: cores.max(1),
+            cpu_threads: (2 * cores).max(4),
+            io_threads: 4,
+        }
+    }
+}
+
+/// Work handed to a pool did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// The job panicked (a bug); the pool's thread survives.
+    #[error("{pool} job panicked: {message}")]
+    Panicked {
+        /// The pool.
+        pool: &'static str,
+        /// The panic message.
+        message: String,
+    },
+    /// The pool is shut down.
+    #[error("the {0} pool is shut down")]
+    Closed(&'static str),
+}
+
+impl ClassifyError for PoolError {
+    fn error_kind(&self) -> ErrorKind {
+        ErrorKind::Internal
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// A fixed set of named threads running blocking jobs in the order they arrive.
+#[derive(Clone)]
+pub struct Pool {
+    name: &'static str,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pool({})", self.name)
+    }
+}
+
+impl Pool {
+    /// Starts `threads` threads (at least one). They end when the last handle is dropped.
+    pub fn new(name: &'static str, threads: usize) -> std::io::Result<Pool> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("riffle-{name}-{i}"))
+                .spawn(move || loop {
+                    // The lock is held only while waiting for the next job, not while it runs.
+                    let next = {
+                        let Ok(guard) = rx.lock() else { return };
+                        guard.recv()
+                    };
+                    match next {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                })?;
+        }
+        Ok(Pool { name, jobs: tx })
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Runs `f` on one of the pool's threads and waits for its result without blocking the
+    /// caller's thread. A panic in `f` is caught and returned as an error.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, PoolError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let name = self.name;
+        let job: Job = Box::new(move || {
+            let out = std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
+                let message = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                PoolError::Panicked {
+                    pool: name,
+                    message,
+                }
+            });
+            let _ = tx.send(out);
+        });
+        self.jobs.send(job).map_err(|_| PoolError::Closed(name))?;
+        rx.await.map_err(|_| PoolError::Closed(name))?
+    }
+}
+
+/// A tokio runtime of its own (for query execution), shut down without blocking when the
+/// last handle goes, even from inside another runtime.
+#[derive(Clone)]
+pub struct AsyncPool {
+    name: &'static str,
+    inner: Arc<RuntimeOwner>,
+}
+
+struct RuntimeOwner(Option<tokio::runtime::Runtime>);
+
+impl Drop for RuntimeOwner {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl std::fmt::Debug for AsyncPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AsyncPool({})", self.name)
+    }
+}
+
+impl AsyncPool {
+    /// A multi-threaded runtime with `threads` workers named `riffle-<name>`.
+    pub fn new(name: &'static str, threads: usize) -> std::io::Result<AsyncPool> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .max_blocking_threads(MAX_BLOCKING_THREADS)
+            .thread_name(format!("riffle-{name}"))
+            .enable_all()
+            .build()?;
+        Ok(AsyncPool {
+            name,
+            inner: Arc::new(RuntimeOwner(Some(rt))),
+        })
+    }
+
+    /// Spawns a future on the pool's threads.
+    pub fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.inner.0 {
+            Some(rt) => rt.spawn(f),
+            None => tokio::spawn(f),
+        }
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+/// The runtime the process's async code (HTTP, loops, the controller) runs on.
+pub fn main_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .thread_name("riffle-main")
+        .enable_all()
+        .build()
+}
+
+/// The node's pools.
+#[derive(Clone, Debug)]
+pub struct Runtimes {
+    /// SQL execution.
+    pub query: AsyncPool,
+    /// Decoding and sealing.
+    pub cpu: Pool,
+    /// Catalog transactions.
+    pub io: Pool,
+}
+
+impl Runtimes {
+    /// Starts every pool.
+    pub fn new(config: &RuntimeConfig) -> std::io::Result<Runtimes> {
+        Ok(Runtimes {
+            query: AsyncPool::new("query", config.query_threads)?,
+            cpu: Pool::new("cpu", config.cpu_threads)?,
+            io: Pool::new("io", config.io_threads)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn test_pool_runs_jobs_on_its_named_threads_and_survives_panics() {
+        let pool = Pool::new("t", 2).unwrap();
+        let name = pool
+            .run(|| std::thread::current().name().map(str::to_string))
+            .await
+            .unwrap();
+        assert!(name.is_some_and(|n| n.starts_with("riffle-t-")));
+        let e = pool.run(|| -> u32 { panic!("boom") }).await.unwrap_err();
+        assert!(e.to_string().contains("boom"), "{e}");
+        assert_eq!(pool.run(|| 7).await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn test_pool_bounds_concurrency() {
+        let pool = Pool::new("b", 2).unwrap();
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut jobs = Vec::new();
+        for _ in 0..8 {
+            let (r, p, pool) = (running.clone(), peak.clone(), pool.clone());
+            jobs.push(tokio::spawn(async move {
+                pool.run(move || {
+                    use std::sync::atomic::Ordering::SeqCst;
+                    let now = r.fetch_add(1, SeqCst) + 1;
+                    p.fetch_max(now, SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    r.fetch_sub(1, SeqCst);
+                })
+                .await
+            }));
+        }
+        for j in jobs {
+            j.await.unwrap().unwrap();
+        }
+        assert_eq!(peak.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+}

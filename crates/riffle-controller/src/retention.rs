@@ -1,0 +1,95 @@
+//! Segments: listing, deletion, and retention (committed segments whose newest row is older
+//! than the table's `retentionTimeUnit` / `retentionTimeValue` are deleted).
+
+use riffle_catalog::{SegmentMeta, SegmentStatus};
+use riffle_common::{now_ms, TableNameWithType};
+use tracing::{info, warn};
+
+use crate::error::ControllerError;
+use crate::tables::TableManager;
+
+type Result<T> = std::result::Result<T, ControllerError>;
+
+impl TableManager {
+    /// The segments of a table, sorted by name.
+    pub async fn segments(&self, name: &TableNameWithType) -> Result<Vec<SegmentMeta>> {
+        let n = name.clone();
+        self.ctx.store.run(move |c| c.segments(&n)).await
+    }
+
+    /// Deletes a committed segment: catalog first (queries and restarts stop seeing it),
+    /// then this server's copy and the deep store's.
+    pub async fn delete_segment(
+        &self,
+        name: &TableNameWithType,
+        segment: &str,
+    ) -> Result<SegmentMeta> {
+        let (n, s) = (name.clone(), segment.to_string());
+        let meta = self
+            .ctx
+            .store
+            .run(move |c| c.delete_segment(&n, &s))
+            .await?;
+        self.ctx.server.drop_segment(name, segment);
+        if let Some(uri) = &meta.download_url {
+            if let Err(e) = self.ctx.deep_store.delete(uri).await {
+                warn!(table = %name, segment, error = %e,
+                      "cannot delete the deep-store copy; it is removed at the next start");
+            }
+        }
+        info!(table = %name, segment, "segment deleted");
+        Ok(meta)
+    }
+
+    /// Deletes, for every table, the committed segments past the table's retention.
+    /// Segments without a time range are kept (Pinot does the same). Returns the segments
+    /// deleted.
+    pub async fn enforce_retention(&self) -> Vec<String> {
+        let mut deleted = Vec::new();
+        let names = match self.table_names().await {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "retention: cannot list tables");
+                return deleted;
+            }
+        };
+        let now = now_ms();
+        for name in names {
+            let Ok(Some(cfg)) = self.table(&name).await else {
+                continue;
+            };
+            let Some(retention) = cfg.retention() else {
+                continue;
+            };
+            let Ok(segments) = self.segments(&name).await else {
+                continue;
+            };
+            for m in segments {
+                if m.status != SegmentStatus::Done {
+                    continue;
+                }
+                let Some(end) = m.end_time_ms else { continue };
+                if end >= now - retention.ms {
+                    continue;
+                }
+                match self.delete_segment(&name, &m.segment_name).await {
+                    Ok(_) => {
+                        info!(table = %name, segment = %m.segment_name, "segment past retention deleted");
+                        deleted.push(m.segment_name);
+                    }
+                    Err(e) => warn!(table = %name, segment = %m.segment_name, error = %e,
+                                    "retention: cannot delete segment"),
+                }
+            }
+        }
+        deleted
+    }
+
+    /// Committed segments of a table that this server could not load, with why.
+    pub fn load_errors(
+        &self,
+        name: &TableNameWithType,
+    ) -> std::collections::BTreeMap<String, String> {
+        self.ctx.server.load_errors(name)
+    }
+}

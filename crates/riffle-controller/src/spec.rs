@@ -1,0 +1,88 @@
+//! From a parsed table config and its schema to a [`TableSpec`] the server role can run:
+//! each stream's plugin found and asked to check its own keys, each stream's decoder
+//! checked, the columns and seal options derived. Done once per table start.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use riffle_common::{ErrorKind, PartitionId};
+use riffle_config::{FlushConfig, Schema, TableConfig};
+use riffle_ingest::{StreamSpec, TableSpec};
+use riffle_segment::{SealOptions, TableColumns};
+use riffle_stream::{MetadataProvider, StreamContext, StreamError, StreamRegistry};
+
+use crate::error::ControllerError;
+
+/// Resolves a table's streams and derives what its segments need. Returns the spec and
+/// warnings about stream keys that are accepted but not honoured.
+pub fn resolve(
+    config: Arc<TableConfig>,
+    schema: Arc<Schema>,
+    registry: &StreamRegistry,
+    ctx: &StreamContext,
+) -> Result<(TableSpec, Vec<String>), ControllerError> {
+    let columns = TableColumns::new(schema.columns().map_err(|e| ControllerError::wrap("", e))?);
+    let mut warnings = Vec::new();
+    let mut streams = Vec::new();
+    for (i, sc) in config.streams().iter().enumerate() {
+        let plugin = registry.plugin_for(sc)?;
+        warnings.extend(plugin.validate(sc, ctx)?);
+        riffle_decode::decoder_for(sc, &columns).map_err(|e| {
+            ControllerError::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "stream {i}: stream.{}.decoder.class.name: {e}",
+                    sc.stream_type
+                ),
+            )
+        })?;
+        streams.push(StreamSpec {
+            index: i as u32,
+            config: sc.clone(),
+            plugin,
+        });
+    }
+    let flush = config
+        .streams()
+        .first()
+        .map(|s| s.flush.clone())
+        .unwrap_or_else(default_flush);
+    let spec = TableSpec {
+        seal: SealOptions::from_table(&config),
+        load_mode: config.indexes().load_mode,
+        flush,
+        columns,
+        streams,
+        config,
+        schema,
+    };
+    Ok((spec, warnings))
+}
+
+/// The flush settings of a table without streams (never used to end a segment).
+fn default_flush() -> FlushConfig {
+    FlushConfig {
+        rows: None,
+        segment_rows: None,
+        time_ms: FlushConfig::DEFAULT_TIME_MS,
+        segment_size_bytes: None,
+        autotune_initial_rows: FlushConfig::DEFAULT_AUTOTUNE_INITIAL_ROWS,
+        variance_fraction: 0.0,
+    }
+}
+
+/// A stream's metadata provider, its partitions now, and the timeout for further calls.
+pub(crate) type Partitions = (Box<dyn MetadataProvider>, Vec<PartitionId>, Duration);
+
+/// Asks a stream for its partitions, each call bounded by the stream's connection timeout,
+/// at most `cap`.
+pub(crate) async fn stream_partitions(
+    stream: &StreamSpec,
+    ctx: &StreamContext,
+    cap: Duration,
+) -> Result<Partitions, StreamError> {
+    let timeout = Duration::from_millis(stream.config.connection_timeout_ms.max(1)).min(cap);
+    let mut md = stream.plugin.metadata_provider(&stream.config, ctx).await?;
+    let ids = md.partition_ids(timeout).await?;
+    Ok((md, ids, timeout))
+}

@@ -1,0 +1,365 @@
+//! [`TableManager`]: the controller role. It owns every change to the catalog (schemas,
+//! tables, segments, pause state) and every segment decision, and hands the server role
+//! what to run. Each table config is parsed once where it enters, checked once against its
+//! schema, and resolved once into a [`TableSpec`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use riffle_catalog::{SegmentMeta, SegmentStatus};
+use riffle_common::{ErrorKind, TableName, TableNameWithType, TableType};
+use riffle_config::{Schema, TableConfig};
+use riffle_ingest::{partition_id, ServerRole, TableAssignment, TableSpec};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+pub use crate::context::ControllerContext;
+use crate::error::ControllerError;
+use crate::models::ForceCommitJob;
+use crate::spec::{resolve, stream_partitions};
+use crate::store::CatalogStore;
+
+/// The controller role.
+pub struct TableManager {
+    pub(crate) ctx: Arc<ControllerContext>,
+    pub(crate) jobs: Mutex<HashMap<String, ForceCommitJob>>,
+    discovery: Mutex<HashMap<TableNameWithType, CancellationToken>>,
+}
+
+type Result<T> = std::result::Result<T, ControllerError>;
+
+impl TableManager {
+    /// A controller over `ctx`; call [`TableManager::start_all`] to start the stored tables.
+    pub fn new(ctx: ControllerContext) -> Arc<TableManager> {
+        Arc::new(TableManager {
+            ctx: Arc::new(ctx),
+            jobs: Mutex::new(HashMap::new()),
+            discovery: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The catalog.
+    pub fn store(&self) -> &CatalogStore {
+        &self.ctx.store
+    }
+
+    /// The server role this controller hands tables to.
+    pub fn server(&self) -> &Arc<ServerRole> {
+        &self.ctx.server
+    }
+
+    // ---- schemas -------------------------------------------------------------------
+
+    /// Schema names, sorted.
+    pub async fn schema_names(&self) -> Result<Vec<String>> {
+        self.ctx.store.run(|c| c.schema_names()).await
+    }
+
+    /// A schema, if stored.
+    pub async fn schema(&self, name: &TableName) -> Result<Option<Schema>> {
+        let n = name.clone();
+        self.ctx.store.run(move |c| c.schema(&n)).await
+    }
+
+    /// Stores a schema (replacing one of the same name when `overwrite`).
+    pub async fn put_schema(&self, schema: Schema, overwrite: bool) -> Result<()> {
+        let name = schema_name(&schema)?;
+        self.ctx
+            .store
+            .run(move |c| c.put_schema(&name, &schema, overwrite))
+            .await
+    }
+
+    /// Deletes a schema no table uses.
+    pub async fn delete_schema(&self, name: &TableName) -> Result<()> {
+        let n = name.clone();
+        self.ctx.store.run(move |c| c.delete_schema(&n)).await
+    }
+
+    // ---- tables --------------------------------------------------------------------
+
+    /// Every table's name, sorted.
+    pub async fn table_names(&self) -> Result<Vec<TableNameWithType>> {
+        Ok(self.ctx.store.run(|c| c.table_names()).await?.0)
+    }
+
+    /// A table's config, if stored.
+    pub async fn table(&self, name: &TableNameWithType) -> Result<Option<TableConfig>> {
+        let n = name.clone();
+        self.ctx.store.run(move |c| c.table(&n)).await
+    }
+
+    /// The stored types of a raw table name (`wanted` limits them).
+    pub async fn table_types(
+        &self,
+        raw: &TableName,
+        wanted: Option<TableType>,
+    ) -> Result<Vec<(TableType, TableConfig)>> {
+        let mut out = Vec::new();
+        for t in [TableType::Offline, TableType::Realtime] {
+            if wanted.is_some_and(|w| w != t) {
+                continue;
+            }
+            if let Some(cfg) = self.table(&raw.with_type(t)).await? {
+                out.push((t, cfg));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates a table (with its schema in the same transaction when `store_schema`):
+    /// checks it against the schema, resolves its streams, finds its partitions and their
+    /// start offsets, records it with its first consuming segments, and starts it.
+    /// Returns warnings about stream keys that are accepted but not honoured.
+    pub async fn create_table(
+        self: &Arc<Self>,
+        table: TableConfig,
+        schema: Schema,
+        store_schema: bool,
+    ) -> Result<Vec<String>> {
+        table
+            .validate(&schema)
+            .map_err(|e| ControllerError::wrap("Invalid table config", e))?;
+        let name = table.name_with_type();
+        if self.table(&name).await?.is_some() {
+            return Err(ControllerError::new(
+                ErrorKind::AlreadyExists,
+                format!("Table config for {name} already exists. If this is unexpected, try deleting the table to remove all metadata associated with it."),
+            ));
+        }
+        let (spec, warnings) = resolve(
+            Arc::new(table),
+            Arc::new(schema),
+            &self.ctx.streams,
+            &self.ctx.stream_ctx,
+        )
+        .map_err(|e| prefixed("Invalid table config", e))?;
+        let spec = Arc::new(spec);
+        let first = self
+            .first_segments(&spec)
+            .await
+            .map_err(|e| prefixed("Invalid table config", e))?;
+        let (cfg, sch) = (spec.config.clone(), spec.schema.clone());
+        let metas = first.clone();
+        self.ctx
+            .store
+            .run(move |c| c.create_table(&cfg, store_schema.then_some(&*sch), &metas))
+            .await?;
+        for w in &warnings {
+            warn!(table = %name, warning = %w, "table config");
+        }
+        self.host(spec, first, Vec::new(), false)
+            .await
+            .map_err(|e| prefixed("Table created but consumption did not start", e))?;
+        Ok(warnings)
+    }
+
+    /// The first consuming segment of each partition of a new table, at the offset its
+    /// criteria say.
+    async fn first_segments(&self, spec: &TableSpec) -> Result<Vec<SegmentMeta>> {
+        let name = spec.config.name_with_type();
+        let mut starts = Vec::new();
+        for s in &spec.streams {
+            let (mut md, ids, timeout) =
+                stream_partitions(s, &self.ctx.stream_ctx, Duration::MAX).await?;
+            for p in ids {
+                let start = md.offset_for(p, &s.config.offset_criteria, timeout).await?;
+                starts.push((partition_id(s.index, p.0), start));
+            }
+        }
+        self.ctx.segments.register(spec, &[]);
+        self.ctx
+            .segments
+            .add_partitions(&name, starts.iter().map(|(p, _)| *p));
+        let metas = starts
+            .into_iter()
+            .map(|(p, start)| self.ctx.segments.new_segment(&name, p, 0, start))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| ControllerError::wrap("", e))?;
+        self.ctx.segments.unregister(&name);
+        Ok(metas)
+    }
+
+    /// Replaces a table's config (checked against its schema) and restarts it from the
+    /// catalog's offsets.
+    pub async fn update_table(self: &Arc<Self>, table: TableConfig) -> Result<()> {
+        let schema = self
+            .schema(table.name())
+            .await?
+            .ok_or_else(|| ControllerError::not_found("Schema not found"))?;
+        table
+            .validate(&schema)
+            .map_err(|e| ControllerError::wrap("Invalid table config", e))?;
+        let name = table.name_with_type();
+        let cfg = table.clone();
+        self.ctx.store.run(move |c| c.update_table(&cfg)).await?;
+        // Consumption restarts from the catalog's offsets with the new config.
+        self.stop_table(&name).await;
+        self.start_table(&name)
+            .await
+            .map_err(|e| prefixed("Table updated but consumption did not restart", e))
+    }
+
+    /// Stops and deletes one type of a table, its segments' files and deep-store objects.
+    pub async fn delete_table(&self, name: &TableNameWithType) -> Result<()> {
+        self.stop_table(name).await;
+        let n = name.clone();
+        self.ctx.store.run(move |c| c.delete_table(&n)).await?;
+        let other = match name.table_type() {
+            TableType::Realtime => TableType::Offline,
+            TableType::Offline => TableType::Realtime,
+        };
+        let last_half = self.table(&name.raw().with_type(other)).await?.is_none();
+        self.ctx.server.drop_table_files(name, last_half);
+        if let Err(e) = self
+            .ctx
+            .deep_store
+            .remove_unreferenced(&name.to_string(), &HashSet::new())
+            .await
+        {
+            warn!(table = %name, error = %e, "cannot remove the table's deep-store objects");
+        }
+        info!(table = %name, "table deleted");
+        Ok(())
+    }
+
+    /// Starts every stored table (at node start). A table that cannot start is logged and
+    /// skipped; the others still start.
+    pub async fn start_all(self: &Arc<Self>) {
+        let (names, bad) = match self.ctx.store.run(|c| c.table_names()).await {
+            Ok(n) => n,
+            Err(e) => {
+                error!(error = %e, "cannot list tables");
+                return;
+            }
+        };
+        for key in bad {
+            error!(table = %key.escape_debug(), "stored table name is not acceptable; table not started");
+        }
+        for name in names {
+            if let Err(e) = self.start_table(&name).await {
+                error!(table = %name, error = %e, "table not started");
+            }
+        }
+    }
+
+    /// Starts a stored table: resolves its config, removes deep-store objects no committed
+    /// segment references, and hands it to the server role with its segments.
+    pub async fn start_table(self: &Arc<Self>, name: &TableNameWithType) -> Result<()> {
+        let table = self
+            .table(name)
+            .await?
+            .ok_or_else(|| ControllerError::not_found(format!("Table {name} does not exist")))?;
+        let schema = self.schema(table.name()).await?.ok_or_else(|| {
+            ControllerError::new(ErrorKind::Corrupt, "schema missing; table not started")
+        })?;
+        let (spec, _) = resolve(
+            Arc::new(table),
+            Arc::new(schema),
+            &self.ctx.streams,
+            &self.ctx.stream_ctx,
+        )?;
+        let n = name.clone();
+        let segments = self.ctx.store.run(move |c| c.segments(&n)).await?;
+        let paused = {
+            let n = name.clone();
+            self.ctx.store.run(move |c| c.table_state(&n)).await?.paused
+        };
+        let (committed, consuming): (Vec<_>, Vec<_>) = segments
+            .into_iter()
+            .partition(|m| m.status == SegmentStatus::Done);
+        self.remove_deep_store_orphans(name, &committed).await;
+        self.host(Arc::new(spec), consuming, committed, paused)
+            .await
+    }
+
+    /// Registers a table's segments and hands it to the server role; starts partition
+    /// discovery for a REALTIME table.
+    async fn host(
+        self: &Arc<Self>,
+        spec: Arc<TableSpec>,
+        mut consuming: Vec<SegmentMeta>,
+        committed: Vec<SegmentMeta>,
+        paused: bool,
+    ) -> Result<()> {
+        let name = spec.config.name_with_type();
+        let all: Vec<SegmentMeta> = committed.iter().chain(&consuming).cloned().collect();
+        self.ctx.segments.register(&spec, &all);
+        for m in &mut consuming {
+            self.ctx.segments.fill_threshold(&name, m);
+        }
+        let realtime = name.table_type() == TableType::Realtime;
+        self.ctx
+            .server
+            .host_table(TableAssignment {
+                spec,
+                committed,
+                consuming,
+                paused,
+            })
+            .await;
+        if realtime {
+            let cancel = CancellationToken::new();
+            self.discovery.lock().insert(name.clone(), cancel.clone());
+            tokio::spawn(crate::discovery::run(self.ctx.clone(), name, cancel));
+        }
+        Ok(())
+    }
+
+    /// Stops a table's consumption and discovery on this node.
+    pub async fn stop_table(&self, name: &TableNameWithType) {
+        if let Some(c) = self.discovery.lock().remove(name) {
+            c.cancel();
+        }
+        self.ctx.server.stop_table(name).await;
+        self.ctx.segments.unregister(name);
+    }
+
+    /// Stops every table (the catalog keeps them).
+    pub async fn shutdown(&self) {
+        let cancels: Vec<CancellationToken> =
+            self.discovery.lock().drain().map(|(_, c)| c).collect();
+        for c in cancels {
+            c.cancel();
+        }
+        self.ctx.server.shutdown().await;
+    }
+
+    /// Removes deep-store objects of a table that no committed segment references
+    /// (uploads of segments that never committed). Runs before the table's partitions
+    /// start, so no upload is in flight.
+    async fn remove_deep_store_orphans(&self, name: &TableNameWithType, committed: &[SegmentMeta]) {
+        let keep: HashSet<String> = committed.iter().map(|m| m.segment_name.clone()).collect();
+        match self
+            .ctx
+            .deep_store
+            .remove_unreferenced(&name.to_string(), &keep)
+            .await
+        {
+            Ok(removed) => {
+                for uri in removed {
+                    info!(table = %name, uri = %uri, "removed uncommitted deep-store object");
+                }
+            }
+            Err(e) => {
+                warn!(table = %name, error = %e, "cannot clean the deep store; uncommitted uploads stay until the next start");
+            }
+        }
+    }
+}
+
+/// A schema's name as a table name (they must be equal).
+fn schema_name(schema: &Schema) -> Result<TableName> {
+    TableName::parse(&schema.schema_name)
+        .map_err(|e| ControllerError::bad_request(format!("Invalid schema: $.schemaName: {e}")))
+}
+
+/// `e` with `prefix` before its message, keeping its kind.
+pub(crate) fn prefixed(prefix: &str, e: ControllerError) -> ControllerError {
+    ControllerError {
+        message: format!("{prefix}: {}", e.message),
+        ..e
+    }
+}

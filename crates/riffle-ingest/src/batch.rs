@@ -1,0 +1,212 @@
+//! What the partition loop does with a fetched batch: the data-loss policy, skipped
+//! records, the exact row threshold, decoding on the cpu pool, and publishing rows together
+//! with the offset that follows them.
+
+use riffle_common::{now_ms, StreamOffset};
+use riffle_config::DataLossPolicy;
+use riffle_decode::{decode_batch, DecodeStats};
+use riffle_stream::{MessageBatch, StreamMessage};
+use tracing::warn;
+
+use crate::partition::{Exit, Flow, PartitionLoop};
+use crate::status::{PartitionError, PartitionState, Stage};
+
+const LOG_EVERY_MS: i64 = 10_000;
+
+fn failed(stage: Stage, message: String) -> Exit {
+    Exit::Failed(PartitionError::new(stage, message, false))
+}
+
+impl PartitionLoop {
+    /// Handles one fetched batch.
+    pub(crate) async fn publish(&mut self, mut batch: MessageBatch) -> Flow {
+        let now = now_ms();
+        if !self.apply_data_loss_policy(&batch, now)? {
+            return Ok(());
+        }
+        self.table.status.update(self.partition, |s| {
+            if s.state != PartitionState::Consuming {
+                s.state = PartitionState::Consuming;
+            }
+            s.last_fetch_ms = now;
+        });
+        if batch.messages.is_empty() {
+            self.end_of_partition = batch.end_of_partition;
+            if batch.next_offset != self.offset {
+                // Skipped records only: the offset still moves.
+                self.cur.fetched_any = true;
+                self.publish_offset(batch.next_offset, now)?;
+            }
+            return Ok(());
+        }
+        // A segment ends exactly at its row threshold, as Pinot's does: messages past it
+        // are left for the next segment (read again by the next fetch).
+        let room = self
+            .cur
+            .criteria
+            .row_threshold
+            .saturating_sub(self.cur.segment.snapshot().num_rows as u64);
+        if (batch.messages.len() as u64) > room {
+            batch.end_of_partition = false;
+            let keep = room as usize;
+            batch.next_offset = batch.messages[keep].offset.clone();
+            batch.messages.truncate(keep);
+            if keep == 0 {
+                return Ok(());
+            }
+        }
+        self.decode_and_append(batch, now).await
+    }
+
+    /// The stream deleted offsets before they were read: stops the partition, or (under
+    /// `RESUME_FROM_EARLIEST`) counts the gap and goes on. `false` when the batch is done.
+    fn apply_data_loss_policy(&mut self, batch: &MessageBatch, now: i64) -> Flow<bool> {
+        let Some(loss) = &batch.data_loss else {
+            return Ok(true);
+        };
+        if self.stream.config.data_loss_policy != DataLossPolicy::ResumeFromEarliest {
+            return Err(failed(
+                Stage::DataLoss,
+                format!(
+                    "offsets from {} up to {} were deleted from the stream before they were read; \
+                     the partition is stopped so that the gap is not skipped silently \
+                     (realtime.segment.dataLossPolicy=RESUME_FROM_EARLIEST goes on from {})",
+                    loss.requested, loss.available_from, loss.available_from
+                ),
+            ));
+        }
+        // The table opted in: log and count the gap, and go on from what is left.
+        let lost = loss
+            .requested
+            .distance_to(&loss.available_from)
+            .unwrap_or(0);
+        let reason = format!(
+            "offsets from {} up to {} were deleted from the stream before they were read; \
+             resuming from {} (dataLossPolicy RESUME_FROM_EARLIEST)",
+            loss.requested, loss.available_from, loss.available_from
+        );
+        warn!(table = %self.table.name, partition = self.partition, lost, reason = %reason, "data loss");
+        self.table.status.update(self.partition, |s| {
+            s.offsets_lost += lost;
+            s.last_error = Some(PartitionError::new(Stage::DataLoss, reason, true));
+        });
+        if batch.messages.is_empty() && batch.next_offset == self.offset {
+            self.publish_offset(loss.available_from.clone(), now)?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Publishes a new offset with no rows.
+    fn publish_offset(&mut self, next: StreamOffset, now: i64) -> Flow {
+        self.cur
+            .segment
+            .append(None, next.clone(), 0, None, now)
+            .map_err(|e| failed(Stage::Internal, format!("publish offset: {e}")))?;
+        self.offset = next;
+        let o = self.offset.clone();
+        self.table
+            .status
+            .update(self.partition, |s| s.current_offset = o);
+        Ok(())
+    }
+
+    /// Decodes the messages on the cpu pool into the column builders and publishes the
+    /// rows with the offset that follows them.
+    async fn decode_and_append(&mut self, batch: MessageBatch, now: i64) -> Flow {
+        let stop_on_error = self.stream.config.stop_on_decode_error;
+        let (Some(mut decoder), Some(mut b)) = (self.decoder.take(), self.builder.take()) else {
+            return Err(failed(
+                Stage::Internal,
+                "decoder or block builder lost".into(),
+            ));
+        };
+        let messages: Vec<StreamMessage> = batch.messages;
+        let (special, pid) = (self.special.clone(), self.partition);
+        let (d, b, messages, stats, rows) = self
+            .ctx
+            .cpu
+            .run(move || {
+                let stats = decode_batch(
+                    decoder.as_mut(),
+                    &special,
+                    pid,
+                    &messages,
+                    &mut b,
+                    stop_on_error,
+                );
+                let rows = b.finish();
+                (decoder, b, messages, stats, rows)
+            })
+            .await
+            .map_err(|e| failed(Stage::Internal, format!("decode task failed: {e}")))?;
+        self.decoder = Some(d);
+        self.builder = Some(b);
+        let rows = rows.map_err(|e| failed(Stage::Internal, format!("build rows: {e}")))?;
+        // Under stopOnDecodeError the offset stops at the bad message: it is re-read (and
+        // fails again, visibly) rather than skipped.
+        let (next_offset, read) = match (&stats.first_error, stop_on_error) {
+            (Some((bad, _)), true) => {
+                let pos = messages
+                    .iter()
+                    .position(|m| &m.offset == bad)
+                    .unwrap_or(messages.len());
+                (bad.clone(), pos as u64)
+            }
+            _ => (batch.next_offset.clone(), messages.len() as u64),
+        };
+        self.cur.fetched_any = true;
+        self.cur
+            .segment
+            .append(
+                Some(rows),
+                next_offset.clone(),
+                read,
+                stats.latest_timestamp_ms,
+                now,
+            )
+            .map_err(|e| failed(Stage::Internal, format!("publish rows: {e}")))?;
+        self.offset = next_offset;
+        self.end_of_partition = batch.end_of_partition && stats.first_error.is_none();
+        let o = self.offset.clone();
+        self.table.status.update(self.partition, |s| {
+            s.current_offset = o;
+            s.messages_read += read;
+            s.rows_indexed += stats.rows as u64;
+            s.decode_errors += stats.errors as u64;
+            if stats.rows > 0 {
+                s.last_indexed_ms = now;
+            }
+        });
+        self.report_decode_errors(&stats, stop_on_error, now)
+    }
+
+    /// Malformed messages: stop under `stopOnDecodeError`, else count, keep the first as
+    /// the partition's last error and log at most every [`LOG_EVERY_MS`].
+    fn report_decode_errors(&mut self, stats: &DecodeStats, stop: bool, now: i64) -> Flow {
+        let Some((bad, err)) = &stats.first_error else {
+            return Ok(());
+        };
+        if stop {
+            return Err(failed(
+                Stage::Decode,
+                format!("malformed message at offset {bad}: {err} (stopOnDecodeError=true)"),
+            ));
+        }
+        let e = format!("malformed message at offset {bad}: {err}");
+        let err = PartitionError::new(Stage::Decode, e.clone(), true);
+        self.table
+            .status
+            .update(self.partition, |s| s.last_error = Some(err));
+        let log = &mut self.decode_log;
+        if now - log.last_log_ms >= LOG_EVERY_MS {
+            warn!(table = %self.table.name, partition = self.partition,
+                  dropped = stats.errors as u64 + log.suppressed, first = %e, "malformed messages dropped");
+            log.last_log_ms = now;
+            log.suppressed = 0;
+        } else {
+            log.suppressed += stats.errors as u64;
+        }
+        Ok(())
+    }
+}

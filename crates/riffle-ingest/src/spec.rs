@@ -1,0 +1,65 @@
+//! [`TableSpec`]: a table as the server role runs it. The controller builds it once per
+//! table start from the parsed, checked config and schema, with each stream's plugin
+//! resolved; the server role never reads a config again.
+
+use std::sync::Arc;
+
+use riffle_config::{FlushConfig, LoadMode, Schema, StreamConfig, TableConfig};
+use riffle_segment::{SealOptions, TableColumns};
+use riffle_stream::StreamPlugin;
+
+/// Partition ids of a multi-stream table: `stream_index * 10_000 + stream_partition`.
+pub const PARTITIONS_PER_STREAM: u32 = 10_000;
+
+/// The table-wide partition id of a stream's partition.
+pub fn partition_id(stream_index: u32, stream_partition: u32) -> u32 {
+    stream_index * PARTITIONS_PER_STREAM + stream_partition
+}
+
+/// One stream of a table, resolved.
+#[derive(Clone)]
+pub struct StreamSpec {
+    /// Position among the table's streams.
+    pub index: u32,
+    /// Its parsed config.
+    pub config: StreamConfig,
+    /// The plugin that reads it.
+    pub plugin: Arc<dyn StreamPlugin>,
+}
+
+impl std::fmt::Debug for StreamSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamSpec")
+            .field("index", &self.index)
+            .field("stream_type", &self.config.stream_type)
+            .field("topic", &self.config.topic)
+            .finish()
+    }
+}
+
+/// A table, ready to run.
+#[derive(Debug)]
+pub struct TableSpec {
+    /// The config.
+    pub config: Arc<TableConfig>,
+    /// The schema.
+    pub schema: Arc<Schema>,
+    /// Its columns and their Arrow types.
+    pub columns: Arc<TableColumns>,
+    /// Its streams (none for an OFFLINE table).
+    pub streams: Vec<StreamSpec>,
+    /// How its segments seal.
+    pub seal: SealOptions,
+    /// How its sealed segments open.
+    pub load_mode: LoadMode,
+    /// End criteria (the first stream's; Pinot requires them equal).
+    pub flush: FlushConfig,
+}
+
+impl TableSpec {
+    /// The stream a table-wide partition id belongs to.
+    pub fn stream_of(&self, partition: u32) -> Option<&StreamSpec> {
+        let index = partition / PARTITIONS_PER_STREAM;
+        self.streams.iter().find(|s| s.index == index)
+    }
+}

@@ -1,0 +1,99 @@
+//! A table hosted by this server: its spec, its segments as queries see them, and its
+//! partitions' loops, controls and statuses.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use riffle_common::TableNameWithType;
+use riffle_segment::TableData;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::ServerContext;
+use crate::control::PartitionControl;
+use crate::spec::TableSpec;
+use crate::status::StatusBoard;
+
+/// A running table.
+pub(crate) struct TableRuntime {
+    pub(crate) name: TableNameWithType,
+    pub(crate) spec: Arc<TableSpec>,
+    pub(crate) data: Arc<TableData>,
+    pub(crate) status: StatusBoard,
+    controls: Mutex<BTreeMap<u32, Arc<PartitionControl>>>,
+    /// Partitions whose loop runs now.
+    running: watch::Sender<BTreeSet<u32>>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl TableRuntime {
+    pub(crate) fn new(
+        name: TableNameWithType,
+        spec: Arc<TableSpec>,
+        data: Arc<TableData>,
+    ) -> TableRuntime {
+        TableRuntime {
+            name,
+            spec,
+            data,
+            status: StatusBoard::default(),
+            controls: Mutex::new(BTreeMap::new()),
+            running: watch::Sender::new(BTreeSet::new()),
+            cancel: CancellationToken::new(),
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The control of a partition (created on first use).
+    pub(crate) fn control(&self, partition: u32) -> Arc<PartitionControl> {
+        self.controls.lock().entry(partition).or_default().clone()
+    }
+
+    /// Every partition's control.
+    pub(crate) fn controls(&self) -> Vec<(u32, Arc<PartitionControl>)> {
+        self.controls
+            .lock()
+            .iter()
+            .map(|(p, c)| (*p, c.clone()))
+            .collect()
+    }
+
+    /// Marks a partition's loop as running; false if it runs already.
+    pub(crate) fn mark_running(&self, partition: u32) -> bool {
+        self.running.send_if_modified(|s| s.insert(partition))
+    }
+
+    /// Marks a partition's loop as ended.
+    pub(crate) fn mark_ended(&self, partition: u32) {
+        self.running.send_if_modified(|s| s.remove(&partition));
+    }
+
+    /// Partitions whose loop runs now.
+    pub(crate) fn running(&self) -> BTreeSet<u32> {
+        self.running.borrow().clone()
+    }
+
+    /// Waits until no loop runs, at most `wait`; whether none runs.
+    pub(crate) async fn wait_idle(&self, wait: Duration) -> bool {
+        let mut rx = self.running.subscribe();
+        let idle = tokio::time::timeout(wait, rx.wait_for(|s| s.is_empty()))
+            .await
+            .is_ok();
+        idle
+    }
+
+    /// Where this table's sealed segment files live on this server.
+    pub(crate) fn dir(&self, ctx: &ServerContext) -> PathBuf {
+        self.name.dir_in(&ctx.segments_dir)
+    }
+
+    /// A sealed segment's local file.
+    pub(crate) fn segment_path(&self, ctx: &ServerContext, segment: &str) -> PathBuf {
+        self.dir(ctx).join(format!("{segment}.seg"))
+    }
+}
