@@ -16,9 +16,9 @@
 //! the runtime they run on, which are bounded too ([`MAX_BLOCKING_THREADS`]). Nothing else
 //! builds a runtime.
 
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use crate::error::{ClassifyError, ErrorKind};
 
@@ -70,13 +70,139 @@ impl ClassifyError for PoolError {
     }
 }
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
+/// A job: computes, and returns how to hand its result over. The worker marks itself idle
+/// before it hands the result over, so that the caller's next job finds it idle.
+type Job = Box<dyn FnOnce() -> Deliver + Send + 'static>;
+type Deliver = Box<dyn FnOnce() + Send + 'static>;
 
 /// A fixed set of named threads running blocking jobs in the order they arrive.
+///
+/// A job goes to an idle thread (or waits in a queue when every thread is busy): the
+/// thread that last ran a job of the same affinity key if that one is idle
+/// ([`Pool::run_keyed`]), else the thread that became idle last. A loop that hands the pool
+/// one job at a time (a partition decoding batch after batch) therefore keeps running on
+/// one thread, with its caches and its allocator arena warm (the memory its previous
+/// segments freed is reused), while a long job (a seal) takes another thread and holds up
+/// no one.
 #[derive(Clone)]
 pub struct Pool {
     name: &'static str,
-    jobs: mpsc::Sender<Job>,
+    inner: Arc<PoolInner>,
+}
+
+struct PoolInner {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<PoolState>,
+    workers: Vec<Worker>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Default)]
+struct PoolState {
+    queue: VecDeque<(Option<u64>, Job)>,
+    /// Idle workers, the one idle last on top.
+    idle: Vec<usize>,
+    /// The worker that last ran a job of each affinity key.
+    last: std::collections::HashMap<u64, usize>,
+}
+
+/// A worker's hand-off slot: a job given to it while it was idle.
+#[derive(Default)]
+struct Worker {
+    slot: Mutex<Option<Job>>,
+    wake: Condvar,
+}
+
+impl Shared {
+    /// Hands a job to an idle thread (the one that last ran its key, else the one idle
+    /// last), or queues it.
+    fn submit(&self, key: Option<u64>, job: Job) {
+        let idle = {
+            let mut st = lock(&self.state);
+            let preferred = key
+                .and_then(|k| st.last.get(&k).copied())
+                .and_then(|w| st.idle.iter().position(|i| *i == w));
+            let chosen = match preferred {
+                Some(at) => Some(st.idle.remove(at)),
+                None => st.idle.pop(),
+            };
+            match chosen {
+                Some(w) => {
+                    if let Some(k) = key {
+                        st.last.insert(k, w);
+                    }
+                    w
+                }
+                None => {
+                    st.queue.push_back((key, job));
+                    return;
+                }
+            }
+        };
+        let w = &self.workers[idle];
+        *lock(&w.slot) = Some(job);
+        w.wake.notify_one();
+    }
+
+    /// The next job of worker `id`: a queued one, else one handed to it once idle; `None`
+    /// when the pool is closed. `deliver` (the previous job's result) is handed over once
+    /// the worker is idle or has its next job.
+    fn next(&self, id: usize, deliver: Option<Deliver>) -> Option<Job> {
+        {
+            let mut st = lock(&self.state);
+            if let Some((key, job)) = st.queue.pop_front() {
+                if let Some(k) = key {
+                    st.last.insert(k, id);
+                }
+                drop(st);
+                if let Some(d) = deliver {
+                    d();
+                }
+                return Some(job);
+            }
+            if !self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+                st.idle.push(id);
+            }
+        }
+        if let Some(d) = deliver {
+            d();
+        }
+        let w = &self.workers[id];
+        let mut slot = lock(&w.slot);
+        loop {
+            if let Some(job) = slot.take() {
+                return Some(job);
+            }
+            if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+                return None;
+            }
+            slot = match w.wake.wait(slot) {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+        }
+    }
+}
+
+impl Drop for PoolInner {
+    fn drop(&mut self) {
+        self.shared
+            .closed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for w in &self.shared.workers {
+            let _guard = lock(&w.slot);
+            w.wake.notify_all();
+        }
+    }
+}
+
+/// Locks a mutex whose holder may have panicked (the pool's state stays consistent: jobs
+/// run outside every lock).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl std::fmt::Debug for Pool {
@@ -88,25 +214,27 @@ impl std::fmt::Debug for Pool {
 impl Pool {
     /// Starts `threads` threads (at least one). They end when the last handle is dropped.
     pub fn new(name: &'static str, threads: usize) -> std::io::Result<Pool> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        for i in 0..threads.max(1) {
-            let rx = rx.clone();
+        let n = threads.max(1);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(PoolState::default()),
+            workers: (0..n).map(|_| Worker::default()).collect(),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        });
+        for id in 0..n {
+            let shared = shared.clone();
             std::thread::Builder::new()
-                .name(format!("riffle-{name}-{i}"))
-                .spawn(move || loop {
-                    // The lock is held only while waiting for the next job, not while it runs.
-                    let next = {
-                        let Ok(guard) = rx.lock() else { return };
-                        guard.recv()
-                    };
-                    match next {
-                        Ok(job) => job(),
-                        Err(_) => return,
+                .name(format!("riffle-{name}-{id}"))
+                .spawn(move || {
+                    let mut deliver = None;
+                    while let Some(job) = shared.next(id, deliver.take()) {
+                        deliver = Some(job());
                     }
                 })?;
         }
-        Ok(Pool { name, jobs: tx })
+        Ok(Pool {
+            name,
+            inner: Arc::new(PoolInner { shared }),
+        })
     }
 
     /// The pool's name.
@@ -117,6 +245,24 @@ impl Pool {
     /// Runs `f` on one of the pool's threads and waits for its result without blocking the
     /// caller's thread. A panic in `f` is caught and returned as an error.
     pub async fn run<T, F>(&self, f: F) -> Result<T, PoolError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        self.dispatch(None, f).await
+    }
+
+    /// [`Pool::run`], preferring the thread that last ran a job of `key` (a partition's
+    /// decoding) when it is idle.
+    pub async fn run_keyed<T, F>(&self, key: u64, f: F) -> Result<T, PoolError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        self.dispatch(Some(key), f).await
+    }
+
+    async fn dispatch<T, F>(&self, key: Option<u64>, f: F) -> Result<T, PoolError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
@@ -135,9 +281,20 @@ impl Pool {
                     message,
                 }
             });
-            let _ = tx.send(out);
+            let deliver: Deliver = Box::new(move || {
+                let _ = tx.send(out);
+            });
+            deliver
         });
-        self.jobs.send(job).map_err(|_| PoolError::Closed(name))?;
+        if self
+            .inner
+            .shared
+            .closed
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(PoolError::Closed(name));
+        }
+        self.inner.shared.submit(key, job);
         rx.await.map_err(|_| PoolError::Closed(name))?
     }
 }
@@ -245,6 +402,43 @@ mod tests {
         let e = pool.run(|| -> u32 { panic!("boom") }).await.unwrap_err();
         assert!(e.to_string().contains("boom"), "{e}");
         assert_eq!(pool.run(|| 7).await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn test_one_job_at_a_time_stays_on_one_thread() {
+        let pool = Pool::new("l", 4).unwrap();
+        // Every thread has started and is idle.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let mut names = std::collections::BTreeSet::new();
+        for _ in 0..50 {
+            let n = pool
+                .run(|| std::thread::current().name().map(str::to_string))
+                .await
+                .unwrap();
+            names.insert(n);
+        }
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[tokio::test]
+    async fn test_a_key_returns_to_its_thread_after_other_work() {
+        let pool = Pool::new("k", 3).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let name = || std::thread::current().name().map(str::to_string);
+        let first = pool.run_keyed(7, name).await.unwrap();
+        // Other jobs run in between (the last of them ends last, on top of the idle list).
+        for _ in 0..5 {
+            pool.run(|| ()).await.unwrap();
+        }
+        let long = {
+            let p = pool.clone();
+            tokio::spawn(async move {
+                p.run(|| std::thread::sleep(std::time::Duration::from_millis(50)))
+                    .await
+            })
+        };
+        assert_eq!(pool.run_keyed(7, name).await.unwrap(), first);
+        long.await.unwrap().unwrap();
     }
 
     #[tokio::test]

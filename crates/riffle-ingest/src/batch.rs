@@ -123,10 +123,12 @@ impl PartitionLoop {
         };
         let messages: Vec<StreamMessage> = batch.messages;
         let (special, pid) = (self.special.clone(), self.partition);
+        // A partition decodes on one thread when it can: its consuming segments' memory
+        // comes from, and returns to, one allocator arena.
         let (d, b, messages, stats, rows) = self
             .ctx
             .cpu
-            .run(move || {
+            .run_keyed(self.affinity, move || {
                 let stats = decode_batch(
                     decoder.as_mut(),
                     &special,

@@ -114,6 +114,8 @@ pub(crate) struct PartitionLoop {
     pub(crate) builder: Option<BlockBuilder>,
     pub(crate) special: SpecialColumns,
     pub(crate) decode_log: DecodeErrorLog,
+    /// The cpu pool's affinity key of this partition's decoding.
+    pub(crate) affinity: u64,
     sealer: SealerHandle,
     consumer_start_ms: i64,
     forces_handled: u64,
@@ -155,6 +157,12 @@ impl PartitionLoop {
         let builder = Some(BlockBuilder::new(table.spec.columns.clone(), 1024));
         let forces_handled = control.forces();
         let cur = open_segment(&ctx, &table, meta, consumer_start_ms);
+        let affinity = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (table.name.to_string(), partition).hash(&mut h);
+            h.finish()
+        };
         PartitionLoop {
             ctx,
             table,
@@ -168,6 +176,7 @@ impl PartitionLoop {
             builder,
             special,
             decode_log: Default::default(),
+            affinity,
             sealer: SealerHandle {
                 tx: Some(tx),
                 task: Some(task),
