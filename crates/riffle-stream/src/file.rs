@@ -37,7 +37,8 @@
 //!
 //! A fetch reads at most [`MAX_BATCH_BYTES`] (more only for a single longer line) and
 //! returns at most [`MAX_BATCH_LINES`] lines; message values are zero-copy slices of one
-//! buffer per fetch. With nothing complete to read it re-checks the file every
+//! buffer per fetch, which goes back to the reader once the messages are dropped (the next
+//! fetch reads into the same memory). With nothing complete to read it re-checks the file every
 //! [`POLL_INTERVAL`] until its timeout. File IO runs on tokio's blocking pool; the file
 //! stays open between fetches and is re-opened when the name points to a new file.
 //!
@@ -57,10 +58,12 @@ use std::collections::BTreeMap;
 use std::fs::{File, Metadata};
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use parking_lot::Mutex;
 use riffle_common::PartitionId;
 
 use crate::{
@@ -487,6 +490,32 @@ struct Reader {
     /// `(position, file length)` of the last read that found only an incomplete line, so
     /// that polling does not re-read it until the file grows.
     incomplete: Option<(u64, u64)>,
+    /// The fetch buffer, back from the previous batch once its messages were dropped.
+    spare: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+/// A fetch buffer lent to a batch's messages (zero-copy slices of it). When the last of
+/// them is dropped the buffer goes back to its reader, so that a partition reads into the
+/// same memory fetch after fetch instead of allocating (and faulting in) megabytes each
+/// time.
+struct LentBuffer {
+    data: Vec<u8>,
+    home: Weak<Mutex<Option<Vec<u8>>>>,
+}
+
+impl AsRef<[u8]> for LentBuffer {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl Drop for LentBuffer {
+    fn drop(&mut self) {
+        if let Some(home) = self.home.upgrade() {
+            home.lock()
+                .get_or_insert_with(|| std::mem::take(&mut self.data));
+        }
+    }
 }
 
 /// What one read attempt found.
@@ -590,7 +619,9 @@ impl Reader {
         // Read up to MAX_BATCH_BYTES; a single longer line is read whole.
         let available = len - pos;
         let mut want = available.min(MAX_BATCH_BYTES as u64) as usize;
-        let mut buf = BytesMut::zeroed(want);
+        let mut buf = self.spare.lock().take().unwrap_or_default();
+        buf.clear();
+        buf.resize(want, 0);
         file.seek(SeekFrom::Start(pos)).map_err(read_err)?;
         let mut filled = read_full(file, &mut buf).map_err(read_err)?;
         let mut last_newline = memchr::memrchr(b'\n', &buf[..filled]);
@@ -608,7 +639,11 @@ impl Reader {
             return Ok(ReadOutcome::Nothing);
         };
         buf.truncate(last_newline + 1);
-        Ok(ReadOutcome::Batch(split_lines(&buf.freeze(), pos)))
+        let data = Bytes::from_owner(LentBuffer {
+            data: buf,
+            home: Arc::downgrade(&self.spare),
+        });
+        Ok(ReadOutcome::Batch(split_lines(&data, pos)))
     }
 }
 
@@ -670,6 +705,7 @@ impl FilePartitionConsumer {
             open: None,
             longest_seen: 0,
             incomplete: None,
+            spare: Arc::default(),
         });
         let joined = tokio::task::spawn_blocking(move || {
             let outcome = reader.read_at(pos);
