@@ -2,6 +2,14 @@
 //! (`AddTable`, `AddSchema`, `PostQuery`). Every command that runs a node builds it through
 //! the one composition root, [`riffle_node::Node::open`].
 
+/// jemalloc rather than the system allocator: glibc's per-thread arenas make ingestion speed
+/// depend on which thread allocated a segment's memory and which one frees it (runs of the
+/// same build differed by a third); with jemalloc the rate is steady, and higher
+/// (`docs/PERFORMANCE.md`). `--no-default-features` builds with the system allocator.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod admin;
 mod quickstart;
 
