@@ -2,10 +2,10 @@
 //! loopback ports, with the built-in streams and the setup's memory cap.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use riffle_common::TableNameWithType;
+use riffle_common::{RuntimeConfig, Runtimes, TableNameWithType};
 use riffle_config::Schema;
 use riffle_ingest::{PartitionState, PartitionStatus};
 use riffle_node::{Node, NodeConfig};
@@ -26,6 +26,7 @@ impl Core {
     pub async fn open(data_dir: &Path, setup: &TableSetup) -> Result<Core, BenchError> {
         let mut config = NodeConfig::loopback(data_dir.to_path_buf());
         config.discovery_interval = Duration::from_secs(3600);
+        config.runtimes = Some(runtimes()?);
         if let Some(cap) = setup.max_consuming_bytes {
             config.max_consuming_bytes = cap;
         }
@@ -91,6 +92,18 @@ impl Core {
     pub fn segments_committed(&self) -> u64 {
         self.status().iter().map(|s| s.segments_committed).sum()
     }
+}
+
+/// The pools every node of this process uses: the runs of a benchmark share threads (and
+/// the memory those threads freed), as the runs of a long-lived server would.
+fn runtimes() -> Result<Runtimes, BenchError> {
+    static SHARED: OnceLock<Runtimes> = OnceLock::new();
+    if let Some(r) = SHARED.get() {
+        return Ok(r.clone());
+    }
+    let r = Runtimes::new(&RuntimeConfig::default())
+        .map_err(|e| err(format!("start the thread pools: {e}")))?;
+    Ok(SHARED.get_or_init(|| r).clone())
 }
 
 /// The first partition among `status` that stopped with an error, as text.

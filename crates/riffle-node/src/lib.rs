@@ -60,6 +60,10 @@ pub struct NodeConfig {
     pub retention_interval: Duration,
     /// Thread pools.
     pub runtime: RuntimeConfig,
+    /// Pools to use instead of starting new ones (`runtime` is then ignored): nodes opened
+    /// one after the other in one process (the benchmarks' runs) share their threads, as
+    /// one long-lived node would.
+    pub runtimes: Option<Runtimes>,
 }
 
 impl NodeConfig {
@@ -75,6 +79,7 @@ impl NodeConfig {
             max_consuming_bytes: 1 << 30,
             retention_interval: Duration::from_secs(600),
             runtime: RuntimeConfig::default(),
+            runtimes: None,
         }
     }
 
