@@ -4,10 +4,77 @@
 use std::collections::BTreeMap;
 
 use riffle_catalog::{Autotune, SegmentMeta};
+use riffle_common::TableType;
 use riffle_controller::{ConsumingInfo, ForceCommitJob};
 use riffle_ingest::{PartitionState, Stage};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+/// `?type=offline|realtime` (any case): the table types a request is about.
+#[derive(Debug, Default, Deserialize)]
+pub struct TypeParam {
+    /// The type asked for, if any.
+    #[serde(rename = "type")]
+    pub table_type: Option<String>,
+}
+
+impl TypeParam {
+    /// The type asked for; an unknown one is ignored, as Pinot does.
+    pub fn get(&self) -> Option<TableType> {
+        self.table_type.as_deref().and_then(TableType::parse)
+    }
+}
+
+/// `POST /schemas?override=...`.
+#[derive(Debug, Default, Deserialize)]
+pub struct SchemaParams {
+    /// Replace a schema of the same name (`true` by default, any case).
+    #[serde(rename = "override")]
+    pub overwrite: Option<String>,
+}
+
+impl SchemaParams {
+    /// Whether an existing schema is replaced.
+    pub fn overwrite(&self) -> bool {
+        self.overwrite
+            .as_deref()
+            .is_none_or(|v| v.eq_ignore_ascii_case("true"))
+    }
+}
+
+/// `pauseConsumption?comment=...`.
+#[derive(Debug, Default, Deserialize)]
+pub struct PauseParams {
+    /// The operator's comment.
+    pub comment: Option<String>,
+}
+
+/// `resumeConsumption?consumeFrom=...&comment=...`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResumeParams {
+    /// `lastConsumed` (default), `smallest` or `largest`.
+    pub consume_from: Option<String>,
+    /// The operator's comment.
+    pub comment: Option<String>,
+}
+
+/// `forceCommit?partitions=0,1` or `?segments=a,b` (comma-separated).
+#[derive(Debug, Default, Deserialize)]
+pub struct ForceCommitParams {
+    /// Partitions whose consuming segment commits.
+    pub partitions: Option<String>,
+    /// Consuming segments to commit.
+    pub segments: Option<String>,
+}
+
+/// The items of a comma-separated parameter.
+pub fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(|x| x.trim().to_string())
+        .filter(|x| !x.is_empty())
+        .collect()
+}
 
 /// `{"unrecognizedProperties": ..., "status": ..., "warnings"?: [...]}`.
 #[derive(Debug, Serialize)]

@@ -10,10 +10,11 @@ use axum::Json;
 use riffle_common::{TableNameWithType, TableType};
 use riffle_controller::PauseStatus;
 
-use super::{list_param, table_in_path, Params};
+use super::table_in_path;
 use crate::error::ApiError;
 use crate::models::{
-    ConsumerInfo, ConsumingSegmentsInfo, ForceCommitResponse, ForceCommitStatusResponse,
+    list, ConsumerInfo, ConsumingSegmentsInfo, ForceCommitParams, ForceCommitResponse,
+    ForceCommitStatusResponse, PauseParams, ResumeParams,
 };
 use crate::Services;
 
@@ -34,30 +35,22 @@ async fn realtime_table(s: &Services, name: &str) -> Result<TableNameWithType, A
 pub(super) async fn pause(
     State(s): State<Arc<Services>>,
     Path(name): Path<String>,
-    Query(q): Query<Params>,
+    Query(q): Query<PauseParams>,
 ) -> Result<Json<PauseStatus>, ApiError> {
     let full = realtime_table(&s, &name).await?;
-    Ok(Json(
-        s.tables
-            .pause(&full, q.get("comment").cloned(), PAUSE_WAIT)
-            .await?,
-    ))
+    Ok(Json(s.tables.pause(&full, q.comment, PAUSE_WAIT).await?))
 }
 
 /// `POST /tables/{t}/resumeConsumption[?consumeFrom=...&comment=...]`.
 pub(super) async fn resume(
     State(s): State<Arc<Services>>,
     Path(name): Path<String>,
-    Query(q): Query<Params>,
+    Query(q): Query<ResumeParams>,
 ) -> Result<Json<PauseStatus>, ApiError> {
     let full = realtime_table(&s, &name).await?;
     Ok(Json(
         s.tables
-            .resume(
-                &full,
-                q.get("consumeFrom").map(String::as_str),
-                q.get("comment").cloned(),
-            )
+            .resume(&full, q.consume_from.as_deref(), q.comment)
             .await?,
     ))
 }
@@ -75,11 +68,11 @@ pub(super) async fn pause_status(
 pub(super) async fn force_commit(
     State(s): State<Arc<Services>>,
     Path(name): Path<String>,
-    Query(q): Query<Params>,
+    Query(q): Query<ForceCommitParams>,
 ) -> Result<Json<ForceCommitResponse>, ApiError> {
     let full = realtime_table(&s, &name).await?;
-    let partitions = list_param(&q, "partitions");
-    let segments = list_param(&q, "segments");
+    let partitions = q.partitions.as_deref().map(list);
+    let segments = q.segments.as_deref().map(list);
     if partitions.is_some() && segments.is_some() {
         return Err(ApiError::bad_request(
             "Cannot specify both partitions and segments to commit",

@@ -9,7 +9,6 @@ mod schemas;
 mod segments;
 mod tables;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -83,9 +82,6 @@ pub fn routes(state: Arc<Services>) -> Router {
         .with_state(state)
 }
 
-/// Query parameters.
-type Params = BTreeMap<String, String>;
-
 /// The body as JSON bytes: a JSON body, or the single file part of a multipart body (what
 /// `pinot-admin.sh AddSchema` sends).
 async fn json_body(req: Request) -> Result<Bytes, ApiError> {
@@ -156,20 +152,4 @@ fn restore_secrets(new: &mut Value, stored: &Value) {
         }
         _ => {}
     }
-}
-
-/// A boolean query parameter.
-fn flag(q: &Params, key: &str, default: bool) -> bool {
-    q.get(key)
-        .map_or(default, |v| v.eq_ignore_ascii_case("true"))
-}
-
-/// A comma-separated list parameter.
-fn list_param(q: &Params, key: &str) -> Option<Vec<String>> {
-    q.get(key).map(|v| {
-        v.split(',')
-            .map(|x| x.trim().to_string())
-            .filter(|x| !x.is_empty())
-            .collect()
-    })
 }

@@ -8,9 +8,9 @@ use riffle_common::{ErrorKind, TableName};
 use riffle_config::Schema;
 use serde_json::Value;
 
-use super::{flag, json_body, table_in_path, Params};
+use super::{json_body, table_in_path};
 use crate::error::ApiError;
-use crate::models::StatusResponse;
+use crate::models::{SchemaParams, StatusResponse};
 use crate::Services;
 
 /// `GET /schemas`.
@@ -32,15 +32,13 @@ pub(super) async fn stored(s: &Services, name: &str) -> Result<Schema, ApiError>
 /// `POST /schemas[?override=false]`.
 pub(super) async fn add(
     State(s): State<Arc<Services>>,
-    Query(q): Query<Params>,
+    Query(q): Query<SchemaParams>,
     req: Request,
 ) -> Result<Json<StatusResponse>, ApiError> {
     let schema = parse(&json_body(req).await?)?;
     let name = schema.schema_name.clone();
     let unrecognized = schema.unrecognized();
-    s.tables
-        .put_schema(schema, flag(&q, "override", true))
-        .await?;
+    s.tables.put_schema(schema, q.overwrite()).await?;
     Ok(Json(StatusResponse::with_unrecognized(
         format!("{name} successfully added"),
         unrecognized,

@@ -8,22 +8,19 @@ use axum::Json;
 use riffle_segment::SegmentRef;
 use serde_json::Value;
 
-use super::{table_in_path, Params};
+use super::table_in_path;
 use crate::error::ApiError;
-use crate::models::{SegmentMetadata, StatusResponse};
+use crate::models::{SegmentMetadata, StatusResponse, TypeParam};
 use crate::Services;
 
 /// `GET /segments/{t}[?type=...]`: `[{"REALTIME": [names]}, {"OFFLINE": [...]}]`.
 pub(super) async fn list(
     State(s): State<Arc<Services>>,
     Path(name): Path<String>,
-    Query(q): Query<Params>,
+    Query(q): Query<TypeParam>,
 ) -> Result<Json<Vec<BTreeMap<&'static str, Vec<String>>>>, ApiError> {
     let (raw, suffix) = table_in_path(&name)?;
-    let wanted = q
-        .get("type")
-        .and_then(|t| riffle_common::TableType::parse(t))
-        .or(suffix);
+    let wanted = q.get().or(suffix);
     let found = s.tables.table_types(&raw, wanted).await?;
     if found.is_empty() {
         return Err(ApiError::not_found(format!("Table {name} does not exist")));

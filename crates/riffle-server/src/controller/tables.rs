@@ -9,17 +9,17 @@ use riffle_config::{Schema, TableConfig};
 use serde_json::{Map, Value};
 
 use super::schemas::stored;
-use super::{json_body, mask_secrets, restore_secrets, table_in_path, Params};
+use super::{json_body, mask_secrets, restore_secrets, table_in_path};
 use crate::error::ApiError;
-use crate::models::{StatusResponse, TablesResponse};
+use crate::models::{StatusResponse, TablesResponse, TypeParam};
 use crate::Services;
 
 /// `GET /tables[?type=...]`: raw names, or names with type when a type is asked for.
 pub(super) async fn list(
     State(s): State<Arc<Services>>,
-    Query(q): Query<Params>,
+    Query(q): Query<TypeParam>,
 ) -> Result<Json<TablesResponse>, ApiError> {
-    let filter = q.get("type").and_then(|t| TableType::parse(t));
+    let filter = q.get();
     let mut tables: Vec<String> = Vec::new();
     for name in s.tables.table_names().await? {
         match filter {
@@ -71,10 +71,10 @@ pub(super) async fn add(
 async fn existing(
     s: &Services,
     name: &str,
-    type_param: Option<&String>,
+    type_param: Option<TableType>,
 ) -> Result<Vec<(TableType, TableConfig)>, ApiError> {
     let (raw, suffix) = table_in_path(name)?;
-    let wanted = type_param.and_then(|t| TableType::parse(t)).or(suffix);
+    let wanted = type_param.or(suffix);
     let found = s.tables.table_types(&raw, wanted).await?;
     if found.is_empty() {
         return Err(ApiError::not_found(format!("Table {name} does not exist")));
@@ -87,10 +87,10 @@ async fn existing(
 pub(super) async fn get_one(
     State(s): State<Arc<Services>>,
     Path(name): Path<String>,
-    Query(q): Query<Params>,
+    Query(q): Query<TypeParam>,
 ) -> Result<Json<Map<String, Value>>, ApiError> {
     let mut m = Map::new();
-    for (t, cfg) in existing(&s, &name, q.get("type")).await? {
+    for (t, cfg) in existing(&s, &name, q.get()).await? {
         let mut v = cfg.to_json();
         mask_secrets(&mut v);
         m.insert(t.as_str().to_string(), v);
@@ -137,10 +137,10 @@ pub(super) async fn update(
 pub(super) async fn delete(
     State(s): State<Arc<Services>>,
     Path(name): Path<String>,
-    Query(q): Query<Params>,
+    Query(q): Query<TypeParam>,
 ) -> Result<Json<StatusResponse>, ApiError> {
     let mut deleted = Vec::new();
-    for (_, cfg) in existing(&s, &name, q.get("type")).await? {
+    for (_, cfg) in existing(&s, &name, q.get()).await? {
         let full = cfg.name_with_type();
         s.tables.delete_table(&full).await?;
         deleted.push(full.to_string());
