@@ -12,9 +12,11 @@ Benchmarks (each a `riffle bench ...` command; both binaries get the same flags)
   restart    `bench restart`: seconds until every unsealed row is queryable again after a
              crash (the ratio is old/new, so that higher is better here too)
 
-Round k runs old then new when k is even, new then old when it is odd. The load average
-is printed before and after every run; a run that starts with a 1-minute load above 1.5 is
-flagged. Build both binaries in release. Standard library only."""
+Round k runs old then new when k is even, new then old when it is odd. Before each run the
+script waits (up to --cooldown seconds) for the 1-minute load average to fall below 0.6:
+the benchmarks themselves load both cores. The load is printed before and after every run,
+and a run that starts above 0.6 anyway is flagged BUSY. Build both binaries in release.
+Standard library only."""
 
 from __future__ import annotations
 
@@ -38,12 +40,24 @@ BENCHES = {
 }
 
 
+# A run starts only once the 1-minute load average is below this (the runs themselves load
+# both cores; the load takes a few minutes to decay).
+QUIET = 0.6
+
+
 def load() -> float:
     with open("/proc/loadavg") as f:
         return float(f.read().split()[0])
 
 
-def run(binary: str, args: list[str]) -> tuple[str, float, float, float]:
+def cool_down(limit: float) -> None:
+    end = time.monotonic() + limit
+    while load() >= QUIET and time.monotonic() < end:
+        time.sleep(2)
+
+
+def run(binary: str, args: list[str], cooldown: float) -> tuple[str, float, float, float]:
+    cool_down(cooldown)
     before = load()
     t = time.monotonic()
     out = subprocess.run([binary, *args], capture_output=True, text=True, check=False)
@@ -59,6 +73,7 @@ def main() -> None:
     p.add_argument("new")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--only", default=",".join(BENCHES))
+    p.add_argument("--cooldown", type=float, default=300.0)
     a = p.parse_args()
     names = [n for n in a.only.split(",") if n]
     results: dict[tuple[str, str, str], list[float]] = {}
@@ -70,7 +85,7 @@ def main() -> None:
             if k % 2:
                 order.reverse()
             for which, binary in order:
-                out, before, after, took = run(binary, args)
+                out, before, after, took = run(binary, args, a.cooldown)
                 vals = []
                 for label, pattern, _ in figures:
                     m = re.search(pattern, out)
@@ -79,7 +94,7 @@ def main() -> None:
                     v = float(m.group(1).replace(",", ""))
                     results.setdefault((name, label, which), []).append(v)
                     vals.append(f"{label} {v:,.3f}")
-                busy = "  BUSY" if before > 1.5 else ""
+                busy = "  BUSY" if before >= QUIET else ""
                 print(f"{name:10} round {k + 1} {which}: {'; '.join(vals)}   "
                       f"(load {before:.2f} -> {after:.2f}, {took:.0f} s){busy}", flush=True)
     print("\nmedians and ratios (new/old for rates, old/new for times: higher is better)")

@@ -90,8 +90,9 @@
 //!
 //! # Tests
 //!
-//! [`testing`] starts a Tansu broker (a Kafka-compatible broker installed by
-//! `scripts/tansu.sh`) for the tests of this crate and of the server.
+//! `testing` (feature `testsuite`, off in release builds) starts a Tansu broker (a
+//! Kafka-compatible broker installed by `scripts/tansu.sh`) for the tests of this crate, of
+//! the node and of the benchmarks.
 
 pub mod client;
 pub mod config;

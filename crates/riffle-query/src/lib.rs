@@ -6,6 +6,9 @@
 //! and returns a [`BrokerResponse`] with Pinot's statistics and error codes (150 parse, 190
 //! unknown table, 710 unknown column, 200 execution).
 //!
+//! Queries run on the node's query pool ([`riffle_common::AsyncPool`], handed in by the
+//! composition root), never on the caller's threads.
+//!
 //! Invariants: a query error never fails the HTTP exchange (Pinot answers 200 with
 //! `exceptions`); statistics are read from what the query actually scanned, never guessed.
 

@@ -7,7 +7,8 @@
 //! - [`ConsumingSegment`]: the in-memory segment a partition appends to; readers see a
 //!   consistent prefix (whole fetched batches) together with the offset it ends at.
 //! - [`SegmentRegistry`] / [`TableData`]: the segments of every table, as queries see them.
-//! - [`sealed`]: sealed (immutable, on-disk) segments: [`write_segment`] seals rows into one
+//! - [`sealed`]: sealed (immutable, on-disk) segments (their [`SealOptions`] come from the
+//!   config's merged `IndexConfig`): [`write_segment`] seals rows into one
 //!   checked, versioned file (dictionaries, forward indexes, min/max, null bitmaps, sorted /
 //!   inverted / range / bloom indexes; layout in `docs/segment-format.md`) and
 //!   [`SealedSegment`] opens it (mmap or heap), prunes, filters with its indexes and reads

@@ -3,7 +3,8 @@
 //!
 //! It owns [`DeepStore`]: upload a local segment file to `<base>/<table>/<segment>`,
 //! download an object by URI to a local file, list a table's objects, delete one, and
-//! delete the ones no committed segment refers to ([`DeepStore::remove_unreferenced`]).
+//! delete the ones whose key names no committed segment ([`DeepStore::remove_unreferenced`];
+//! matched by key, so objects survive a base URI that moved).
 //! It knows nothing about segment formats or the catalog: the caller keeps the URIs.
 //!
 //! # URIs
@@ -65,6 +66,7 @@ mod config;
 mod error;
 mod retry;
 mod store;
+/// moto's S3 server for tests (feature `testsuite`).
 #[cfg(feature = "testsuite")]
 pub mod testing;
 

@@ -11,12 +11,13 @@
 //! Message bytes are turned into rows by decoders, which live in `riffle-decode`
 //! (transport-agnostic).
 //!
-//! # The contract (enforced by [`conformance::run_suite`], which every plugin runs)
+//! # The contract (enforced by `conformance::run_suite`, feature `testsuite`, which every plugin runs)
 //!
 //! 1. **Offsets are opaque, ordered within a partition and half-open.** A [`StreamOffset`]
 //!    names the position of one message; `next_offset` of a message is the offset to read
 //!    after it. The string form (`Display` / [`StreamOffset::parse`]) is
-//!    what the catalog stores and must stay stable across versions.
+//!    what the catalog stores and must stay stable across versions. (`StreamOffset` is
+//!    defined in `riffle-common`, so that the catalog and the segments share it.)
 //! 2. **The consumer keeps no committed state.** The ingestion loop owns the offset: every
 //!    `fetch` says where to start (inclusive). Fetching twice from the same offset returns
 //!    the same messages (as long as the stream still holds them).
