@@ -36,6 +36,28 @@ impl TableSegments {
         let parts = self.partitions.len().max(1) as u32;
         row_threshold(&self.flush, parts, &a, &mut rand::rng())
     }
+
+    /// A new consuming segment of `partition`, sized by this table's flush thresholds.
+    fn segment(
+        &self,
+        name: &TableNameWithType,
+        partition: u32,
+        sequence: u32,
+        start: StreamOffset,
+    ) -> SegmentMeta {
+        let created = now_ms();
+        let segment = SegmentName::new(&self.raw, PartitionId(partition), sequence, created);
+        let mut meta = SegmentMeta::in_progress(
+            name,
+            segment.to_string(),
+            partition,
+            sequence,
+            start,
+            created,
+        );
+        meta.flush_threshold_rows = Some(self.threshold(partition));
+        meta
+    }
 }
 
 /// The controller's segment decisions.
@@ -102,18 +124,27 @@ impl SegmentManager {
     ) -> Result<SegmentMeta, CommitError> {
         let tables = self.tables.lock();
         let t = tables.get(name).ok_or_else(|| not_managed(name))?;
-        let created = now_ms();
-        let segment = SegmentName::new(&t.raw, PartitionId(partition), sequence, created);
-        let mut meta = SegmentMeta::in_progress(
-            name,
-            segment.to_string(),
-            partition,
-            sequence,
-            start,
-            created,
-        );
-        meta.flush_threshold_rows = Some(t.threshold(partition));
-        Ok(meta)
+        Ok(t.segment(name, partition, sequence, start))
+    }
+
+    /// The first consuming segments of a new table, one per `(partition, start offset)`,
+    /// sized for that many partitions (before the table is registered).
+    pub(crate) fn first_segments(
+        &self,
+        spec: &TableSpec,
+        starts: Vec<(u32, StreamOffset)>,
+    ) -> Vec<SegmentMeta> {
+        let name = spec.config.name_with_type();
+        let t = TableSegments {
+            raw: spec.config.name().clone(),
+            flush: spec.flush.clone(),
+            partitions: starts.iter().map(|(p, _)| *p).collect(),
+            autotune: BTreeMap::new(),
+        };
+        starts
+            .into_iter()
+            .map(|(p, start)| t.segment(&name, p, 0, start))
+            .collect()
     }
 
     /// Gives a consuming segment stored without a row threshold (by an older version) one.

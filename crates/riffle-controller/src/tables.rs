@@ -159,7 +159,6 @@ impl TableManager {
     /// The first consuming segment of each partition of a new table, at the offset its
     /// criteria say.
     async fn first_segments(&self, spec: &TableSpec) -> Result<Vec<SegmentMeta>> {
-        let name = spec.config.name_with_type();
         let mut starts = Vec::new();
         for s in &spec.streams {
             let (mut md, ids, timeout) =
@@ -169,17 +168,7 @@ impl TableManager {
                 starts.push((partition_id(s.index, p.0), start));
             }
         }
-        self.ctx.segments.register(spec, &[]);
-        self.ctx
-            .segments
-            .add_partitions(&name, starts.iter().map(|(p, _)| *p));
-        let metas = starts
-            .into_iter()
-            .map(|(p, start)| self.ctx.segments.new_segment(&name, p, 0, start))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| ControllerError::wrap("", e))?;
-        self.ctx.segments.unregister(&name);
-        Ok(metas)
+        Ok(self.ctx.segments.first_segments(spec, starts))
     }
 
     /// Replaces a table's config (checked against its schema) and restarts it from the

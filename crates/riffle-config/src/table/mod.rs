@@ -9,6 +9,7 @@
 
 mod document;
 mod validate;
+mod validate_ingestion;
 
 pub use document::{
     IndexingConfig, IngestionConfig, SegmentsConfig, StreamIngestionConfig, TableDocument,
