@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use riffle_common::{RuntimeConfig, Runtimes, TableNameWithType};
 use riffle_config::Schema;
@@ -104,6 +104,28 @@ fn runtimes() -> Result<Runtimes, BenchError> {
     let r = Runtimes::new(&RuntimeConfig::default())
         .map_err(|e| err(format!("start the thread pools: {e}")))?;
     Ok(SHARED.get_or_init(|| r).clone())
+}
+
+/// Waits (up to 30 s) until `partitions` partitions are consuming, as `status` reports
+/// them; an error names the partition that failed, or says that the time ran out.
+pub async fn wait_consuming(
+    status: impl Fn() -> Vec<PartitionStatus>,
+    partitions: usize,
+) -> Result<(), String> {
+    let t = Instant::now();
+    loop {
+        let st = status();
+        if st.len() == partitions && st.iter().all(|s| s.state == PartitionState::Consuming) {
+            return Ok(());
+        }
+        if let Some(f) = failure_of(&st) {
+            return Err(f);
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            return Err("partitions not consuming after 30 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// The first partition among `status` that stopped with an error, as text.

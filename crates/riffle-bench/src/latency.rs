@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use riffle_ingest::PartitionState;
+use crate::core::wait_consuming;
 
 use crate::*;
 
@@ -104,23 +104,9 @@ pub async fn latency_with(
     }
     let core = Core::create(data_dir, setup, &schema).await?;
     // Wait until every partition is consuming, then let it settle into its poll loop.
-    let t = Instant::now();
-    loop {
-        let st = core.status();
-        if st.len() == cfg.partitions as usize
-            && st.iter().all(|s| s.state == PartitionState::Consuming)
-        {
-            break;
-        }
-        if let Some(f) = core.failure() {
-            core.stop().await;
-            return Err(err(f));
-        }
-        if t.elapsed() > Duration::from_secs(30) {
-            core.stop().await;
-            return Err(err("latency phase: partitions not consuming after 30 s"));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    if let Err(e) = wait_consuming(|| core.status(), cfg.partitions as usize).await {
+        core.stop().await;
+        return Err(err(format!("latency phase: {e}")));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
 

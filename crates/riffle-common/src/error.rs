@@ -148,6 +148,11 @@ const MAX_CHAIN: usize = 2000;
 /// The error and its sources joined with `": "` on one line, skipping a source whose text is
 /// already part of what precedes it; at most a few thousand bytes.
 pub fn chain(e: &(dyn StdError + 'static)) -> String {
+    chain_within(e, MAX_CHAIN)
+}
+
+/// [`chain`] cut to at most `max` bytes (then ending in `...`).
+pub fn chain_within(e: &(dyn StdError + 'static), max: usize) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -159,8 +164,8 @@ pub fn chain(e: &(dyn StdError + 'static)) -> String {
         source = s.source();
     }
     let mut line = out.split_whitespace().collect::<Vec<_>>().join(" ");
-    if line.len() > MAX_CHAIN {
-        let mut end = MAX_CHAIN;
+    if line.len() > max {
+        let mut end = max;
         while !line.is_char_boundary(end) {
             end -= 1;
         }

@@ -179,29 +179,9 @@ fn status_in(text: &str) -> Option<u16> {
 /// The longest detail kept from an error chain (a store's error body can be long XML).
 const MAX_DETAIL: usize = 600;
 
-/// The error and its sources, joined with ": ", without repeating a source whose text is
-/// already part of the previous one; on one line, at most [`MAX_DETAIL`] bytes.
+/// The error and its sources on one line, at most [`MAX_DETAIL`] bytes.
 fn chain(e: &(dyn StdError + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !text.is_empty() && !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    let mut line = out.split_whitespace().collect::<Vec<_>>().join(" ");
-    if line.len() > MAX_DETAIL {
-        let mut end = MAX_DETAIL;
-        while !line.is_char_boundary(end) {
-            end -= 1;
-        }
-        line.truncate(end);
-        line.push_str("...");
-    }
-    line
+    riffle_common::error::chain_within(e, MAX_DETAIL)
 }
 
 /// `text` without the given secret values and without the query strings of URLs (an

@@ -32,23 +32,11 @@ pub(super) async fn latency(cfg: &Cfg, dir: &Path, broker: &Tansu, rate: u64) ->
     let bootstrap = broker.bootstrap();
     let core = Core::open(dir, "bench_latency").await?;
     core.create_table(topic, &bootstrap, cfg).await?;
-    let t = Instant::now();
-    loop {
-        let st = core.status();
-        if st.len() == cfg.partitions as usize
-            && st.iter().all(|s| s.state == PartitionState::Consuming)
-        {
-            break;
-        }
-        if let Some(f) = core.failure() {
-            core.stop().await;
-            return Err(f);
-        }
-        if t.elapsed() > Duration::from_secs(30) {
-            core.stop().await;
-            return Err("latency: partitions not consuming after 30 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    if let Err(e) =
+        riffle_bench::core::wait_consuming(|| core.status(), cfg.partitions as usize).await
+    {
+        core.stop().await;
+        return Err(format!("latency: {e}"));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
 

@@ -64,12 +64,13 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use riffle_bench::report::thousands;
 use riffle_bench::{
     process_cpu_secs, EventGen, LoadAvg, MachineFacts, Rate, EVENT_BYTES, LINE_BYTES, SCHEMA_JSON,
 };
 use riffle_common::TableNameWithType;
 use riffle_config::{Schema, TableConfig};
-use riffle_ingest::{PartitionState, PartitionStatus};
+use riffle_ingest::PartitionStatus;
 use riffle_kafka::testing::{Tansu, TansuOptions};
 use riffle_node::{Node, NodeConfig};
 use riffle_segment::SegmentRegistry;
@@ -158,18 +159,6 @@ fn cpu_of(pid: Option<u32>) -> Option<f64> {
 
 fn load() -> String {
     LoadAvg::read().map_or_else(|| "n/a".into(), |l| l.to_string())
-}
-
-fn thousands(v: f64) -> String {
-    let s = (v.round() as u64).to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 mod latency;

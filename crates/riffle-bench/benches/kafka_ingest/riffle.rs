@@ -106,16 +106,7 @@ impl Core {
     }
 
     pub(super) fn failure(&self) -> Option<String> {
-        self.status()
-            .into_iter()
-            .find(|s| s.state == PartitionState::Error)
-            .map(|s| {
-                format!(
-                    "partition {}: {}",
-                    s.partition,
-                    s.last_error.map(|e| e.message).unwrap_or_default()
-                )
-            })
+        riffle_bench::core::failure_of(&self.status())
     }
 
     pub(super) async fn stop(self) {
