@@ -340,9 +340,7 @@ pub async fn read_only_pass(cfg: &IngestBenchConfig, data_dir: &Path) -> Result<
     let plugin = StreamRegistry::with_builtins()
         .plugin_for(&sc)
         .map_err(|e| err(format!("file plugin: {e}")))?;
-    let ctx = StreamContext {
-        data_dir: data_dir.to_path_buf(),
-    };
+    let ctx = StreamContext::new(data_dir.to_path_buf());
     let start = Instant::now();
     let mut tasks = Vec::new();
     for p in 0..cfg.partitions {
@@ -428,9 +426,7 @@ pub async fn stage_split(
     let plugin = StreamRegistry::with_builtins()
         .plugin_for(&sc)
         .map_err(|e| err(format!("file plugin: {e}")))?;
-    let ctx = StreamContext {
-        data_dir: data_dir.to_path_buf(),
-    };
+    let ctx = StreamContext::new(data_dir.to_path_buf());
     let mut split = StageSplit {
         rows: 0,
         bytes: 0,

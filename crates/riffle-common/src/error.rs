@@ -52,6 +52,9 @@ pub enum ErrorKind {
     /// Broker: committed segments of a queried table could not be loaded; the result
     /// lacks their rows (Pinot 305, whose message is the detail alone).
     SegmentsUnavailable,
+    /// Broker: the query reached a resource limit (memory, result size) and was stopped
+    /// (Pinot 245, `ServerResourceLimitExceededError`).
+    ResourceLimitExceeded,
 }
 
 impl ErrorKind {
@@ -67,7 +70,9 @@ impl ErrorKind {
             | ErrorKind::QueryPlanning => 400,
             ErrorKind::NotFound | ErrorKind::TableDoesNotExist => 404,
             ErrorKind::AlreadyExists | ErrorKind::Conflict => 409,
-            ErrorKind::Unavailable | ErrorKind::SegmentsUnavailable => 503,
+            ErrorKind::Unavailable
+            | ErrorKind::SegmentsUnavailable
+            | ErrorKind::ResourceLimitExceeded => 503,
             ErrorKind::ExecutionTimeout => 408,
             ErrorKind::Unauthorized
             | ErrorKind::Io
@@ -84,6 +89,7 @@ impl ErrorKind {
             ErrorKind::SqlParsing => 150,
             ErrorKind::TableDoesNotExist | ErrorKind::NotFound => 190,
             ErrorKind::QueryExecution => 200,
+            ErrorKind::ResourceLimitExceeded => 245,
             ErrorKind::ExecutionTimeout => 250,
             ErrorKind::SegmentsUnavailable => 305,
             ErrorKind::Unavailable => 503,
@@ -107,6 +113,7 @@ impl ErrorKind {
             ErrorKind::SqlParsing => "SQLParsingError",
             ErrorKind::TableDoesNotExist | ErrorKind::NotFound => "TableDoesNotExistError",
             ErrorKind::QueryExecution => "QueryExecutionError",
+            ErrorKind::ResourceLimitExceeded => "ServerResourceLimitExceededError",
             ErrorKind::ExecutionTimeout => "ExecutionTimeoutError",
             ErrorKind::SegmentsUnavailable => "",
             ErrorKind::Unavailable => "QueryCancellationError",

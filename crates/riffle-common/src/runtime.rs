@@ -323,11 +323,18 @@ impl std::fmt::Debug for AsyncPool {
     }
 }
 
+/// Stack of each [`AsyncPool`] thread. Planning a query recurses once per level of its
+/// expressions; the query crate bounds that depth, and this leaves it room (the memory is
+/// reserved, and only touched as deep as a query goes).
+pub const ASYNC_POOL_STACK: usize = 16 * 1024 * 1024;
+
 impl AsyncPool {
-    /// A multi-threaded runtime with `threads` workers named `riffle-<name>`.
+    /// A multi-threaded runtime with `threads` workers named `riffle-<name>`, each with
+    /// [`ASYNC_POOL_STACK`] of stack.
     pub fn new(name: &'static str, threads: usize) -> std::io::Result<AsyncPool> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
+            .thread_stack_size(ASYNC_POOL_STACK)
             .max_blocking_threads(MAX_BLOCKING_THREADS)
             .thread_name(format!("riffle-{name}"))
             .enable_all()

@@ -120,9 +120,7 @@ async fn run_with(
         attempts: AtomicU64::new(0),
     });
     let server = ServerRole::new(ServerContext {
-        stream_ctx: StreamContext {
-            data_dir: dir.path().to_path_buf(),
-        },
+        stream_ctx: StreamContext::new(dir.path().to_path_buf()),
         segments: Arc::new(SegmentRegistry::new()),
         deep_store: Arc::new(
             DeepStore::open(&format!("file://{}", deep.display()), &BTreeMap::new()).unwrap(),

@@ -38,9 +38,7 @@ impl Harness for TansuHarness {
     }
 
     fn context(&self) -> StreamContext {
-        StreamContext {
-            data_dir: std::env::temp_dir(),
-        }
+        StreamContext::new(std::env::temp_dir())
     }
 
     async fn create_topic(

@@ -16,9 +16,7 @@ use riffle_stream::{
 const T: Duration = Duration::from_secs(10);
 
 fn ctx() -> StreamContext {
-    StreamContext {
-        data_dir: std::env::temp_dir(),
-    }
+    StreamContext::new(std::env::temp_dir())
 }
 
 fn tansu() -> Tansu {

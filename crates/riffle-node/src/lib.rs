@@ -29,6 +29,7 @@ use riffle_common::{RuntimeConfig, Runtimes};
 use riffle_controller::{CatalogStore, ControllerContext, SegmentManager, TableManager};
 use riffle_ingest::{ServerContext, ServerRole};
 use riffle_query::QueryEngine;
+pub use riffle_query::QueryLimits;
 use riffle_segment::SegmentRegistry;
 use riffle_server::Services;
 pub use riffle_storage::DeepStore;
@@ -64,6 +65,10 @@ pub struct NodeConfig {
     /// one after the other in one process (the benchmarks' runs) share their threads, as
     /// one long-lived node would.
     pub runtimes: Option<Runtimes>,
+    /// What one query, and all queries together, may use.
+    pub query_limits: QueryLimits,
+    /// Directories outside the data directory that file-stream tables may read.
+    pub allowed_stream_dirs: Vec<PathBuf>,
 }
 
 impl NodeConfig {
@@ -80,6 +85,8 @@ impl NodeConfig {
             retention_interval: Duration::from_secs(600),
             runtime: RuntimeConfig::default(),
             runtimes: None,
+            query_limits: QueryLimits::default(),
+            allowed_stream_dirs: Vec::new(),
         }
     }
 
@@ -161,9 +168,8 @@ impl Node {
         let deep_store = Arc::new(open_deep_store(&config)?);
         let registry = Arc::new(SegmentRegistry::new());
         let segment_manager = Arc::new(SegmentManager::new(store.clone()));
-        let stream_ctx = StreamContext {
-            data_dir: dir.clone(),
-        };
+        let mut stream_ctx = StreamContext::new(dir.clone());
+        stream_ctx.allowed_dirs = config.allowed_stream_dirs.clone();
         let server = Arc::new(ServerRole::new(ServerContext {
             stream_ctx: stream_ctx.clone(),
             segments: registry.clone(),
@@ -183,11 +189,14 @@ impl Node {
             discovery_interval: config.discovery_interval,
         });
         let host = hostname();
-        let query = Arc::new(QueryEngine::new(
-            registry.clone(),
-            format!("Broker_{host}_{}", config.broker_addr.port()),
-            runtimes.query.clone(),
-        ));
+        let query = Arc::new(
+            QueryEngine::new(
+                registry.clone(),
+                format!("Broker_{host}_{}", config.broker_addr.port()),
+                runtimes.query.clone(),
+            )
+            .with_limits(config.query_limits.clone()),
+        );
         tables.start_all().await;
         let services = Arc::new(Services {
             tables: tables.clone(),

@@ -12,6 +12,8 @@
 //! Invariants: a query error never fails the HTTP exchange (Pinot answers 200 with
 //! `exceptions`); statistics are read from what the query actually scanned, never guessed.
 
+mod guard;
+pub mod limits;
 mod pinot_literals;
 pub mod provider;
 pub mod response;
@@ -24,11 +26,13 @@ use std::time::Instant;
 
 use datafusion::common::DataFusionError;
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::memory_pool::MemoryPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::optimizer::{Analyzer, AnalyzerRule};
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::metrics::MetricValue;
-use datafusion::physical_plan::{collect, ExecutionPlan};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
@@ -41,7 +45,10 @@ use parking_lot::Mutex;
 use riffle_common::{split_table_name, AsyncPool, ErrorKind};
 use riffle_segment::SegmentRegistry;
 
+pub use limits::QueryLimits;
 pub use response::{BrokerResponse, QueryStats};
+
+use limits::{execution_error, response_byte_limit, QueryPool};
 
 use provider::{ScanRecord, SegmentScanExec, SegmentTable};
 
@@ -78,6 +85,9 @@ pub struct QueryEngine {
     /// yielding can neither hold up the HTTP handlers and the ingestion loops nor outlast
     /// its time limit (the caller's timer keeps running).
     runtime: AsyncPool,
+    limits: QueryLimits,
+    /// The server-wide memory pool every query's own pool draws from.
+    server_pool: Arc<dyn MemoryPool>,
 }
 
 /// Pinot's broker timeout when a query sets none (`pinot.broker.timeoutMs`).
@@ -119,20 +129,35 @@ impl QueryEngine {
         runtime: AsyncPool,
     ) -> QueryEngine {
         let target_partitions = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let limits = QueryLimits::default();
         QueryEngine {
             segments,
             next_request_id: AtomicU64::new(1),
             broker_id,
             target_partitions,
             runtime,
+            server_pool: limits::server_pool(&limits),
+            limits,
         }
+    }
+
+    /// The same engine under `limits`.
+    pub fn with_limits(mut self, limits: QueryLimits) -> QueryEngine {
+        self.server_pool = limits::server_pool(&limits);
+        self.limits = limits;
+        self
+    }
+
+    /// The limits queries run under.
+    pub fn limits(&self) -> &QueryLimits {
+        &self.limits
     }
 
     /// Runs a query; errors are inside the response.
     pub async fn execute(&self, req: QueryRequest) -> BrokerResponse {
         let started = Instant::now();
         let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-        let mut resp = match self.prepare(&req) {
+        let mut resp = match self.prepare_on_pool(req).await {
             Err(r) => *r,
             Ok(p) => {
                 let tables = p.tables.clone();
@@ -142,11 +167,13 @@ impl QueryEngine {
                         // The query runs on the query threads, so that its time limit holds
                         // even while an operator computes without yielding; at the limit the
                         // task is aborted (it stops at its next yield).
-                        let task = self.runtime.spawn(run(
-                            self.segments.clone(),
-                            self.target_partitions,
-                            p,
-                        ));
+                        let run_ctx = RunContext {
+                            segments: self.segments.clone(),
+                            target_partitions: self.target_partitions,
+                            limits: self.limits.clone(),
+                            server_pool: self.server_pool.clone(),
+                        };
+                        let task = self.runtime.spawn(run(run_ctx, p));
                         let abort = task.abort_handle();
                         match tokio::time::timeout(limit, task).await {
                             Ok(Ok(r)) => r,
@@ -177,12 +204,41 @@ impl QueryEngine {
         resp
     }
 
-    fn prepare(&self, req: &QueryRequest) -> Result<Prepared, Box<BrokerResponse>> {
+    /// Parses and checks a request on the query pool (whose threads have the stack a deep
+    /// statement needs, even to be dropped).
+    async fn prepare_on_pool(&self, req: QueryRequest) -> Result<Prepared, Box<BrokerResponse>> {
+        let known = self.segments.table_names();
+        let limits = self.limits.clone();
+        match self
+            .runtime
+            .spawn(async move { prepare(&known, &limits, &req) })
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => Err(Box::new(BrokerResponse::error(
+                ErrorKind::Internal,
+                &format!("the query task failed: {e}"),
+            ))),
+        }
+    }
+}
+
+/// Parses a request, checks its shape against `limits` and resolves its tables among `known`.
+fn prepare(
+    known: &[String],
+    limits: &QueryLimits,
+    req: &QueryRequest,
+) -> Result<Prepared, Box<BrokerResponse>> {
+    {
         let (sql, option_clause) = strip_option_clause(&req.sql);
         let mut options = req.options.clone();
         options.extend(option_clause);
         let statements = Parser::parse_sql(&GenericDialect {}, &sql)
             .map_err(|e| Box::new(BrokerResponse::error(ErrorKind::SqlParsing, &e.to_string())))?;
+        for st in &statements {
+            limits::check_shape(st, limits)
+                .map_err(|m| Box::new(BrokerResponse::error(ErrorKind::SqlParsing, &m)))?;
+        }
         let mut query = None;
         for st in statements {
             match st {
@@ -215,7 +271,6 @@ impl QueryEngine {
         })?;
 
         // Resolve table names: `t`, `t_REALTIME`, any case.
-        let known = self.segments.table_names();
         let mut tables: Vec<String> = Vec::new();
         let mut missing: Option<String> = None;
         let _ = ast::visit_relations_mut(&mut statement, |name: &mut ObjectName| {
@@ -295,12 +350,30 @@ impl QueryEngine {
     }
 }
 
-/// Plans and runs a prepared query over `segments`.
-async fn run(
+/// What a query runs with.
+struct RunContext {
     segments: Arc<SegmentRegistry>,
     target_partitions: usize,
-    p: Prepared,
-) -> BrokerResponse {
+    limits: QueryLimits,
+    server_pool: Arc<dyn MemoryPool>,
+}
+
+/// Plans and runs a prepared query over `ctx.segments`, within `ctx.limits`.
+async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
+    let RunContext {
+        segments,
+        target_partitions,
+        limits,
+        server_pool,
+    } = ctx;
+    let pool = QueryPool::new(server_pool, limits.max_query_memory_bytes);
+    let runtime = match RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(pool))
+        .build_arc()
+    {
+        Ok(r) => r,
+        Err(e) => return BrokerResponse::error(ErrorKind::Internal, &root_message(&e)),
+    };
     let mut config = SessionConfig::new()
         .with_target_partitions(target_partitions)
         .with_round_robin_repartition(false)
@@ -313,9 +386,11 @@ async fn run(
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
+        .with_runtime_env(runtime)
         .with_analyzer_rules(rules)
         .build();
     let ctx = SessionContext::new_with_state(state);
+    guard::register(&ctx, &limits);
     let record: Arc<Mutex<Vec<ScanRecord>>> = Arc::new(Mutex::new(Vec::new()));
     for t in &p.tables {
         let Some(data) = segments.table(t) else {
@@ -345,9 +420,17 @@ async fn run(
         Ok(p) => p,
         Err(e) => return plan_error(e),
     };
-    let batches = match collect(physical.clone(), ctx.task_ctx()).await {
+    let max_bytes = response_byte_limit(&p.options, &limits);
+    let batches = match limits::collect_within(
+        physical.clone(),
+        ctx.task_ctx(),
+        limits.max_result_rows,
+        max_bytes,
+    )
+    .await
+    {
         Ok(b) => b,
-        Err(e) => return BrokerResponse::error(ErrorKind::QueryExecution, &root_message(&e)),
+        Err(e) => return execution_error(e),
     };
     let schema = physical.schema();
     let mut resp = BrokerResponse {

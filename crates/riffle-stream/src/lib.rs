@@ -185,11 +185,25 @@ impl ClassifyError for StreamError {
     }
 }
 
-/// What a plugin may need from the server: where its data directory is.
+/// What a plugin may need from the server: where its data directory is, and which other
+/// directories it may read.
 #[derive(Clone, Debug)]
 pub struct StreamContext {
     /// The server's data directory (the file stream defaults to `<data_dir>/streams`).
     pub data_dir: PathBuf,
+    /// Directories outside the data directory that the file stream may read (the server's
+    /// `--allow-stream-path`); none by default, so a table cannot read the server's files.
+    pub allowed_dirs: Vec<PathBuf>,
+}
+
+impl StreamContext {
+    /// A context for `data_dir` with no other readable directory.
+    pub fn new(data_dir: PathBuf) -> StreamContext {
+        StreamContext {
+            data_dir,
+            allowed_dirs: Vec::new(),
+        }
+    }
 }
 
 /// Pinot's stream consumer factory: registered under a `streamType`, builds the roles below

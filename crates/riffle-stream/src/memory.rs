@@ -565,9 +565,7 @@ mod tests {
     }
 
     fn ctx() -> StreamContext {
-        StreamContext {
-            data_dir: std::env::temp_dir(),
-        }
+        StreamContext::new(std::env::temp_dir())
     }
 
     async fn consumer(topic: &str, p: u32) -> Result<Box<dyn PartitionConsumer>, StreamError> {

@@ -132,9 +132,7 @@ mod tests {
                 .unwrap();
         }
         broker.produce_tombstone("stream-level", 1).unwrap();
-        let ctx = StreamContext {
-            data_dir: std::env::temp_dir(),
-        };
+        let ctx = StreamContext::new(std::env::temp_dir());
         let cfg = config("stream-level");
         let mut c = MemoryPlugin
             .stream_level_consumer(&cfg, &ctx, StreamLevelStart::Earliest)

@@ -72,9 +72,9 @@ impl Harness for FileHarness {
     }
 
     fn context(&self) -> StreamContext {
-        StreamContext {
-            data_dir: self.dir.path().join("data"),
-        }
+        let mut ctx = StreamContext::new(self.dir.path().join("data"));
+        ctx.allowed_dirs.push(self.streams());
+        ctx
     }
 
     async fn create_topic(
@@ -130,9 +130,7 @@ impl Harness for MemoryHarness {
     }
 
     fn context(&self) -> StreamContext {
-        StreamContext {
-            data_dir: std::env::temp_dir(),
-        }
+        StreamContext::new(std::env::temp_dir())
     }
 
     async fn create_topic(

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use riffle_node::{Node, NodeConfig};
+use riffle_node::{Node, NodeConfig, QueryLimits};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -65,6 +65,75 @@ pub struct ServeArgs {
     /// A consuming segment holding this many bytes is sealed early.
     #[arg(long, default_value_t = 1 << 30)]
     pub max_consuming_bytes: usize,
+    /// A directory outside the data directory that file-stream tables may read
+    /// (`stream.file.path`; repeatable). By default they read only inside the data directory.
+    #[arg(long = "allow-stream-path", value_name = "DIR")]
+    pub allow_stream_paths: Vec<PathBuf>,
+    /// Query limits.
+    #[command(flatten)]
+    pub query: QueryArgs,
+}
+
+/// What one query, and all queries together, may use.
+#[derive(clap::Args, Debug, Clone)]
+pub struct QueryArgs {
+    /// Deepest nesting of expressions a query may have (deeper: error 150).
+    #[arg(long, default_value_t = QueryLimits::default().max_expression_depth)]
+    pub query_max_expression_depth: usize,
+    /// Expressions one query may have (more: error 150).
+    #[arg(long, default_value_t = QueryLimits::default().max_expression_elements)]
+    pub query_max_expression_elements: usize,
+    /// Memory one query may reserve, in bytes (more: error 245).
+    #[arg(long, default_value_t = QueryLimits::default().max_query_memory_bytes)]
+    pub query_max_memory_bytes: usize,
+    /// Memory all running queries may reserve together, in bytes.
+    #[arg(long, default_value_t = QueryLimits::default().max_server_memory_bytes)]
+    pub query_max_server_memory_bytes: usize,
+    /// Largest string `repeat` / `lpad` / `rpad` may make, in bytes.
+    #[arg(long, default_value_t = QueryLimits::default().max_string_bytes)]
+    pub query_max_string_bytes: usize,
+    /// Rows a query result may have.
+    #[arg(long, default_value_t = QueryLimits::default().max_result_rows)]
+    pub query_max_result_rows: usize,
+    /// Bytes a query result may hold before it is answered (a query may ask for less with
+    /// the option `maxQueryResponseSizeBytes`).
+    #[arg(long, default_value_t = QueryLimits::default().max_response_bytes)]
+    pub query_max_response_bytes: usize,
+}
+
+impl Default for QueryArgs {
+    fn default() -> QueryArgs {
+        QueryArgs::from(QueryLimits::default())
+    }
+}
+
+impl From<QueryLimits> for QueryArgs {
+    fn from(l: QueryLimits) -> QueryArgs {
+        QueryArgs {
+            query_max_expression_depth: l.max_expression_depth,
+            query_max_expression_elements: l.max_expression_elements,
+            query_max_memory_bytes: l.max_query_memory_bytes,
+            query_max_server_memory_bytes: l.max_server_memory_bytes,
+            query_max_string_bytes: l.max_string_bytes,
+            query_max_result_rows: l.max_result_rows,
+            query_max_response_bytes: l.max_response_bytes,
+        }
+    }
+}
+
+impl QueryArgs {
+    /// The limits these flags describe.
+    pub fn limits(&self) -> QueryLimits {
+        QueryLimits {
+            max_expression_depth: self.query_max_expression_depth.max(1),
+            max_expression_elements: self.query_max_expression_elements.max(1),
+            max_query_memory_bytes: self.query_max_memory_bytes,
+            max_server_memory_bytes: self.query_max_server_memory_bytes,
+            max_string_bytes: self.query_max_string_bytes,
+            max_result_rows: self.query_max_result_rows,
+            max_response_bytes: self.query_max_response_bytes,
+        }
+    }
 }
 
 impl ServeArgs {
@@ -88,6 +157,8 @@ impl ServeArgs {
         }
         c.retention_interval = std::time::Duration::from_secs(self.retention_interval_secs.max(1));
         c.max_consuming_bytes = self.max_consuming_bytes.max(1 << 20);
+        c.query_limits = self.query.limits();
+        c.allowed_stream_dirs = self.allow_stream_paths.clone();
         Ok(c)
     }
 }

@@ -11,7 +11,7 @@ use rand::Rng;
 use riffle_node::Node;
 use serde_json::{json, Value};
 
-use crate::ServeArgs;
+use crate::{QueryArgs, ServeArgs};
 
 const EVENTS_SCHEMA: &str = include_str!("../../../examples/events/events_schema.json");
 const EVENTS_TABLE: &str = include_str!("../../../examples/events/events_file_table_config.json");
@@ -87,6 +87,8 @@ pub async fn run(a: QuickstartArgs) -> Result<()> {
         deep_store_options: Vec::new(),
         retention_interval_secs: 600,
         max_consuming_bytes: 1 << 30,
+        allow_stream_paths: Vec::new(),
+        query: QueryArgs::default(),
     };
     let server = Node::open(serve.config()?, riffle_node::default_streams()).await?;
     let controller = format!("http://{}", server.controller_addr);

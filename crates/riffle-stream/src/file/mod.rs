@@ -113,7 +113,63 @@ fn topic_dir(config: &StreamConfig, ctx: &StreamContext) -> Result<PathBuf, Stre
             config.topic
         )));
     }
-    Ok(base.join(topic))
+    let dir = base.join(topic);
+    confine(&dir, ctx)?;
+    Ok(dir)
+}
+
+/// `path` with symbolic links resolved as far as it exists (the rest appended as written).
+fn resolve(path: &Path) -> std::io::Result<PathBuf> {
+    let mut rest = Vec::new();
+    let mut existing = path;
+    loop {
+        match existing.canonicalize() {
+            Ok(mut p) => {
+                for c in rest.iter().rev() {
+                    p.push(c);
+                }
+                return Ok(p);
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
+                    return Err(e);
+                };
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Checks that `dir` (links resolved, `..` refused) lies in the data directory or in a
+/// directory the server was told to allow.
+fn confine(dir: &Path, ctx: &StreamContext) -> Result<(), StreamError> {
+    if dir.components().any(|c| c == Component::ParentDir) {
+        return Err(StreamError::config(format!(
+            "{PATH_KEY}: '{}' contains '..'; give a directory inside the data directory",
+            dir.display()
+        )));
+    }
+    let resolved = resolve(dir).map_err(|e| {
+        StreamError::config(format!(
+            "{PATH_KEY}: cannot resolve '{}': {e}",
+            dir.display()
+        ))
+    })?;
+    let inside = std::iter::once(&ctx.data_dir)
+        .chain(&ctx.allowed_dirs)
+        .filter_map(|root| resolve(root).ok())
+        .any(|root| resolved.starts_with(root));
+    if inside {
+        return Ok(());
+    }
+    Err(StreamError::config(format!(
+        "{PATH_KEY}: '{}' is outside the data directory '{}'; the file stream reads only \
+         there unless the server is started with --allow-stream-path <dir>",
+        resolved.display(),
+        ctx.data_dir.display()
+    )))
 }
 
 /// The partition number a file name stands for, if any.
@@ -150,10 +206,24 @@ fn list_partitions(topic: &str, dir: &Path) -> Result<BTreeMap<u32, PathBuf>, St
             continue;
         };
         let path = entry.path();
-        // Follows symbolic links; a file removed meanwhile is simply not listed.
+        // Follows symbolic links that stay in the topic directory; a file removed meanwhile
+        // is simply not listed.
         match std::fs::metadata(&path) {
             Ok(m) if m.is_file() => {}
             _ => continue,
+        }
+        if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+            let (Ok(target), Ok(home)) = (path.canonicalize(), dir.canonicalize()) else {
+                continue;
+            };
+            if !target.starts_with(&home) {
+                return Err(StreamError::config(format!(
+                    "topic '{topic}' partition {partition}: '{}' links to '{}', outside the \
+                     topic directory",
+                    path.display(),
+                    target.display()
+                )));
+            }
         }
         if let Some(other) = out.get(&partition) {
             let (a, b) = if other < &path {
@@ -302,9 +372,9 @@ impl StreamPlugin for FilePlugin {
         config: &StreamConfig,
         ctx: &StreamContext,
     ) -> Result<Vec<String>, StreamError> {
-        let dir = topic_dir(config, ctx)?;
         if let Some(p) = config.plugin_key("path") {
             let base = ctx.data_dir.join(p.trim());
+            confine(&base, ctx)?;
             if let Ok(m) = std::fs::metadata(&base) {
                 if !m.is_dir() {
                     return Err(StreamError::config(format!(
@@ -314,6 +384,7 @@ impl StreamPlugin for FilePlugin {
                 }
             }
         }
+        let dir = topic_dir(config, ctx)?;
         if let Ok(m) = std::fs::metadata(&dir) {
             if !m.is_dir() {
                 return Err(StreamError::config(format!(

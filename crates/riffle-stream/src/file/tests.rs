@@ -45,9 +45,9 @@ impl Fixture {
         config_with("t", Some(&self.dir.path().join("s")))
     }
     fn ctx(&self) -> StreamContext {
-        StreamContext {
-            data_dir: self.dir.path().join("data"),
-        }
+        let mut ctx = StreamContext::new(self.dir.path().join("data"));
+        ctx.allowed_dirs.push(self.dir.path().join("s"));
+        ctx
     }
     fn path(&self, name: &str) -> PathBuf {
         self.topic_dir().join(name)
@@ -350,11 +350,11 @@ async fn test_default_path_and_validation() {
     assert_eq!(c.fetch(&long(0), T).await.unwrap().messages.len(), 1);
 
     // A missing directory is fine; a regular file is not.
-    let missing = f.dir.path().join("later");
+    let missing = ctx.data_dir.join("later");
     assert!(FilePlugin
         .validate(&config_with("t", Some(&missing)), &ctx)
         .is_ok());
-    let file = f.dir.path().join("plain");
+    let file = ctx.data_dir.join("plain");
     std::fs::write(&file, b"").unwrap();
     let err = FilePlugin
         .validate(&config_with("t", Some(&file)), &ctx)
@@ -384,4 +384,77 @@ async fn test_default_path_and_validation() {
     assert!(FilePlugin
         .validate(&config_with("nested/topic", None), &ctx)
         .is_ok());
+}
+
+#[tokio::test]
+async fn test_paths_outside_the_data_directory_are_refused() {
+    let f = Fixture::new();
+    let data = f.dir.path().join("data");
+    std::fs::create_dir_all(data.join("streams")).unwrap();
+    let outside = f.dir.path().join("outside");
+    std::fs::create_dir_all(outside.join("t")).unwrap();
+    std::fs::write(outside.join("t").join("0.jsonl"), b"secret\n").unwrap();
+    let ctx = StreamContext::new(data.clone());
+
+    // An absolute path elsewhere, a relative one that climbs out, a link that leads out.
+    std::os::unix::fs::symlink(&outside, data.join("streams").join("link")).unwrap();
+    for (path, expect) in [
+        (
+            outside.display().to_string(),
+            "is outside the data directory",
+        ),
+        ("/proc/self".to_string(), "is outside the data directory"),
+        ("../outside".to_string(), "contains '..'"),
+        ("streams/link".to_string(), "is outside the data directory"),
+    ] {
+        let cfg = config_with("t", Some(Path::new(&path)));
+        let err = FilePlugin.validate(&cfg, &ctx).unwrap_err();
+        assert_eq!(err.kind, StreamErrorKind::InvalidConfig, "{path}");
+        assert!(
+            err.message.starts_with("stream.file.path: "),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains(expect), "{path}: {}", err.message);
+        assert!(FilePlugin
+            .partition_consumer(&cfg, &ctx, PartitionId(0))
+            .await
+            .is_err());
+    }
+    // A topic whose directory is a link out of the data directory.
+    std::os::unix::fs::symlink(outside.join("t"), data.join("streams").join("t")).unwrap();
+    let err = FilePlugin
+        .validate(&config_with("t", None), &ctx)
+        .unwrap_err();
+    assert!(
+        err.message.contains("is outside the data directory"),
+        "{}",
+        err.message
+    );
+
+    // A partition file that links out of its topic directory is not read.
+    let topic = data.join("streams").join("u");
+    std::fs::create_dir_all(&topic).unwrap();
+    std::os::unix::fs::symlink(outside.join("t").join("0.jsonl"), topic.join("0.jsonl")).unwrap();
+    let mut md = FilePlugin
+        .metadata_provider(&config_with("u", None), &ctx)
+        .await
+        .unwrap();
+    let err = md.partition_ids(T).await.unwrap_err();
+    assert!(
+        err.message.contains("outside the topic directory"),
+        "{}",
+        err.message
+    );
+
+    // Allowed by the server: read.
+    let mut allowed = ctx.clone();
+    allowed.allowed_dirs.push(outside.clone());
+    let cfg = config_with("t", Some(&outside));
+    assert!(FilePlugin.validate(&cfg, &allowed).is_ok());
+    let mut c = FilePlugin
+        .partition_consumer(&cfg, &allowed, PartitionId(0))
+        .await
+        .unwrap();
+    assert_eq!(c.fetch(&long(0), T).await.unwrap().messages.len(), 1);
 }

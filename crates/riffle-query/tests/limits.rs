@@ -1,0 +1,260 @@
+//! Query limits: hostile shapes, memory and result sizes fail the query with an error that
+//! names the limit; the engine answers the next query as before.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use riffle_common::{AsyncPool, ErrorKind, PartitionId, StreamOffset};
+use riffle_config::Schema;
+use riffle_query::{BrokerResponse, QueryEngine, QueryLimits, QueryRequest};
+use riffle_segment::{
+    BlockBuilder, ConsumingSegment, SegmentRef, SegmentRegistry, TableColumns, TableData,
+};
+
+const SCHEMA: &str = r#"{"schemaName":"events",
+ "dimensionFieldSpecs":[{"name":"id","dataType":"INT"},{"name":"s","dataType":"STRING"}]}"#;
+
+/// A table `events` of `rows` rows: `id` 0.. and `s` a distinct 32-byte string.
+fn engine(rows: i32, limits: QueryLimits) -> QueryEngine {
+    let cols = TableColumns::new(
+        Schema::from_json(SCHEMA.as_bytes())
+            .unwrap()
+            .columns()
+            .unwrap(),
+    );
+    let data = Arc::new(TableData::new("events", cols.clone(), None));
+    let seg = Arc::new(ConsumingSegment::new(
+        "events__0__0__20240101T0000Z".into(),
+        PartitionId(0),
+        0,
+        "0".into(),
+        0,
+        cols.clone(),
+    ));
+    let mut b = BlockBuilder::new(cols.clone(), rows as usize);
+    for i in 0..rows {
+        b.push_i32(0, i);
+        b.push_str(1, &format!("{i:032}"));
+        b.end_row();
+    }
+    let batch = b.finish().unwrap();
+    seg.append(
+        Some(batch),
+        StreamOffset::Long(i64::from(rows)),
+        rows as u64,
+        None,
+        5,
+    )
+    .unwrap();
+    data.put_segment(SegmentRef::Consuming(seg));
+    let reg = Arc::new(SegmentRegistry::new());
+    reg.add_table(data);
+    QueryEngine::new(
+        reg,
+        "Broker_test".into(),
+        AsyncPool::new("query", 2).unwrap(),
+    )
+    .with_limits(limits)
+}
+
+async fn q(e: &QueryEngine, sql: &str) -> BrokerResponse {
+    e.execute(QueryRequest {
+        sql: sql.into(),
+        options: BTreeMap::new(),
+    })
+    .await
+}
+
+fn error_of(r: &BrokerResponse) -> (ErrorKind, String) {
+    r.exceptions
+        .first()
+        .cloned()
+        .unwrap_or_else(|| panic!("expected an error, got {}", r.to_json()))
+}
+
+async fn count_works(e: &QueryEngine, expect: i64) {
+    let r = q(e, "SELECT COUNT(*) FROM events").await;
+    assert!(r.exceptions.is_empty(), "{}", r.to_json());
+    assert_eq!(r.to_json()["resultTable"]["rows"][0][0], expect);
+}
+
+fn chain(op: &str, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("id = {i}"))
+        .collect::<Vec<_>>()
+        .join(&format!(" {op} "))
+}
+
+#[tokio::test]
+async fn long_operator_chains_are_refused_before_planning() {
+    let e = engine(100, QueryLimits::default());
+    for sql in [
+        format!("SELECT COUNT(*) FROM events WHERE {}", chain("OR", 2_000)),
+        format!("SELECT COUNT(*) FROM events WHERE {}", chain("AND", 2_000)),
+        format!(
+            "SELECT {} FROM events",
+            (0..2_000)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(" + ")
+        ),
+    ] {
+        let r = q(&e, &sql).await;
+        let (kind, message) = error_of(&r);
+        assert_eq!(kind, ErrorKind::SqlParsing, "{message}");
+        assert!(message.contains("maxExpressionDepth"), "{message}");
+        assert!(message.contains("1000"), "{message}");
+        assert_eq!(r.to_json()["exceptions"][0]["errorCode"], 150);
+    }
+    count_works(&e, 100).await;
+}
+
+#[tokio::test]
+async fn chains_just_below_the_limit_are_planned_and_answered() {
+    let e = engine(100, QueryLimits::default());
+    let r = q(
+        &e,
+        &format!("SELECT COUNT(*) FROM events WHERE {}", chain("OR", 990)),
+    )
+    .await;
+    assert!(r.exceptions.is_empty(), "{}", r.to_json());
+    assert_eq!(r.to_json()["resultTable"]["rows"][0][0], 100);
+}
+
+#[tokio::test]
+async fn too_many_expressions_are_refused() {
+    let limits = QueryLimits {
+        max_expression_elements: 500,
+        ..QueryLimits::default()
+    };
+    let e = engine(10, limits);
+    let list = (0..1_000).map(|i| i.to_string()).collect::<Vec<_>>();
+    let r = q(
+        &e,
+        &format!(
+            "SELECT COUNT(*) FROM events WHERE id IN ({})",
+            list.join(",")
+        ),
+    )
+    .await;
+    let (kind, message) = error_of(&r);
+    assert_eq!(kind, ErrorKind::SqlParsing);
+    assert!(message.contains("maxExpressionElements"), "{message}");
+    assert!(message.contains("500"), "{message}");
+}
+
+#[tokio::test]
+async fn a_query_past_its_memory_budget_fails_and_the_next_one_runs() {
+    let limits = QueryLimits {
+        max_query_memory_bytes: 1 << 20,
+        ..QueryLimits::default()
+    };
+    let e = engine(200_000, limits);
+    let r = q(
+        &e,
+        "SELECT s, COUNT(*) FROM events GROUP BY s ORDER BY s DESC LIMIT 5",
+    )
+    .await;
+    let (kind, message) = error_of(&r);
+    assert_eq!(kind, ErrorKind::ResourceLimitExceeded, "{message}");
+    assert!(message.contains("maxQueryMemoryBytes"), "{message}");
+    assert!(message.contains(&(1u64 << 20).to_string()), "{message}");
+    assert_eq!(r.to_json()["exceptions"][0]["errorCode"], 245);
+    count_works(&e, 200_000).await;
+}
+
+#[tokio::test]
+async fn the_server_budget_bounds_all_queries_together() {
+    let limits = QueryLimits {
+        max_server_memory_bytes: 1 << 20,
+        ..QueryLimits::default()
+    };
+    let e = engine(200_000, limits);
+    let r = q(
+        &e,
+        "SELECT s, COUNT(*) FROM events GROUP BY s ORDER BY s DESC LIMIT 5",
+    )
+    .await;
+    let (kind, message) = error_of(&r);
+    assert_eq!(kind, ErrorKind::ResourceLimitExceeded, "{message}");
+    assert!(message.contains("maxServerMemoryBytes"), "{message}");
+    // Everything the failed query reserved went back: the same query fits a bigger budget
+    // and light queries run.
+    count_works(&e, 200_000).await;
+}
+
+#[tokio::test]
+async fn results_past_the_row_and_byte_limits_fail() {
+    let limits = QueryLimits {
+        max_result_rows: 1_000,
+        ..QueryLimits::default()
+    };
+    let e = engine(5_000, limits);
+    // A cross join of 25 million rows is stopped at the row limit, not buffered.
+    let r = q(
+        &e,
+        "SELECT a.id, b.id FROM events a CROSS JOIN events b LIMIT 100000000",
+    )
+    .await;
+    let (kind, message) = error_of(&r);
+    assert_eq!(kind, ErrorKind::ResourceLimitExceeded, "{message}");
+    assert!(message.contains("maxResultRows"), "{message}");
+    assert!(message.contains("1000"), "{message}");
+
+    // maxQueryResponseSizeBytes as a query option.
+    let r = e
+        .execute(QueryRequest {
+            sql: "SELECT s FROM events LIMIT 900".into(),
+            options: BTreeMap::from([("maxQueryResponseSizeBytes".into(), "1000".into())]),
+        })
+        .await;
+    let (kind, message) = error_of(&r);
+    assert_eq!(kind, ErrorKind::ResourceLimitExceeded, "{message}");
+    assert!(message.contains("maxQueryResponseSizeBytes"), "{message}");
+    // Within the limits the same table answers.
+    let r = q(&e, "SELECT s FROM events LIMIT 900").await;
+    assert!(r.exceptions.is_empty(), "{}", r.to_json());
+    assert_eq!(r.rows.len(), 900);
+}
+
+#[tokio::test]
+async fn string_bombs_fail_before_they_allocate() {
+    let e = engine(1_000, QueryLimits::default());
+    for (sql, limit) in [
+        (
+            "SELECT MAX(length(repeat(s, 1000000))) FROM events",
+            "maxStringBytes",
+        ),
+        (
+            "SELECT MAX(length(repeat(s, 100000))) FROM events",
+            "maxQueryMemoryBytes",
+        ),
+        (
+            "SELECT MAX(length(lpad(s, 100000000, 'x'))) FROM events",
+            "maxStringBytes",
+        ),
+        (
+            "SELECT MAX(length(rpad(s, 100000000))) FROM events",
+            "maxStringBytes",
+        ),
+    ] {
+        let r = q(&e, sql).await;
+        let (kind, message) = error_of(&r);
+        assert_eq!(kind, ErrorKind::ResourceLimitExceeded, "{sql}: {message}");
+        assert!(message.contains(limit), "{sql}: {message}");
+    }
+    // Within the limits the functions answer as before.
+    let r = q(
+        &e,
+        "SELECT repeat('ab', 3), lpad('7', 3, '0'), rpad('7', 3, '-') FROM events LIMIT 1",
+    )
+    .await;
+    assert!(r.exceptions.is_empty(), "{}", r.to_json());
+    assert_eq!(
+        r.to_json()["resultTable"]["rows"][0],
+        serde_json::json!(["ababab", "007", "7--"])
+    );
+    count_works(&e, 1_000).await;
+}

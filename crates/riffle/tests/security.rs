@@ -1,0 +1,253 @@
+//! Hostile requests against a running server: names that would be paths, stream paths out
+//! of the data directory, queries built to crash or exhaust it. Each is refused with an
+//! error naming what is wrong, nothing outside the data directory changes, and the server
+//! keeps answering.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// Every file below `dir` with its contents, to compare before and after.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.push((p.display().to_string(), Vec::new()));
+                stack.push(p);
+            } else {
+                out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn delete(url: &str) -> (u16, Value) {
+    let r = reqwest::Client::new().delete(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn schema_named(name: &str) -> Value {
+    let mut s = read_json("examples/transcript/transcript_schema.json");
+    s["schemaName"] = json!(name);
+    s
+}
+
+fn table_named(name: &str) -> Value {
+    let mut t = read_json("examples/transcript/transcript_file_table_config.json");
+    t["tableName"] = json!(name);
+    t["segmentsConfig"]["schemaName"] = json!(name);
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_that_would_be_paths_are_refused_and_nothing_outside_changes() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    // A canary where a table named by an absolute path would keep its files.
+    let outside = root.path().join("outside");
+    let victim = outside.join("victim_REALTIME");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("canary.txt"), b"keep me").unwrap();
+    std::fs::write(outside.join("victim"), b"keep me too").unwrap();
+    let before = snapshot(&outside);
+
+    let server = start(&data).await;
+    let c = format!("http://{}", server.controller_addr);
+    let absolute = outside.join("victim").display().to_string();
+    let long = "a".repeat(300);
+    for name in [
+        absolute.as_str(),
+        "../victim",
+        "../../outside/victim",
+        "a/b",
+        "a\\b",
+        "x\u{0}y",
+        "x\u{1b}[31my",
+        "two__parts",
+        long.as_str(),
+        "",
+    ] {
+        let (s, v) = post(&format!("{c}/schemas"), &schema_named(name)).await;
+        assert_eq!(s, 400, "schema {name:?}: {v}");
+        let text = v.to_string();
+        assert!(text.contains("name"), "schema {name:?}: {text}");
+        let (s, v) = post(&format!("{c}/tables"), &table_named(name)).await;
+        assert_eq!(s, 400, "table {name:?}: {v}");
+    }
+    // Through the URL: an encoded path in place of a table name.
+    for path in [
+        format!("/tables/{}", urlencode(&absolute)),
+        "/tables/..%2F..%2Foutside%2Fvictim".to_string(),
+        format!("/schemas/{}", urlencode(&absolute)),
+        "/tables/%2E%2E".to_string(),
+    ] {
+        let (s, v) = delete(&format!("{c}{path}")).await;
+        assert!(s == 400 || s == 404, "DELETE {path}: {s} {v}");
+        let (s, v) = get(&format!("{c}{path}")).await;
+        assert!(s == 400 || s == 404, "GET {path}: {s} {v}");
+    }
+    assert_eq!(
+        snapshot(&outside),
+        before,
+        "files outside the data directory changed"
+    );
+    // The server is still serving: a good table can be made and read.
+    let (s, v) = post(&format!("{c}/schemas"), &schema_named("fine")).await;
+    assert_eq!(s, 200, "{v}");
+    server.shutdown().await;
+    assert_eq!(snapshot(&outside), before);
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_stream_paths_outside_the_data_directory_are_refused_unless_allowed() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let outside = root.path().join("outside");
+    std::fs::create_dir_all(outside.join("secret-topic")).unwrap();
+    std::fs::write(
+        outside.join("secret-topic").join("0.jsonl"),
+        transcript_rows().join("\n") + "\n",
+    )
+    .unwrap();
+
+    let server = start(&data).await;
+    let c = format!("http://{}", server.controller_addr);
+    let (s, v) = post(&format!("{c}/schemas"), &schema_named("transcript")).await;
+    assert_eq!(s, 200, "{v}");
+    for path in [
+        outside.display().to_string(),
+        "/proc/self/fd".to_string(),
+        "../outside".to_string(),
+    ] {
+        let mut t = table_named("transcript");
+        let streams = &mut t["tableIndexConfig"]["streamConfigs"];
+        streams["stream.file.path"] = json!(path);
+        streams["stream.file.topic.name"] = json!("secret-topic");
+        let (s, v) = post(&format!("{c}/tables"), &t).await;
+        assert_eq!(s, 400, "{path}: {v}");
+        assert!(v.to_string().contains("stream.file.path"), "{path}: {v}");
+        let (s, _) = get(&format!("{c}/tables/transcript")).await;
+        assert_eq!(s, 404, "{path}: the table must not exist");
+    }
+    server.shutdown().await;
+
+    // Started with --allow-stream-path for that directory, the same table reads it.
+    let server = start_configured(&data, false, |c| {
+        c.allowed_stream_dirs = vec![outside.clone()]
+    })
+    .await;
+    let c = format!("http://{}", server.controller_addr);
+    let mut t = table_named("transcript");
+    let streams = &mut t["tableIndexConfig"]["streamConfigs"];
+    streams["stream.file.path"] = json!(outside.display().to_string());
+    streams["stream.file.topic.name"] = json!("secret-topic");
+    let (s, v) = post(&format!("{c}/tables"), &t).await;
+    assert_eq!(s, 200, "{v}");
+    wait_count(&server, "transcript", 12, Duration::from_secs(20)).await;
+    server.shutdown().await;
+}
+
+async fn query(server: &riffle_node::Node, sql: &str) -> Value {
+    let (status, v) = post(
+        &format!("http://{}/query/sql", server.broker_addr),
+        &json!({ "sql": sql }),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_queries_fail_with_their_limit_and_the_server_keeps_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_configured(dir.path(), false, |c| {
+        c.query_limits.max_result_rows = 1_000;
+    })
+    .await;
+    let c = format!("http://{}", server.controller_addr);
+    append(
+        dir.path(),
+        "transcript-topic",
+        "0.jsonl",
+        &transcript_rows(),
+    );
+    let (s, v) = post(&format!("{c}/schemas"), &schema_named("transcript")).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post(&format!("{c}/tables"), &table_named("transcript")).await;
+    assert_eq!(s, 200, "{v}");
+    wait_count(&server, "transcript", 12, Duration::from_secs(20)).await;
+
+    let ors = (0..2_000)
+        .map(|i| format!("studentID = {i}"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let pluses = (0..2_000)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let cases = [
+        (
+            format!("SELECT COUNT(*) FROM transcript WHERE {ors}"),
+            150,
+            "maxExpressionDepth",
+        ),
+        (
+            format!("SELECT {pluses} FROM transcript"),
+            150,
+            "maxExpressionDepth",
+        ),
+        (
+            "SELECT MAX(length(repeat(firstName, 1000000000))) FROM transcript".to_string(),
+            245,
+            "maxStringBytes",
+        ),
+        (
+            "SELECT a.studentID FROM transcript a, transcript b, transcript c LIMIT 100000000"
+                .to_string(),
+            245,
+            "maxResultRows",
+        ),
+    ];
+    // Each hostile query while another client counts: the count keeps answering.
+    for (sql, code, limit) in &cases {
+        let (hostile, light) = tokio::join!(query(&server, sql), async {
+            count(&server, "transcript").await
+        });
+        assert_eq!(hostile["exceptions"][0]["errorCode"], *code, "{hostile}");
+        let message = hostile["exceptions"][0]["message"].as_str().unwrap();
+        assert!(message.contains(limit), "{message}");
+        assert_eq!(light, 12);
+    }
+    assert_eq!(count(&server, "transcript").await, 12);
+    let (s, _) = get(&format!("{c}/health")).await;
+    assert_eq!(s, 200);
+    server.shutdown().await;
+}
