@@ -182,13 +182,38 @@ impl TableManager {
             .validate(&schema)
             .map_err(|e| ControllerError::wrap("Invalid table config", e))?;
         let name = table.name_with_type();
+        let previous = self
+            .table(&name)
+            .await?
+            .ok_or_else(|| ControllerError::not_found(format!("Table {name} does not exist")))?;
+        // Everything that can refuse the new config (stream plugins, decoders) is asked
+        // before it replaces the running one.
+        resolve(
+            Arc::new(table.clone()),
+            Arc::new(schema),
+            &self.ctx.streams,
+            &self.ctx.stream_ctx,
+        )
+        .map_err(|e| prefixed("Invalid table config", e))?;
         let cfg = table.clone();
         self.ctx.store.run(move |c| c.update_table(&cfg)).await?;
-        // Consumption restarts from the catalog's offsets with the new config.
+        // Consumption restarts from the catalog's offsets with the new config; if it does
+        // not start, the previous config is stored and started again.
         self.stop_table(&name).await;
-        self.start_table(&name)
-            .await
-            .map_err(|e| prefixed("Table updated but consumption did not restart", e))
+        let Err(e) = self.start_table(&name).await else {
+            return Ok(());
+        };
+        warn!(table = %name, error = %e, "the updated table did not start; restoring its previous config");
+        let old = previous.clone();
+        if let Err(re) = self.ctx.store.run(move |c| c.update_table(&old)).await {
+            error!(table = %name, error = %re, "cannot restore the previous table config");
+        } else if let Err(re) = self.start_table(&name).await {
+            error!(table = %name, error = %re, "the previous table config did not start either");
+        }
+        Err(prefixed(
+            "Table config not changed: consumption with the new config did not start",
+            e,
+        ))
     }
 
     /// Stops and deletes one type of a table, its segments' files and deep-store objects.

@@ -11,6 +11,7 @@
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod admin;
+mod logging;
 mod quickstart;
 
 use std::net::{IpAddr, SocketAddr};
@@ -173,15 +174,6 @@ enum Command {
     Bench(riffle_bench::cli::BenchArgs),
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RIFFLE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn main() -> std::process::ExitCode {
     let rt = match riffle_common::runtime::main_runtime() {
         Ok(rt) => rt,
@@ -213,7 +205,7 @@ async fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(a) => {
-            init_logging();
+            logging::init();
             let node = Node::open(a.config()?, riffle_node::default_streams()).await?;
             println!(
                 "riffle is serving: controller http://{} , broker http://{} , data in {}",
@@ -227,7 +219,7 @@ async fn run() -> Result<()> {
             Ok(())
         }
         Command::Quickstart(a) => {
-            init_logging();
+            logging::init();
             quickstart::run(a).await
         }
         Command::Bench(a) => riffle_bench::cli::run(a).await,

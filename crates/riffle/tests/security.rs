@@ -251,3 +251,40 @@ async fn hostile_queries_fail_with_their_limit_and_the_server_keeps_answering() 
     assert_eq!(s, 200);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_table_update_leaves_the_table_running_on_its_previous_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let c = format!("http://{}", server.controller_addr);
+    let rows = transcript_rows();
+    append(dir.path(), "transcript-topic", "0.jsonl", &rows[..6]);
+    let (s, v) = post(&format!("{c}/schemas"), &schema_named("transcript")).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post(&format!("{c}/tables"), &table_named("transcript")).await;
+    assert_eq!(s, 200, "{v}");
+    wait_count(&server, "transcript", 6, Duration::from_secs(20)).await;
+
+    // The new config validates as a table config but its stream cannot be read from here.
+    let mut t = table_named("transcript");
+    t["tableIndexConfig"]["streamConfigs"]["stream.file.path"] = json!("/proc/self");
+    let r = reqwest::Client::new()
+        .put(format!("{c}/tables/transcript"))
+        .json(&t)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body = r.text().await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("stream.file.path"), "{body}");
+
+    // The stored config is the previous one and the table keeps consuming.
+    let (s, v) = get(&format!("{c}/tables/transcript")).await;
+    assert_eq!(s, 200, "{v}");
+    let streams = &v["REALTIME"]["tableIndexConfig"]["streamConfigs"];
+    assert!(streams.get("stream.file.path").is_none(), "{v}");
+    append(dir.path(), "transcript-topic", "0.jsonl", &rows[6..]);
+    wait_count(&server, "transcript", 12, Duration::from_secs(20)).await;
+    server.shutdown().await;
+}
