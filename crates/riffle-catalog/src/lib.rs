@@ -29,6 +29,8 @@ mod records;
 pub use records::{Autotune, SegmentMeta, SegmentStatus, StopReason, TableState};
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use redb::{Database, ReadableTable, TableDefinition};
 use riffle_common::{BoxError, ClassifyError, ErrorKind, TableName, TableNameWithType, TableType};
@@ -108,6 +110,29 @@ fn to_json<T: serde::Serialize>(what: &str, v: &T) -> Result<String, CatalogErro
 /// The embedded catalog.
 pub struct Catalog {
     db: Database,
+    /// Dropped after `db` (fields drop in order): marks the database closed, its file lock
+    /// released.
+    closed: SetOnDrop,
+}
+
+/// Sets its flag when dropped.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Set once a [`Catalog`] and its database file are closed ([`Catalog::closed_flag`]).
+#[derive(Clone, Debug)]
+pub struct ClosedFlag(Arc<AtomicBool>);
+
+impl ClosedFlag {
+    /// Whether the catalog is closed (the file can be opened again).
+    pub fn is_closed(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 impl std::fmt::Debug for Catalog {
@@ -173,6 +198,12 @@ fn insert_new_segments(
 }
 
 impl Catalog {
+    /// A flag set once this catalog is dropped and its file closed: the last holder may
+    /// drop it on another thread, after which closing takes a moment (a final write).
+    pub fn closed_flag(&self) -> ClosedFlag {
+        ClosedFlag(self.closed.0.clone())
+    }
+
     /// Opens (or creates) the catalog file.
     pub fn open(path: &Path) -> Result<Catalog, CatalogError> {
         let db = Database::create(path).map_err(|e| CatalogError::Storage {
@@ -188,7 +219,10 @@ impl Catalog {
                 .map_err(storage("open table state"))?;
         }
         txn.commit().map_err(storage("commit"))?;
-        Ok(Catalog { db })
+        Ok(Catalog {
+            db,
+            closed: SetOnDrop(Arc::default()),
+        })
     }
 
     fn get(

@@ -31,6 +31,7 @@ use riffle_ingest::{ServerContext, ServerRole};
 use riffle_query::QueryEngine;
 pub use riffle_query::QueryLimits;
 use riffle_segment::SegmentRegistry;
+pub use riffle_server::HttpConfig;
 use riffle_server::Services;
 pub use riffle_storage::DeepStore;
 use riffle_storage::StorageError;
@@ -38,7 +39,7 @@ use riffle_stream::{StreamContext, StreamRegistry};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 /// How to run a node.
 #[derive(Clone, Debug)]
@@ -69,6 +70,8 @@ pub struct NodeConfig {
     pub query_limits: QueryLimits,
     /// Directories outside the data directory that file-stream tables may read.
     pub allowed_stream_dirs: Vec<PathBuf>,
+    /// Connection limits and CORS of both HTTP listeners.
+    pub http: HttpConfig,
 }
 
 impl NodeConfig {
@@ -87,6 +90,7 @@ impl NodeConfig {
             runtimes: None,
             query_limits: QueryLimits::default(),
             allowed_stream_dirs: Vec::new(),
+            http: HttpConfig::default(),
         }
     }
 
@@ -143,6 +147,8 @@ pub fn default_streams() -> StreamRegistry {
 
 /// A running node.
 pub struct Node {
+    /// Set once the catalog is closed, which shutdown waits for.
+    catalog_closed: riffle_catalog::ClosedFlag,
     tables: Arc<TableManager>,
     query: Arc<QueryEngine>,
     segments: Arc<SegmentRegistry>,
@@ -164,6 +170,7 @@ impl Node {
         let runtimes =
             Runtimes::new(&config.runtime).map_err(io("start the thread pools".into()))?;
         let catalog = Arc::new(Catalog::open(&dir.join("catalog.redb"))?);
+        let catalog_closed = catalog.closed_flag();
         let store = CatalogStore::new(catalog, runtimes.io.clone());
         let deep_store = Arc::new(open_deep_store(&config)?);
         let registry = Arc::new(SegmentRegistry::new());
@@ -212,6 +219,7 @@ impl Node {
             broker_addr: config.broker_addr,
             cancel: CancellationToken::new(),
             tasks: Vec::new(),
+            catalog_closed,
         };
         node.listen(&config, services).await?;
         node.spawn_retention(config.retention_interval);
@@ -247,7 +255,11 @@ impl Node {
         ] {
             let cancel = self.cancel.clone();
             self.tasks.push(tokio::spawn(riffle_server::serve(
-                listener, router, cancel, role,
+                listener,
+                router,
+                cancel,
+                role,
+                config.http.clone(),
             )));
         }
         Ok(())
@@ -283,11 +295,32 @@ impl Node {
 
     /// Stops the APIs and the periodic tasks, then every consumption loop.
     pub async fn shutdown(self) {
-        self.cancel.cancel();
-        for t in self.tasks {
+        let Node {
+            tables,
+            query,
+            segments,
+            cancel,
+            tasks,
+            catalog_closed,
+            ..
+        } = self;
+        cancel.cancel();
+        for t in tasks {
             let _ = t.await;
         }
-        self.tables.shutdown().await;
+        tables.shutdown().await;
+        drop((tables, query, segments));
+        // The last holder of the catalog may be a catalog thread finishing a transaction
+        // whose caller went away, and closing the database takes a moment after that; the
+        // node is shut down once the file is closed (its lock released), so that the data
+        // directory can be opened again at once.
+        let started = std::time::Instant::now();
+        while !catalog_closed.is_closed() && started.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if !catalog_closed.is_closed() {
+            warn!("the catalog is still open 10 s after shutdown");
+        }
     }
 }
 

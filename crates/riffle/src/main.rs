@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use riffle_node::{Node, NodeConfig, QueryLimits};
+use riffle_node::{HttpConfig, Node, NodeConfig, QueryLimits};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -70,6 +70,17 @@ pub struct ServeArgs {
     /// (`stream.file.path`; repeatable). By default they read only inside the data directory.
     #[arg(long = "allow-stream-path", value_name = "DIR")]
     pub allow_stream_paths: Vec<PathBuf>,
+    /// An origin browsers may call the APIs from (CORS; repeatable; `*` for any). None by
+    /// default: a web page cannot call the APIs.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// Seconds a connection may take to send a request's headers (also how long an idle
+    /// keep-alive connection stays open).
+    #[arg(long, default_value_t = 10)]
+    pub http_header_timeout_secs: u64,
+    /// Open connections per port; more are closed at once.
+    #[arg(long, default_value_t = 1024)]
+    pub http_max_connections: usize,
     /// Query limits.
     #[command(flatten)]
     pub query: QueryArgs,
@@ -160,6 +171,13 @@ impl ServeArgs {
         c.max_consuming_bytes = self.max_consuming_bytes.max(1 << 20);
         c.query_limits = self.query.limits();
         c.allowed_stream_dirs = self.allow_stream_paths.clone();
+        c.http = HttpConfig {
+            cors_origins: self.cors_origins.clone(),
+            header_read_timeout: std::time::Duration::from_secs(
+                self.http_header_timeout_secs.max(1),
+            ),
+            max_connections: self.http_max_connections.max(1),
+        };
         Ok(c)
     }
 }

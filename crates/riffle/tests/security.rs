@@ -288,3 +288,84 @@ async fn a_refused_table_update_leaves_the_table_running_on_its_previous_config(
     wait_count(&server, "transcript", 12, Duration::from_secs(20)).await;
     server.shutdown().await;
 }
+
+async fn preflight(url: &str, origin: &str) -> Option<String> {
+    let r = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, url)
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", "DELETE")
+        .send()
+        .await
+        .unwrap();
+    r.headers()
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap_or_default().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_is_off_unless_origins_are_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let url = format!("http://{}/tables/t", server.controller_addr);
+    assert_eq!(preflight(&url, "http://evil.example").await, None);
+    server.shutdown().await;
+
+    let server = start_configured(dir.path(), false, |c| {
+        c.http.cors_origins = vec!["http://dash.example".into()];
+    })
+    .await;
+    let url = format!("http://{}/tables/t", server.controller_addr);
+    assert_eq!(
+        preflight(&url, "http://dash.example").await.as_deref(),
+        Some("http://dash.example")
+    );
+    assert_eq!(preflight(&url, "http://evil.example").await, None);
+    server.shutdown().await;
+}
+
+/// Reads from `s` until the server closes it (or `limit` passes: then `false`).
+async fn closed_within(s: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_connections_are_closed_and_bounded() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_configured(dir.path(), false, |c| {
+        c.http.header_read_timeout = Duration::from_millis(500);
+        c.http.max_connections = 3;
+    })
+    .await;
+    let addr = server.broker_addr;
+    // Three clients that never finish their headers hold every slot.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"POST /query/sql HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A fourth connection is closed at once.
+    let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(closed_within(&mut extra, Duration::from_secs(2)).await);
+    // The held ones are closed at the header timeout, not kept forever.
+    for s in &mut held {
+        assert!(closed_within(s, Duration::from_secs(10)).await);
+    }
+    // Then the server answers again.
+    let (s, _) = get(&format!("http://{addr}/health")).await;
+    assert_eq!(s, 200);
+    server.shutdown().await;
+}
