@@ -52,6 +52,10 @@ pub enum ErrorKind {
     /// Broker: committed segments of a queried table could not be loaded; the result
     /// lacks their rows (Pinot 305, whose message is the detail alone).
     SegmentsUnavailable,
+    /// No credentials, or wrong ones, where the API requires them (HTTP 401).
+    Unauthenticated,
+    /// The caller may not do this, or not on this table (HTTP 403, Pinot 180).
+    AccessDenied,
     /// Broker: the query reached a resource limit (memory, result size) and was stopped
     /// (Pinot 245, `ServerResourceLimitExceededError`).
     ResourceLimitExceeded,
@@ -69,6 +73,8 @@ impl ErrorKind {
             | ErrorKind::UnknownColumn
             | ErrorKind::QueryPlanning => 400,
             ErrorKind::NotFound | ErrorKind::TableDoesNotExist => 404,
+            ErrorKind::Unauthenticated => 401,
+            ErrorKind::AccessDenied => 403,
             ErrorKind::AlreadyExists | ErrorKind::Conflict => 409,
             ErrorKind::Unavailable
             | ErrorKind::SegmentsUnavailable
@@ -87,6 +93,7 @@ impl ErrorKind {
         match self {
             ErrorKind::JsonParsing => 100,
             ErrorKind::SqlParsing => 150,
+            ErrorKind::Unauthenticated | ErrorKind::AccessDenied => 180,
             ErrorKind::TableDoesNotExist | ErrorKind::NotFound => 190,
             ErrorKind::QueryExecution => 200,
             ErrorKind::ResourceLimitExceeded => 245,
@@ -111,6 +118,7 @@ impl ErrorKind {
         match self {
             ErrorKind::JsonParsing => "JsonParsingError",
             ErrorKind::SqlParsing => "SQLParsingError",
+            ErrorKind::Unauthenticated | ErrorKind::AccessDenied => "AccessDeniedError",
             ErrorKind::TableDoesNotExist | ErrorKind::NotFound => "TableDoesNotExistError",
             ErrorKind::QueryExecution => "QueryExecutionError",
             ErrorKind::ResourceLimitExceeded => "ServerResourceLimitExceededError",

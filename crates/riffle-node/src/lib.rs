@@ -31,6 +31,7 @@ use riffle_ingest::{ServerContext, ServerRole};
 use riffle_query::QueryEngine;
 pub use riffle_query::QueryLimits;
 use riffle_segment::SegmentRegistry;
+pub use riffle_server::auth::AuthConfig;
 pub use riffle_server::HttpConfig;
 use riffle_server::Services;
 pub use riffle_storage::DeepStore;
@@ -72,15 +73,17 @@ pub struct NodeConfig {
     pub allowed_stream_dirs: Vec<PathBuf>,
     /// Connection limits and CORS of both HTTP listeners.
     pub http: HttpConfig,
+    /// Who may call the APIs; none configured: anyone who can connect.
+    pub auth: AuthConfig,
 }
 
 impl NodeConfig {
-    /// Defaults: ports 9000 and 8099 on all interfaces, the default pools.
+    /// Defaults: ports 9000 and 8099 on loopback, the default pools.
     pub fn new(data_dir: PathBuf) -> NodeConfig {
         NodeConfig {
             data_dir,
-            controller_addr: SocketAddr::from(([0, 0, 0, 0], 9000)),
-            broker_addr: SocketAddr::from(([0, 0, 0, 0], 8099)),
+            controller_addr: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            broker_addr: SocketAddr::from(([127, 0, 0, 1], 8099)),
             discovery_interval: Duration::from_secs(1),
             deep_store_uri: None,
             deep_store_options: BTreeMap::new(),
@@ -91,6 +94,7 @@ impl NodeConfig {
             query_limits: QueryLimits::default(),
             allowed_stream_dirs: Vec::new(),
             http: HttpConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 
@@ -210,6 +214,7 @@ impl Node {
             query: query.clone(),
             segments: registry.clone(),
             server_name: format!("Server_{host}_{}", config.controller_addr.port()),
+            auth: config.auth.clone(),
         });
         let mut node = Node {
             tables,

@@ -62,6 +62,8 @@ pub struct QueryRequest {
     pub sql: String,
     /// Options from the request body and `SET` statements.
     pub options: BTreeMap<String, String>,
+    /// The raw table names the caller may read; `None`: all.
+    pub allowed_tables: Option<BTreeSet<String>>,
 }
 
 /// Parses Pinot's `queryOptions` string.
@@ -301,6 +303,16 @@ fn prepare(
             let mut r = BrokerResponse::error(ErrorKind::TableDoesNotExist, "");
             r.tables_queried = vec![t];
             return Err(Box::new(r));
+        }
+        if let Some(allowed) = &req.allowed_tables {
+            if let Some(t) = tables.iter().find(|t| !allowed.contains(t.as_str())) {
+                let mut r = BrokerResponse::error(
+                    ErrorKind::AccessDenied,
+                    &format!("Permission denied: the caller may not read table '{t}'"),
+                );
+                r.tables_queried = vec![t.clone()];
+                return Err(Box::new(r));
+            }
         }
         // Function names are case-insensitive in Pinot; identifiers are case-sensitive.
         // `CAST(x AS TIMESTAMP)` reads numbers as epoch milliseconds in Pinot (Superset's

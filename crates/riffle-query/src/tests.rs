@@ -80,6 +80,7 @@ async fn q(sql: &str) -> serde_json::Value {
         .execute(QueryRequest {
             sql: sql.into(),
             options: BTreeMap::new(),
+            ..Default::default()
         })
         .await
         .to_json()
@@ -176,6 +177,7 @@ async fn test_default_limit_and_types() {
         .execute(QueryRequest {
             sql: "SELECT * FROM transcript".into(),
             options: BTreeMap::new(),
+            ..Default::default()
         })
         .await
         .to_json();
@@ -184,6 +186,7 @@ async fn test_default_limit_and_types() {
         .execute(QueryRequest {
             sql: "SELECT * FROM transcript LIMIT 100".into(),
             options: BTreeMap::new(),
+            ..Default::default()
         })
         .await
         .to_json();
@@ -293,6 +296,7 @@ async fn test_timeout_ms_stops_a_long_query() {
         .execute(QueryRequest {
             sql: slow.clone(),
             options: parse_query_options("timeoutMs=20"),
+            ..Default::default()
         })
         .await
         .to_json();

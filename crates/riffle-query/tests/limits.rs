@@ -63,6 +63,7 @@ async fn q(e: &QueryEngine, sql: &str) -> BrokerResponse {
     e.execute(QueryRequest {
         sql: sql.into(),
         options: BTreeMap::new(),
+        ..Default::default()
     })
     .await
 }
@@ -208,6 +209,7 @@ async fn results_past_the_row_and_byte_limits_fail() {
         .execute(QueryRequest {
             sql: "SELECT s FROM events LIMIT 900".into(),
             options: BTreeMap::from([("maxQueryResponseSizeBytes".into(), "1000".into())]),
+            ..Default::default()
         })
         .await;
     let (kind, message) = error_of(&r);

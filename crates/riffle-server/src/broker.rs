@@ -15,6 +15,7 @@ use riffle_common::ErrorKind;
 use riffle_query::{parse_query_options, BrokerResponse, QueryRequest};
 use serde_json::Value;
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::Services;
 
@@ -25,7 +26,11 @@ pub fn routes(state: Arc<Services>) -> Router {
         .route("/query/sql", get(query_get).post(query_post))
         .route("/query", get(query_get).post(query_post))
         .fallback(crate::not_found)
-        .with_state(state)
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(state.auth.broker.clone()),
+            crate::auth::broker,
+        ))
 }
 
 async fn respond(s: &Services, headers: &HeaderMap, req: QueryRequest) -> Response {
@@ -45,9 +50,15 @@ async fn respond(s: &Services, headers: &HeaderMap, req: QueryRequest) -> Respon
     r
 }
 
+/// The tables an authenticated caller may read (`None`: all).
+fn allowed(caller: Option<axum::Extension<Caller>>) -> Option<std::collections::BTreeSet<String>> {
+    caller.and_then(|c| c.0 .0.and_then(|p| p.tables))
+}
+
 /// `POST /query/sql` with `{"sql": ..., "queryOptions": "k=v;..."}`.
 pub async fn query_post(
     State(s): State<Arc<Services>>,
+    caller: Option<axum::Extension<Caller>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -73,6 +84,7 @@ pub async fn query_post(
         QueryRequest {
             sql: sql.to_string(),
             options,
+            allowed_tables: allowed(caller),
         },
     )
     .await
@@ -81,6 +93,7 @@ pub async fn query_post(
 /// `GET /query/sql?sql=...`.
 pub async fn query_get(
     State(s): State<Arc<Services>>,
+    caller: Option<axum::Extension<Caller>>,
     headers: HeaderMap,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
@@ -97,6 +110,7 @@ pub async fn query_get(
         QueryRequest {
             sql: sql.clone(),
             options,
+            allowed_tables: allowed(caller),
         },
     )
     .await

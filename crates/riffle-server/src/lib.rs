@@ -10,6 +10,7 @@
 //! Invariants: every error leaves through [`error::ApiError`]; a handler parses its request
 //! (names, parameters, bodies) and calls one service; it never touches the catalog itself.
 
+pub mod auth;
 pub mod broker;
 pub mod controller;
 pub mod error;
@@ -42,6 +43,8 @@ pub struct Services {
     pub segments: Arc<SegmentRegistry>,
     /// This server's instance name, as `consumingSegmentsInfo` shows it.
     pub server_name: String,
+    /// Who may call the APIs (none configured: open).
+    pub auth: auth::AuthConfig,
 }
 
 /// How the HTTP listeners treat connections.

@@ -87,6 +87,47 @@ impl Flags {
         self.repeated.get(k).cloned().unwrap_or_default()
     }
 
+    /// The `Authorization` value `-authToken` (a full `Basic ...` / `Bearer ...` value, or
+    /// Pinot's bare token) or `-user` / `-password` give, as Pinot's admin commands send it.
+    pub fn authorization(&self) -> Result<Option<String>> {
+        if let Some(t) = self.get("authToken") {
+            let t = t.trim();
+            let has_scheme = t.split_once(' ').is_some_and(|(s, _)| {
+                s.eq_ignore_ascii_case("basic") || s.eq_ignore_ascii_case("bearer")
+            });
+            return Ok(Some(if has_scheme {
+                t.to_string()
+            } else {
+                format!("Basic {t}")
+            }));
+        }
+        match (self.get("user"), self.get("password")) {
+            (Some(u), Some(p)) => {
+                use base64::Engine;
+                let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+                Ok(Some(format!("Basic {token}")))
+            }
+            (Some(_), None) => bail!("-user needs -password"),
+            (None, Some(_)) => bail!("-password needs -user"),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// An HTTP client that sends the credentials the flags give.
+    fn client(&self) -> Result<reqwest::Client> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(a) = self.authorization()? {
+            let mut v = reqwest::header::HeaderValue::from_str(&a)
+                .map_err(|_| anyhow!("-authToken / -user / -password: not a valid header value"))?;
+            v.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, v);
+        }
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .context("http client")
+    }
+
     fn base_url(
         &self,
         host_key: &str,
@@ -220,7 +261,7 @@ pub async fn add_table(args: &[String]) -> Result<()> {
         );
         return Ok(());
     }
-    let client = reqwest::Client::new();
+    let client = f.client()?;
     if f.is_set("update") {
         send(
             client
@@ -291,7 +332,7 @@ pub async fn add_schema(args: &[String]) -> Result<()> {
         );
         return Ok(());
     }
-    let resp = send(reqwest::Client::new().post(url).json(&schema), "add schema").await?;
+    let resp = send(f.client()?.post(url).json(&schema), "add schema").await?;
     println!("{resp}");
     Ok(())
 }
@@ -328,9 +369,7 @@ pub async fn post_query(args: &[String]) -> Result<()> {
     }
     let base = f.base_url("brokerHost", "brokerPort", "brokerProtocol", 8099);
     let resp = send(
-        reqwest::Client::new()
-            .post(format!("{base}/query/sql"))
-            .json(&body),
+        f.client()?.post(format!("{base}/query/sql")).json(&body),
         "query",
     )
     .await?;

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use riffle_node::{HttpConfig, Node, NodeConfig, QueryLimits};
+use riffle_node::{AuthConfig, HttpConfig, Node, NodeConfig, QueryLimits};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -43,9 +43,18 @@ pub struct ServeArgs {
     /// Data directory: catalog, stream files (streams/<topic>/<partition>.jsonl).
     #[arg(long, default_value = "./riffle-data", env = "RIFFLE_DATA_DIR")]
     pub data_dir: PathBuf,
-    /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
+    /// Address to listen on. Loopback by default; any other address needs
+    /// `--auth-config` (or `--insecure-no-auth`).
+    #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
+    /// Pinot's basic-auth principals, as a properties file
+    /// (`controller.admin.access.control.principals=...`, `pinot.broker.access.control...`).
+    #[arg(long, value_name = "FILE", env = "RIFFLE_AUTH_CONFIG")]
+    pub auth_config: Option<PathBuf>,
+    /// Serve a non-loopback address without authentication (anyone who can reach the
+    /// ports can read, change and delete every table).
+    #[arg(long)]
+    pub insecure_no_auth: bool,
     /// Controller API port (Pinot's 9000).
     #[arg(long, default_value_t = 9000)]
     pub controller_port: u16,
@@ -171,6 +180,22 @@ impl ServeArgs {
         c.max_consuming_bytes = self.max_consuming_bytes.max(1 << 20);
         c.query_limits = self.query.limits();
         c.allowed_stream_dirs = self.allow_stream_paths.clone();
+        if let Some(path) = &self.auth_config {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("--auth-config {}: {e}", path.display()))?;
+            c.auth = AuthConfig::parse(&text)
+                .map_err(|e| anyhow::anyhow!("--auth-config {}: {e}", path.display()))?;
+        }
+        if !self.host.is_loopback() && !c.auth.is_enabled() {
+            if !self.insecure_no_auth {
+                anyhow::bail!(
+                    "--host {} is reachable from other machines and no users are configured: \
+                     give --auth-config FILE, or --insecure-no-auth to serve it open",
+                    self.host
+                );
+            }
+            tracing::warn!(host = %self.host, "serving without authentication on a non-loopback address");
+        }
         c.http = HttpConfig {
             cors_origins: self.cors_origins.clone(),
             header_read_timeout: std::time::Duration::from_secs(

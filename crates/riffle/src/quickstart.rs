@@ -88,6 +88,8 @@ pub async fn run(a: QuickstartArgs) -> Result<()> {
         retention_interval_secs: 600,
         max_consuming_bytes: 1 << 30,
         allow_stream_paths: Vec::new(),
+        auth_config: None,
+        insecure_no_auth: false,
         cors_origins: Vec::new(),
         http_header_timeout_secs: 10,
         http_max_connections: 1024,

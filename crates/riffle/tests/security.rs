@@ -369,3 +369,172 @@ async fn half_open_connections_are_closed_and_bounded() {
     assert_eq!(s, 200);
     server.shutdown().await;
 }
+
+async fn call(
+    method: reqwest::Method,
+    url: &str,
+    auth: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut r = reqwest::Client::new().request(method, url);
+    if let Some(a) = auth {
+        r = r.header("Authorization", a);
+    }
+    if let Some(b) = body {
+        r = r.json(b);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_auth_on_writes_need_credentials_and_users_see_only_their_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = riffle_node::AuthConfig::parse(
+        "controller.admin.access.control.principals=admin,user\n\
+         controller.admin.access.control.principals.admin.password=verysecret\n\
+         controller.admin.access.control.principals.user.password=secret\n\
+         controller.admin.access.control.principals.user.permissions=READ\n\
+         controller.admin.access.control.principals.user.tables=transcript\n",
+    )
+    .unwrap();
+    let server = start_configured(dir.path(), false, |c| c.auth = auth).await;
+    let c = format!("http://{}", server.controller_addr);
+    let b = format!("http://{}", server.broker_addr);
+    let admin = basic("admin", "verysecret");
+    let user = basic("user", "secret");
+    append(
+        dir.path(),
+        "transcript-topic",
+        "0.jsonl",
+        &transcript_rows(),
+    );
+
+    // No credentials, wrong ones: 401; a read-only user writing: 403.
+    let (s, _) = call(
+        reqwest::Method::POST,
+        &format!("{c}/schemas"),
+        None,
+        Some(&schema_named("transcript")),
+    )
+    .await;
+    assert_eq!(s, 401);
+    let (s, _) = call(
+        reqwest::Method::POST,
+        &format!("{c}/schemas"),
+        Some(&basic("admin", "nope")),
+        Some(&schema_named("transcript")),
+    )
+    .await;
+    assert_eq!(s, 401);
+    let (s, v) = call(
+        reqwest::Method::POST,
+        &format!("{c}/schemas"),
+        Some(&user),
+        Some(&schema_named("transcript")),
+    )
+    .await;
+    assert_eq!(s, 403, "{v}");
+    for name in ["transcript", "secret"] {
+        let (s, v) = call(
+            reqwest::Method::POST,
+            &format!("{c}/schemas"),
+            Some(&admin),
+            Some(&schema_named(name)),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        let (s, v) = call(
+            reqwest::Method::POST,
+            &format!("{c}/tables"),
+            Some(&admin),
+            Some(&table_named(name)),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let (s, _) = get(&format!("{c}/health")).await;
+    assert_eq!(s, 200);
+    let (s, _) = call(
+        reqwest::Method::GET,
+        &format!("{c}/tables/transcript"),
+        Some(&user),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = call(
+        reqwest::Method::GET,
+        &format!("{c}/tables/secret"),
+        Some(&user),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = call(
+        reqwest::Method::DELETE,
+        &format!("{c}/tables/transcript"),
+        Some(&user),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+
+    // Queries: credentials required; the user reads its table, not the other.
+    let q = |t: &str| json!({ "sql": format!("SELECT COUNT(*) FROM {t}") });
+    let (s, _) = call(
+        reqwest::Method::POST,
+        &format!("{b}/query/sql"),
+        None,
+        Some(&q("transcript")),
+    )
+    .await;
+    assert_eq!(s, 401);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (s, v) = call(
+            reqwest::Method::POST,
+            &format!("{b}/query/sql"),
+            Some(&user),
+            Some(&q("transcript")),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        if v["resultTable"]["rows"][0][0] == 12 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, v) = call(
+        reqwest::Method::POST,
+        &format!("{b}/query/sql"),
+        Some(&user),
+        Some(&q("secret")),
+    )
+    .await;
+    assert_eq!(v["exceptions"][0]["errorCode"], 180, "{v}");
+    assert!(v.get("resultTable").is_none(), "{v}");
+    let (_, v) = call(
+        reqwest::Method::POST,
+        &format!("{b}/query/sql"),
+        Some(&admin),
+        Some(&q("secret")),
+    )
+    .await;
+    assert_eq!(v["exceptions"], json!([]), "{v}");
+    server.shutdown().await;
+}

@@ -79,7 +79,11 @@ pub fn routes(state: Arc<Services>) -> Router {
             get(crate::broker::query_get).post(crate::broker::query_post),
         )
         .fallback(crate::not_found)
-        .with_state(state)
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(state.auth.controller.clone()),
+            crate::auth::controller,
+        ))
 }
 
 /// The body as JSON bytes: a JSON body, or the single file part of a multipart body (what
