@@ -5,7 +5,9 @@
 //!
 //! ```text
 //! <stream.file.path>/            default <data_dir>/streams; a relative path is taken
-//!                                relative to the server's data directory
+//!                                relative to the server's data directory; it must lie in
+//!                                the data directory or a directory the server allows
+//!                                (StreamContext::allowed_dirs), links resolved
 //!   <topic>/                     stream.file.topic.name (may contain '/', never '..')
 //!     0.jsonl                    partition 0
 //!     1.jsonl                    partition 1
