@@ -80,10 +80,21 @@ def server_env() -> dict:
     return {**os.environ, "NO_COLOR": "1", "RIFFLE_LOG": os.environ.get("RIFFLE_LOG", "info")}
 
 
+# The CA of the test certificate (tests/data/tls), trusted for https URLs.
+TLS_DIR = Path(__file__).resolve().parent.parent / "data" / "tls"
+
+
+def _tls_context():
+    import ssl
+
+    return ssl.create_default_context(cafile=str(TLS_DIR / "ca.pem"))
+
+
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
     """GET a URL; returns (status, body). Connection errors raise OSError."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
+        ctx = _tls_context() if url.startswith("https:") else None
+        with urllib.request.urlopen(url, timeout=timeout, context=ctx) as r:
             return r.status, r.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode("utf-8", "replace")
@@ -243,12 +254,17 @@ class Riffle:
     # -- addresses and clients ------------------------------------------------------------
 
     @property
+    def scheme(self) -> str:
+        """`https` when the server was given `--tls-cert`."""
+        return "https" if "--tls-cert" in self.extra_args else "http"
+
+    @property
     def controller_url(self) -> str:
-        return f"http://127.0.0.1:{self.controller_port}"
+        return f"{self.scheme}://127.0.0.1:{self.controller_port}"
 
     @property
     def broker_url(self) -> str:
-        return f"http://127.0.0.1:{self.broker_port}"
+        return f"{self.scheme}://127.0.0.1:{self.broker_port}"
 
     def connect(self):
         """A pinotdb DB-API connection to the broker."""

@@ -122,10 +122,21 @@ impl Flags {
             v.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, v);
         }
-        reqwest::Client::builder()
-            .default_headers(headers)
-            .build()
-            .context("http client")
+        let mut builder = reqwest::Client::builder().default_headers(headers);
+        // A private CA for an https server, as OpenSSL-based tools take it.
+        if let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) {
+            let pem = std::fs::read(&path)
+                .with_context(|| format!("SSL_CERT_FILE {}", Path::new(&path).display()))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+                format!(
+                    "SSL_CERT_FILE {}: not PEM certificates",
+                    Path::new(&path).display()
+                )
+            })? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        builder.build().context("http client")
     }
 
     fn base_url(

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use riffle_node::{AuthConfig, HttpConfig, Node, NodeConfig, QueryLimits};
+use riffle_node::{AuthConfig, HttpConfig, Node, NodeConfig, QueryLimits, TlsConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -90,6 +90,12 @@ pub struct ServeArgs {
     /// Open connections per port; more are closed at once.
     #[arg(long, default_value_t = 1024)]
     pub http_max_connections: usize,
+    /// Serve both ports over TLS with this PEM certificate chain (with `--tls-key`).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Query limits.
     #[command(flatten)]
     pub query: QueryArgs,
@@ -202,6 +208,13 @@ impl ServeArgs {
                 self.http_header_timeout_secs.max(1),
             ),
             max_connections: self.http_max_connections.max(1),
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(
+                    TlsConfig::from_pem_files(cert, key)
+                        .map_err(|e| anyhow::anyhow!("--tls-cert / --tls-key: {e}"))?,
+                ),
+                _ => None,
+            },
         };
         Ok(c)
     }

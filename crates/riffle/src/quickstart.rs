@@ -89,6 +89,8 @@ pub async fn run(a: QuickstartArgs) -> Result<()> {
         max_consuming_bytes: 1 << 30,
         allow_stream_paths: Vec::new(),
         auth_config: None,
+        tls_cert: None,
+        tls_key: None,
         insecure_no_auth: false,
         cors_origins: Vec::new(),
         http_header_timeout_secs: 10,
