@@ -120,6 +120,29 @@ enum Which {
         #[command(flatten)]
         common: CommonFlags,
     },
+    /// Light queries beside heavy ones: COUNT(*) latency alone and while clients run a
+    /// high-cardinality GROUP BY, per query-pool size; and the cost of the query limits.
+    /// Build in release.
+    Queries {
+        /// Rows in the table (all distinct uuids).
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// Light queries per phase.
+        #[arg(long, default_value_t = 100)]
+        light: usize,
+        /// Clients running the heavy query.
+        #[arg(long, default_value_t = 2)]
+        heavy: usize,
+        /// Query-pool sizes to compare, comma-separated (0: the default).
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        threads: Vec<usize>,
+        /// Runs of the heavy query alone, per limit setting.
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+        /// Work directory (default: a temporary one, removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// seal, restart and footprint, one after the other.
     Lifecycle {
         #[command(flatten)]
@@ -202,6 +225,29 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             }
             warn_debug("ingest");
             let report = run_ingest_bench(cfg).await.map_err(|e| anyhow!("{e}"))?;
+            println!("{report}");
+            Ok(())
+        }
+        Which::Queries {
+            rows,
+            light,
+            heavy,
+            threads,
+            repeat,
+            dir,
+        } => {
+            let (work_dir, _tmp) = work_dir(&dir)?;
+            warn_debug("queries");
+            let report = crate::queries::run_query_bench(crate::queries::QueryBenchConfig {
+                work_dir,
+                rows,
+                light,
+                heavy,
+                threads,
+                repeat,
+            })
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
             println!("{report}");
             Ok(())
         }

@@ -64,6 +64,7 @@ pub mod ingest;
 mod ingest_report;
 pub mod latency;
 pub mod lifecycle;
+pub mod queries;
 pub mod report;
 pub mod restart;
 pub mod seal;
