@@ -111,7 +111,7 @@ fn test_the_crate_graph_has_no_circle_and_points_down() {
         "riffle-controller" => 5,
         "riffle-server" => 6,
         "riffle-node" => 7,
-        "riffle-bench" => 8,
+        "riffle-bench" | "riffle-fuzz" => 8,
         "riffle" => 9,
         other => panic!("crate {other} has no layer in this test: add it"),
     };
