@@ -155,6 +155,8 @@ fn unlimited() -> QueryLimits {
         max_string_bytes: usize::MAX,
         max_result_rows: usize::MAX,
         max_response_bytes: usize::MAX,
+        max_concurrent_queries: tokio::sync::Semaphore::MAX_PERMITS,
+        max_queue_wait: Duration::from_secs(3600),
     }
 }
 

@@ -59,6 +59,9 @@ pub enum ErrorKind {
     /// Broker: the query reached a resource limit (memory, result size) and was stopped
     /// (Pinot 245, `ServerResourceLimitExceededError`).
     ResourceLimitExceeded,
+    /// Broker: every query slot stayed taken for as long as the query could wait (Pinot 240,
+    /// `QuerySchedulingTimeoutError`).
+    QuerySchedulingTimeout,
 }
 
 impl ErrorKind {
@@ -79,7 +82,7 @@ impl ErrorKind {
             ErrorKind::Unavailable
             | ErrorKind::SegmentsUnavailable
             | ErrorKind::ResourceLimitExceeded => 503,
-            ErrorKind::ExecutionTimeout => 408,
+            ErrorKind::ExecutionTimeout | ErrorKind::QuerySchedulingTimeout => 408,
             ErrorKind::Unauthorized
             | ErrorKind::Io
             | ErrorKind::Corrupt
@@ -97,6 +100,7 @@ impl ErrorKind {
             ErrorKind::TableDoesNotExist | ErrorKind::NotFound => 190,
             ErrorKind::QueryExecution => 200,
             ErrorKind::ResourceLimitExceeded => 245,
+            ErrorKind::QuerySchedulingTimeout => 240,
             ErrorKind::ExecutionTimeout => 250,
             ErrorKind::SegmentsUnavailable => 305,
             ErrorKind::Unavailable => 503,
@@ -122,6 +126,7 @@ impl ErrorKind {
             ErrorKind::TableDoesNotExist | ErrorKind::NotFound => "TableDoesNotExistError",
             ErrorKind::QueryExecution => "QueryExecutionError",
             ErrorKind::ResourceLimitExceeded => "ServerResourceLimitExceededError",
+            ErrorKind::QuerySchedulingTimeout => "QuerySchedulingTimeoutError",
             ErrorKind::ExecutionTimeout => "ExecutionTimeoutError",
             ErrorKind::SegmentsUnavailable => "",
             ErrorKind::Unavailable => "QueryCancellationError",

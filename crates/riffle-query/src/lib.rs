@@ -90,6 +90,9 @@ pub struct QueryEngine {
     limits: QueryLimits,
     /// The server-wide memory pool every query's own pool draws from.
     server_pool: Arc<dyn MemoryPool>,
+    /// Query slots ([`QueryLimits::max_concurrent_queries`]); tokio's semaphore is fair,
+    /// so waiting queries get slots in arrival order.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Pinot's broker timeout when a query sets none (`pinot.broker.timeoutMs`).
@@ -139,6 +142,9 @@ impl QueryEngine {
             target_partitions,
             runtime,
             server_pool: limits::server_pool(&limits),
+            slots: Arc::new(tokio::sync::Semaphore::new(
+                limits.max_concurrent_queries.max(1),
+            )),
             limits,
         }
     }
@@ -146,8 +152,21 @@ impl QueryEngine {
     /// The same engine under `limits`.
     pub fn with_limits(mut self, limits: QueryLimits) -> QueryEngine {
         self.server_pool = limits::server_pool(&limits);
+        self.slots = Arc::new(tokio::sync::Semaphore::new(
+            limits
+                .max_concurrent_queries
+                .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+        ));
         self.limits = limits;
         self
+    }
+
+    /// Queries running now (holding a slot).
+    pub fn running(&self) -> usize {
+        self.limits
+            .max_concurrent_queries
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS)
+            - self.slots.available_permits()
     }
 
     /// The limits queries run under.
@@ -166,6 +185,31 @@ impl QueryEngine {
                 let mut r = match query_timeout(&p.options) {
                     Err(message) => BrokerResponse::error(ErrorKind::QueryValidation, &message),
                     Ok(limit) => {
+                        // A slot first: past the wait, error 240 (Pinot's scheduling
+                        // timeout); the slot is held until the query ends.
+                        let wait = self.limits.max_queue_wait.min(limit);
+                        let _slot =
+                            match tokio::time::timeout(wait, self.slots.clone().acquire_owned())
+                                .await
+                            {
+                                Ok(Ok(slot)) => slot,
+                                _ => {
+                                    let mut r = BrokerResponse::error(
+                                        ErrorKind::QuerySchedulingTimeout,
+                                        &format!(
+                                            "all {} query slots stayed busy for {} ms \
+                                         (maxConcurrentQueries, maxQueueWaitMs)",
+                                            self.limits.max_concurrent_queries,
+                                            wait.as_millis()
+                                        ),
+                                    );
+                                    r.tables_queried = tables;
+                                    r.request_id = request_id;
+                                    r.broker_id = self.broker_id.clone();
+                                    r.time_used_ms = started.elapsed().as_millis() as u64;
+                                    return r;
+                                }
+                            };
                         // The query runs on the query threads, so that its time limit holds
                         // even while an operator computes without yielding; at the limit the
                         // task is aborted (it stops at its next yield).

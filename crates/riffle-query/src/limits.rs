@@ -14,6 +14,9 @@
 //!   with error 245 naming the limit. String functions whose output size is given by their
 //!   arguments (`repeat`, `lpad`, `rpad`) check that size before they allocate
 //!   ([`QueryLimits::max_string_bytes`] per value, the query's budget in all).
+//! - **Admission**: at most [`QueryLimits::max_concurrent_queries`] queries run at once;
+//!   the others wait in arrival order for a slot, at most [`QueryLimits::max_queue_wait`]
+//!   (and never past their own `timeoutMs`), then fail with error 240.
 //! - **Result**, while collecting: at most [`QueryLimits::max_result_rows`] rows and
 //!   [`QueryLimits::max_response_bytes`] bytes of result (Pinot's
 //!   `maxQueryResponseSizeBytes`, settable per query with that option, never above the
@@ -53,6 +56,11 @@ pub struct QueryLimits {
     pub max_result_rows: usize,
     /// Bytes a result may take in memory before it is answered (default 256 MiB).
     pub max_response_bytes: usize,
+    /// Queries running at once (default four per core, at least 8); others wait for a slot.
+    pub max_concurrent_queries: usize,
+    /// How long a query waits for a slot at most (default 5 s, never past its own
+    /// `timeoutMs`); then error 240.
+    pub max_queue_wait: std::time::Duration,
 }
 
 impl Default for QueryLimits {
@@ -65,6 +73,11 @@ impl Default for QueryLimits {
             max_string_bytes: 16 << 20,
             max_result_rows: 1_000_000,
             max_response_bytes: 256 << 20,
+            max_concurrent_queries: std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .saturating_mul(4)
+                .max(8),
+            max_queue_wait: std::time::Duration::from_secs(5),
         }
     }
 }

@@ -260,3 +260,42 @@ async fn string_bombs_fail_before_they_allocate() {
     );
     count_works(&e, 1_000).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_query_slots_a_query_waits_then_answers_error_240() {
+    let limits = QueryLimits {
+        max_concurrent_queries: 1,
+        max_queue_wait: std::time::Duration::from_millis(100),
+        ..QueryLimits::default()
+    };
+    let e = Arc::new(engine(20_000, limits));
+    // A query that holds the only slot until its 3 s timeout (400M pairs).
+    let heavy = {
+        let e = e.clone();
+        tokio::spawn(async move {
+            e.execute(QueryRequest {
+                sql: "SELECT COUNT(*) FROM events a, events b WHERE a.s <> b.s".into(),
+                options: BTreeMap::from([("timeoutMs".into(), "3000".into())]),
+                ..Default::default()
+            })
+            .await
+        })
+    };
+    let started = std::time::Instant::now();
+    while e.running() == 0 {
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "the heavy query never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let r = q(&e, "SELECT COUNT(*) FROM events").await;
+    let (kind, message) = error_of(&r);
+    assert_eq!(kind, ErrorKind::QuerySchedulingTimeout, "{message}");
+    assert!(message.contains("maxConcurrentQueries"), "{message}");
+    assert_eq!(r.to_json()["exceptions"][0]["errorCode"], 240);
+    // Once the slot is free again, queries run.
+    let _ = heavy.await;
+    assert_eq!(e.running(), 0);
+    count_works(&e, 20_000).await;
+}

@@ -126,6 +126,12 @@ pub struct QueryArgs {
     /// the option `maxQueryResponseSizeBytes`).
     #[arg(long, default_value_t = QueryLimits::default().max_response_bytes)]
     pub query_max_response_bytes: usize,
+    /// Queries running at once; others wait for a slot.
+    #[arg(long, default_value_t = QueryLimits::default().max_concurrent_queries)]
+    pub query_max_concurrent: usize,
+    /// Milliseconds a query may wait for a slot (then error 240).
+    #[arg(long, default_value_t = QueryLimits::default().max_queue_wait.as_millis() as u64)]
+    pub query_max_queue_wait_ms: u64,
 }
 
 impl Default for QueryArgs {
@@ -144,6 +150,8 @@ impl From<QueryLimits> for QueryArgs {
             query_max_string_bytes: l.max_string_bytes,
             query_max_result_rows: l.max_result_rows,
             query_max_response_bytes: l.max_response_bytes,
+            query_max_concurrent: l.max_concurrent_queries,
+            query_max_queue_wait_ms: l.max_queue_wait.as_millis() as u64,
         }
     }
 }
@@ -159,6 +167,8 @@ impl QueryArgs {
             max_string_bytes: self.query_max_string_bytes,
             max_result_rows: self.query_max_result_rows,
             max_response_bytes: self.query_max_response_bytes,
+            max_concurrent_queries: self.query_max_concurrent.max(1),
+            max_queue_wait: std::time::Duration::from_millis(self.query_max_queue_wait_ms),
         }
     }
 }
@@ -223,7 +233,7 @@ impl ServeArgs {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the controller (port 9000) and broker (port 8099) on one data directory.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Start a server on a fresh data directory with a live `events` table fed by a generator.
     Quickstart(quickstart::QuickstartArgs),
     /// Measure ingestion speed and freshness.
@@ -263,8 +273,13 @@ async fn run() -> Result<()> {
         Command::Serve(a) => {
             logging::init();
             let node = Node::open(a.config()?, riffle_node::default_streams()).await?;
+            let scheme = if a.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             println!(
-                "riffle is serving: controller http://{} , broker http://{} , data in {}",
+                "riffle is serving: controller {scheme}://{} , broker {scheme}://{} , data in {}",
                 node.controller_addr,
                 node.broker_addr,
                 a.data_dir.display()
