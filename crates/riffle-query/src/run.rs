@@ -1,0 +1,284 @@
+//! Planning and running a prepared query under its limits, and Pinot's statistics from
+//! what the plan actually scanned.
+
+use super::*;
+
+/// What a query runs with.
+pub(crate) struct RunContext {
+    pub(crate) segments: Arc<SegmentRegistry>,
+    pub(crate) target_partitions: usize,
+    pub(crate) limits: QueryLimits,
+    pub(crate) server_pool: Arc<dyn MemoryPool>,
+}
+
+/// Plans and runs a prepared query over `ctx.segments`, within `ctx.limits`.
+pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
+    let RunContext {
+        segments,
+        target_partitions,
+        limits,
+        server_pool,
+    } = ctx;
+    let pool = QueryPool::new(server_pool, limits.max_query_memory_bytes);
+    let runtime = match RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(pool))
+        .build_arc()
+    {
+        Ok(r) => r,
+        Err(e) => return BrokerResponse::error(ErrorKind::Internal, &root_message(&e)),
+    };
+    let mut config = SessionConfig::new()
+        .with_target_partitions(target_partitions)
+        .with_round_robin_repartition(false)
+        .with_information_schema(false);
+    config.options_mut().sql_parser.enable_ident_normalization = false;
+    // Pinot's own readings come before DataFusion's type coercion.
+    let mut rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> =
+        vec![Arc::new(pinot_literals::TimestampMillisLiterals)];
+    rules.extend(Analyzer::new().rules);
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_runtime_env(runtime)
+        .with_analyzer_rules(rules)
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    guard::register(&ctx, &limits);
+    let record: Arc<Mutex<Vec<ScanRecord>>> = Arc::new(Mutex::new(Vec::new()));
+    for t in &p.tables {
+        let Some(data) = segments.table(t) else {
+            return BrokerResponse::error(ErrorKind::TableDoesNotExist, "");
+        };
+        if let Err(e) = ctx.register_table(
+            t.as_str(),
+            Arc::new(SegmentTable::new(data, record.clone())),
+        ) {
+            return BrokerResponse::error(ErrorKind::Internal, &e.to_string());
+        }
+    }
+    let _ = &p.options;
+    let state = ctx.state();
+    let plan = match state
+        .statement_to_plan(DfStatement::Statement(Box::new(p.statement)))
+        .await
+    {
+        Ok(plan) => plan,
+        Err(e) => return plan_error(e),
+    };
+    let df = match ctx.execute_logical_plan(plan).await {
+        Ok(df) => df,
+        Err(e) => return plan_error(e),
+    };
+    let physical = match df.create_physical_plan().await {
+        Ok(p) => p,
+        Err(e) => return plan_error(e),
+    };
+    let max_bytes = response_byte_limit(&p.options, &limits);
+    let batches = match limits::collect_within(
+        physical.clone(),
+        ctx.task_ctx(),
+        limits.max_result_rows,
+        max_bytes,
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(e) => return execution_error(e),
+    };
+    let schema = physical.schema();
+    let mut resp = BrokerResponse {
+        has_result: true,
+        ..Default::default()
+    };
+    resp.column_names = schema
+        .fields()
+        .iter()
+        .map(|f| pinot_column_name(f.name(), &p.tables))
+        .collect();
+    resp.column_types = schema
+        .fields()
+        .iter()
+        .map(|f| response::pinot_type(f))
+        .collect();
+    resp.rows = response::rows_of(&batches);
+    resp.stats = stats_of(&physical, &record.lock());
+    // Rows of segments this server could not load are missing: say so, as Pinot's
+    // broker does for unavailable segments (the result is partial).
+    for t in &p.tables {
+        let missing = segments
+            .table(t)
+            .map(|d| d.unavailable())
+            .unwrap_or_default();
+        if !missing.is_empty() {
+            let names: Vec<&str> = missing.keys().map(String::as_str).collect();
+            let e = BrokerResponse::error(
+                ErrorKind::SegmentsUnavailable,
+                &format!(
+                    "{} segments of table {t} unavailable: [{}]",
+                    names.len(),
+                    names.join(", ")
+                ),
+            );
+            resp.exceptions.extend(e.exceptions);
+        }
+    }
+    resp
+}
+
+/// DataFusion qualifies columns in expression names (`avg(t.score)`); Pinot does not.
+fn pinot_column_name(name: &str, tables: &[String]) -> String {
+    let mut out = name.to_string();
+    for t in tables {
+        out = out.replace(&format!("{t}."), "");
+        out = out.replace(&format!("\"{t}\"."), "");
+    }
+    out
+}
+
+fn root_message(e: &DataFusionError) -> String {
+    let mut msg = e.find_root().to_string();
+    for prefix in [
+        "Error during planning: ",
+        "Schema error: ",
+        "Execution error: ",
+        "Arrow error: ",
+    ] {
+        if let Some(rest) = msg.strip_prefix(prefix) {
+            msg = rest.to_string();
+        }
+    }
+    msg
+}
+
+fn plan_error(e: DataFusionError) -> BrokerResponse {
+    let root = e.find_root();
+    match root {
+        DataFusionError::SchemaError(se, _) => {
+            let text = se.to_string();
+            if let datafusion::common::SchemaError::FieldNotFound { field, .. } = se.as_ref() {
+                return BrokerResponse::error(
+                    ErrorKind::UnknownColumn,
+                    &format!("Unknown columnName '{}' found in the query", field.name),
+                );
+            }
+            BrokerResponse::error(ErrorKind::QueryValidation, &text)
+        }
+        DataFusionError::SQL(pe, _) => {
+            BrokerResponse::error(ErrorKind::SqlParsing, &pe.to_string())
+        }
+        DataFusionError::Plan(_) | DataFusionError::NotImplemented(_) => {
+            BrokerResponse::error(ErrorKind::SqlParsing, &root_message(&e))
+        }
+        _ => BrokerResponse::error(ErrorKind::QueryExecution, &root_message(&e)),
+    }
+}
+
+fn output_rows_by_partition(plan: &dyn ExecutionPlan) -> BTreeMap<usize, u64> {
+    let mut out = BTreeMap::new();
+    if let Some(m) = plan.metrics() {
+        for metric in m.iter() {
+            if let MetricValue::OutputRows(c) = metric.value() {
+                *out.entry(metric.partition().unwrap_or(0)).or_insert(0) += c.value() as u64;
+            }
+        }
+    }
+    out
+}
+
+/// Reads the statistics from the executed plan: for each scan of a table, the filter above
+/// it (if any) tells how many docs matched per segment.
+fn stats_of(plan: &Arc<dyn ExecutionPlan>, records: &[ScanRecord]) -> QueryStats {
+    let mut s = QueryStats::default();
+    for r in records {
+        s.total_docs += r.total_docs as u64;
+        s.num_segments_queried += r.segments_queried as u64;
+        s.num_segments_processed += r.segments_processed as u64;
+        s.num_consuming_segments_queried += r.consuming_queried as u64;
+        s.num_consuming_segments_processed += r.consuming_processed as u64;
+        s.num_segments_pruned_by_server += (r.segments_queried - r.segments_processed) as u64;
+        if let Some(f) = r.min_consuming_freshness_ms {
+            s.min_consuming_freshness_time_ms = if s.min_consuming_freshness_time_ms == 0 {
+                f
+            } else {
+                s.min_consuming_freshness_time_ms.min(f)
+            };
+        }
+    }
+    let mut seen = vec![false; records.len()];
+    walk(plan.as_ref(), None, &mut |node, parent| {
+        let Some(scan) = node.downcast_ref::<SegmentScanExec>() else {
+            return;
+        };
+        let rec = records.get(scan.record_index);
+        if let Some(s) = seen.get_mut(scan.record_index) {
+            *s = true;
+        }
+        let scanned = output_rows_by_partition(node);
+        let width = node.schema().fields().len() as u64;
+        let consuming = |p: usize| {
+            rec.and_then(|r| r.partition_is_consuming.get(p))
+                .copied()
+                .unwrap_or(false)
+        };
+        let filter = parent.and_then(|p| p.downcast_ref::<FilterExec>());
+        let (matched, post_width) = match filter {
+            Some(f) => {
+                // What the scan could not answer from indexes (consuming segments, columns
+                // without an index) was read value by value.
+                match rec.filter(|r| r.filtered) {
+                    Some(r) => s.num_entries_scanned_in_filter += r.entries_scanned_in_filter,
+                    None => {
+                        let filter_cols: BTreeSet<usize> =
+                            datafusion::physical_expr::utils::collect_columns(f.predicate())
+                                .iter()
+                                .map(|c| c.index())
+                                .collect();
+                        let read = rec.map_or(0, |r| r.processed_docs as u64);
+                        s.num_entries_scanned_in_filter += read * filter_cols.len() as u64;
+                    }
+                }
+                (
+                    output_rows_by_partition(f),
+                    f.schema().fields().len() as u64,
+                )
+            }
+            None => (scanned, width),
+        };
+        let docs: u64 = matched.values().sum();
+        s.num_docs_scanned += docs;
+        s.num_entries_scanned_post_filter += docs * post_width;
+        for (p, n) in &matched {
+            if *n > 0 {
+                s.num_segments_matched += 1;
+                if consuming(*p) {
+                    s.num_consuming_segments_matched += 1;
+                }
+            }
+        }
+    });
+    // A scan the optimiser answered from segment metadata (e.g. COUNT(*) without a filter)
+    // matched every doc of every segment it covered.
+    for (r, seen) in records.iter().zip(seen) {
+        if !seen {
+            s.num_docs_scanned += r.processed_docs as u64;
+            s.num_segments_matched += r.segments_processed as u64;
+            s.num_consuming_segments_matched += r.consuming_processed as u64;
+        }
+    }
+    s
+}
+
+fn walk<'a>(
+    node: &'a dyn ExecutionPlan,
+    parent: Option<&'a dyn ExecutionPlan>,
+    f: &mut dyn FnMut(&'a dyn ExecutionPlan, Option<&'a dyn ExecutionPlan>),
+) {
+    f(node, parent);
+    // Nodes that pass rows through unchanged (scheduling, batch sizes) are looked through,
+    // so a scan's parent is the filter above it whatever the optimiser put in between.
+    let through = matches!(node.name(), "CooperativeExec" | "CoalesceBatchesExec");
+    let next_parent = if through { parent } else { Some(node) };
+    for c in node.children() {
+        walk(c.as_ref(), next_parent, f);
+    }
+}
