@@ -25,6 +25,7 @@ pub mod datetime;
 pub mod error;
 pub mod index;
 pub mod schema;
+pub mod secrets;
 pub mod stream;
 pub mod table;
 
