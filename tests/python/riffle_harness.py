@@ -306,8 +306,10 @@ class Riffle:
         assert r.returncode == 0, f"riffle {' '.join(args)} exited {r.returncode}:\n{out}"
         return out
 
-    def add_transcript_table(self) -> str:
-        out = self.admin(
+    def add_transcript_table_args(self, *extra: str) -> list[str]:
+        """The `AddTable` command for the transcript example against this server (`extra`
+        flags appended: credentials, protocol)."""
+        return [
             "AddTable",
             "-schemaFile",
             str(TRANSCRIPT_SCHEMA),
@@ -318,9 +320,25 @@ class Riffle:
             "-controllerPort",
             str(self.controller_port),
             "-exec",
-        )
+            *extra,
+        ]
+
+    def add_transcript_table(self) -> str:
+        out = self.admin(*self.add_transcript_table_args())
         assert "successfully added" in out, out
         return out
+
+
+def run_riffle(*args: str, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+    """Runs the binary with `args` (an admin command); its result, whatever the exit code."""
+    return subprocess.run(
+        [str(riffle_bin()), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
 
 
 def expected_transcript_averages(lines: list[str]) -> dict[str, float]:

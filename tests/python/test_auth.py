@@ -4,14 +4,13 @@ credentials work, without them they are refused, and a user reads only its table
 from __future__ import annotations
 
 import base64
-import subprocess
 import urllib.error
 import urllib.request
 
 import pinotdb
 import pytest
 
-from riffle_harness import TRANSCRIPT_SCHEMA, TRANSCRIPT_TABLE, riffle_bin, transcript_lines
+from riffle_harness import run_riffle, transcript_lines
 
 AUTH = """
 controller.admin.access.control.principals=admin,reader
@@ -24,12 +23,6 @@ pinot.broker.access.control.principals.admin.password=verysecret
 pinot.broker.access.control.principals.reader.password=secret
 pinot.broker.access.control.principals.reader.tables=transcript
 """
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(riffle_bin()), *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
-    )
 
 
 def status_of(url: str, token: str | None = None) -> int:
@@ -51,25 +44,14 @@ def test_credentials_are_required_and_tables_are_enforced(riffle_factory, tmp_pa
     r.start()
     r.stream_file("transcript-topic").parent.mkdir(parents=True, exist_ok=True)
     r.stream_file("transcript-topic").write_text("\n".join(transcript_lines()) + "\n")
-    add = [
-        "AddTable",
-        "-schemaFile",
-        str(TRANSCRIPT_SCHEMA),
-        "-tableConfigFile",
-        str(TRANSCRIPT_TABLE),
-        "-controllerHost",
-        "127.0.0.1",
-        "-controllerPort",
-        str(r.controller_port),
-        "-exec",
-    ]
+    add = r.add_transcript_table_args()
     # Without credentials, or as the read-only user: refused.
-    out = run(*add)
+    out = run_riffle(*add)
     assert out.returncode != 0 and "401" in out.stdout + out.stderr, out
-    out = run(*add, "-user", "reader", "-password", "secret")
+    out = run_riffle(*add, "-user", "reader", "-password", "secret")
     assert out.returncode != 0 and "403" in out.stdout + out.stderr, out
     # As admin: added.
-    out = run(*add, "-user", "admin", "-password", "verysecret")
+    out = run_riffle(*add, "-user", "admin", "-password", "verysecret")
     assert out.returncode == 0 and "successfully added" in out.stdout, out
 
     # /health stays open; the rest needs credentials.
@@ -108,7 +90,7 @@ def test_credentials_are_required_and_tables_are_enforced(riffle_factory, tmp_pa
 
     # PostQuery with Pinot's token (base64 of user:password).
     token = base64.b64encode(b"admin:verysecret").decode()
-    out = run(
+    out = run_riffle(
         "PostQuery",
         "-brokerHost",
         "127.0.0.1",

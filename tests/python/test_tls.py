@@ -10,7 +10,7 @@ import time
 import pinotdb
 import pytest
 
-from riffle_harness import TLS_DIR, TRANSCRIPT_SCHEMA, TRANSCRIPT_TABLE, http_get, riffle_bin, transcript_lines
+from riffle_harness import TLS_DIR, http_get, run_riffle, transcript_lines
 
 
 def test_https_with_pinotdb_and_the_admin_commands(riffle_factory):
@@ -23,24 +23,9 @@ def test_https_with_pinotdb_and_the_admin_commands(riffle_factory):
     env = {**os.environ, "SSL_CERT_FILE": str(TLS_DIR / "ca.pem")}
 
     def admin(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(riffle_bin()), *args], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL
-        )
+        return run_riffle(*args, env=env)
 
-    out = admin(
-        "AddTable",
-        "-schemaFile",
-        str(TRANSCRIPT_SCHEMA),
-        "-tableConfigFile",
-        str(TRANSCRIPT_TABLE),
-        "-controllerHost",
-        "127.0.0.1",
-        "-controllerPort",
-        str(r.controller_port),
-        "-controllerProtocol",
-        "https",
-        "-exec",
-    )
+    out = admin(*r.add_transcript_table_args("-controllerProtocol", "https"))
     assert out.returncode == 0 and "successfully added" in out.stdout, out
 
     def count() -> int:
@@ -75,10 +60,9 @@ def test_https_with_pinotdb_and_the_admin_commands(riffle_factory):
     # Plain HTTP on a TLS port gets no answer; an untrusted client is refused.
     with pytest.raises(Exception):
         http_get(f"http://127.0.0.1:{r.broker_port}/health", timeout=3)
-    untrusted = subprocess.run(
-        [str(riffle_bin()), "PostQuery", "-brokerHost", "127.0.0.1", "-brokerPort", str(r.broker_port),
-         "-brokerProtocol", "https", "-query", "SELECT 1"],
-        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    untrusted = run_riffle(
+        "PostQuery", "-brokerHost", "127.0.0.1", "-brokerPort", str(r.broker_port),
+        "-brokerProtocol", "https", "-query", "SELECT 1",
         env={k: v for k, v in os.environ.items() if k != "SSL_CERT_FILE"},
     )
     assert untrusted.returncode != 0, untrusted

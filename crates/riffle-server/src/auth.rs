@@ -282,30 +282,8 @@ fn path_table(path: &str) -> Option<String> {
         return None;
     }
     let name = parts.next().filter(|s| !s.is_empty())?;
-    Some(
-        percent_decode(name)
-            .trim_end_matches("_REALTIME")
-            .trim_end_matches("_OFFLINE")
-            .to_string(),
-    )
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+    Some(split_table_name(&name).0.to_string())
 }
 
 /// The controller's check: a known principal with the permission the request needs, on
