@@ -365,6 +365,15 @@ impl AsyncPool {
     pub fn name(&self) -> &'static str {
         self.name
     }
+
+    /// Tasks alive on the pool now: spawned and not yet finished (an aborted task counts
+    /// until it has stopped).
+    pub fn alive_tasks(&self) -> usize {
+        match &self.inner.0 {
+            Some(rt) => rt.metrics().num_alive_tasks(),
+            None => 0,
+        }
+    }
 }
 
 /// The runtime the process's async code (HTTP, loops, the controller) runs on.

@@ -12,6 +12,8 @@
 //! Invariants: a query error never fails the HTTP exchange (Pinot answers 200 with
 //! `exceptions`); statistics are read from what the query actually scanned, never guessed.
 
+mod cancel;
+pub mod counters;
 mod guard;
 pub mod limits;
 mod pinot_literals;
@@ -97,6 +99,8 @@ pub struct QueryEngine {
     /// Query slots ([`QueryLimits::max_concurrent_queries`]); tokio's semaphore is fair,
     /// so waiting queries get slots in arrival order.
     slots: Arc<tokio::sync::Semaphore>,
+    /// What has been answered since the start.
+    counters: counters::QueryCounters,
 }
 
 /// Pinot's broker timeout when a query sets none (`pinot.broker.timeoutMs`).
@@ -125,6 +129,7 @@ impl QueryEngine {
                 limits.max_concurrent_queries.max(1),
             )),
             limits,
+            counters: counters::QueryCounters::default(),
         }
     }
 
@@ -148,6 +153,22 @@ impl QueryEngine {
             - self.slots.available_permits()
     }
 
+    /// Tasks of queries alive on the query pool: what still computes, including queries
+    /// that timed out and have not stopped yet.
+    pub fn alive_query_tasks(&self) -> usize {
+        self.runtime.alive_tasks()
+    }
+
+    /// Memory the running queries hold now (bytes of the server-wide pool).
+    pub fn memory_reserved(&self) -> usize {
+        self.server_pool.reserved()
+    }
+
+    /// What has been answered since the start.
+    pub fn counters(&self) -> counters::QueryCountersSnapshot {
+        self.counters.snapshot()
+    }
+
     /// The limits queries run under.
     pub fn limits(&self) -> &QueryLimits {
         &self.limits
@@ -163,61 +184,7 @@ impl QueryEngine {
                 let tables = p.tables.clone();
                 let mut r = match query_timeout(&p.options) {
                     Err(message) => BrokerResponse::error(ErrorKind::QueryValidation, &message),
-                    Ok(limit) => {
-                        // A slot first: past the wait, error 240 (Pinot's scheduling
-                        // timeout); the slot is held until the query ends.
-                        let wait = self.limits.max_queue_wait.min(limit);
-                        let _slot =
-                            match tokio::time::timeout(wait, self.slots.clone().acquire_owned())
-                                .await
-                            {
-                                Ok(Ok(slot)) => slot,
-                                _ => {
-                                    let mut r = BrokerResponse::error(
-                                        ErrorKind::QuerySchedulingTimeout,
-                                        &format!(
-                                            "all {} query slots stayed busy for {} ms \
-                                         (maxConcurrentQueries, maxQueueWaitMs)",
-                                            self.limits.max_concurrent_queries,
-                                            wait.as_millis()
-                                        ),
-                                    );
-                                    r.tables_queried = tables;
-                                    r.request_id = request_id;
-                                    r.broker_id = self.broker_id.clone();
-                                    r.time_used_ms = started.elapsed().as_millis() as u64;
-                                    return r;
-                                }
-                            };
-                        // The query runs on the query threads, so that its time limit holds
-                        // even while an operator computes without yielding; at the limit the
-                        // task is aborted (it stops at its next yield).
-                        let run_ctx = RunContext {
-                            segments: self.segments.clone(),
-                            target_partitions: self.target_partitions,
-                            limits: self.limits.clone(),
-                            server_pool: self.server_pool.clone(),
-                        };
-                        let task = self.runtime.spawn(run(run_ctx, p));
-                        let abort = task.abort_handle();
-                        match tokio::time::timeout(limit, task).await {
-                            Ok(Ok(r)) => r,
-                            Ok(Err(e)) => BrokerResponse::error(
-                                ErrorKind::Internal,
-                                &format!("the query task failed: {e}"),
-                            ),
-                            Err(_) => {
-                                abort.abort();
-                                BrokerResponse::error(
-                                    ErrorKind::ExecutionTimeout,
-                                    &format!(
-                                        "the query did not finish within timeoutMs={}",
-                                        limit.as_millis()
-                                    ),
-                                )
-                            }
-                        }
-                    }
+                    Ok(limit) => self.run_in_slot(p, limit).await,
                 };
                 r.tables_queried = tables;
                 r
@@ -225,8 +192,64 @@ impl QueryEngine {
         };
         resp.request_id = request_id;
         resp.broker_id = self.broker_id.clone();
-        resp.time_used_ms = started.elapsed().as_millis() as u64;
+        let took = started.elapsed();
+        resp.time_used_ms = took.as_millis() as u64;
+        self.counters
+            .record(took, resp.error_kind().map(|k| k.pinot_code()));
         resp
+    }
+
+    /// Runs a prepared query once it has a slot, within its time `limit`.
+    async fn run_in_slot(&self, p: Prepared, limit: std::time::Duration) -> BrokerResponse {
+        // A slot first: past the wait, error 240 (Pinot's scheduling timeout); the slot is
+        // held until the query's work ends.
+        let wait = self.limits.max_queue_wait.min(limit);
+        let Ok(Ok(slot)) = tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await
+        else {
+            return BrokerResponse::error(
+                ErrorKind::QuerySchedulingTimeout,
+                &format!(
+                    "all {} query slots stayed busy for {} ms \
+                     (maxConcurrentQueries, maxQueueWaitMs)",
+                    self.limits.max_concurrent_queries,
+                    wait.as_millis()
+                ),
+            );
+        };
+        // The query runs on the query threads, so that its time limit holds even while an
+        // operator computes; at the limit the task is aborted, and stops at its next
+        // cancellation point (see `cancel`).
+        let run_ctx = RunContext {
+            segments: self.segments.clone(),
+            target_partitions: self.target_partitions,
+            limits: self.limits.clone(),
+            server_pool: self.server_pool.clone(),
+        };
+        // The slot goes with the task: a query that timed out holds it until its work has
+        // actually stopped.
+        let task = self.runtime.spawn(async move {
+            let r = run(run_ctx, p).await;
+            drop(slot);
+            r
+        });
+        // A caller that stops waiting (a client gone, a dropped request) stops the query.
+        let abort = AbortOnDrop(task.abort_handle());
+        match tokio::time::timeout(limit, task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                BrokerResponse::error(ErrorKind::Internal, &format!("the query task failed: {e}"))
+            }
+            Err(_) => {
+                abort.0.abort();
+                BrokerResponse::error(
+                    ErrorKind::ExecutionTimeout,
+                    &format!(
+                        "the query did not finish within timeoutMs={}",
+                        limit.as_millis()
+                    ),
+                )
+            }
+        }
     }
 
     /// Parses and checks a request on the query pool (whose threads have the stack a deep
@@ -245,6 +268,15 @@ impl QueryEngine {
                 &format!("the query task failed: {e}"),
             ))),
         }
+    }
+}
+
+/// Aborts a query's task when whoever waits for it goes away.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -41,6 +41,7 @@ pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
         .with_default_features()
         .with_runtime_env(runtime)
         .with_analyzer_rules(rules)
+        .with_physical_optimizer_rule(Arc::new(cancel::CancellationPoints))
         .build();
     let ctx = SessionContext::new_with_state(state);
     guard::register(&ctx, &limits);
@@ -276,7 +277,10 @@ fn walk<'a>(
     f(node, parent);
     // Nodes that pass rows through unchanged (scheduling, batch sizes) are looked through,
     // so a scan's parent is the filter above it whatever the optimiser put in between.
-    let through = matches!(node.name(), "CooperativeExec" | "CoalesceBatchesExec");
+    let through = matches!(
+        node.name(),
+        "CooperativeExec" | "CoalesceBatchesExec" | "SliceBatchesExec"
+    );
     let next_parent = if through { parent } else { Some(node) };
     for c in node.children() {
         walk(c.as_ref(), next_parent, f);
