@@ -62,6 +62,8 @@ pub enum ErrorKind {
     /// Broker: every query slot stayed taken for as long as the query could wait (Pinot 240,
     /// `QuerySchedulingTimeoutError`).
     QuerySchedulingTimeout,
+    /// A request body is larger than its endpoint accepts (HTTP 413).
+    PayloadTooLarge,
 }
 
 impl ErrorKind {
@@ -76,6 +78,7 @@ impl ErrorKind {
             | ErrorKind::UnknownColumn
             | ErrorKind::QueryPlanning => 400,
             ErrorKind::NotFound | ErrorKind::TableDoesNotExist => 404,
+            ErrorKind::PayloadTooLarge => 413,
             ErrorKind::Unauthenticated => 401,
             ErrorKind::AccessDenied => 403,
             ErrorKind::AlreadyExists | ErrorKind::Conflict => 409,
@@ -104,7 +107,7 @@ impl ErrorKind {
             ErrorKind::ExecutionTimeout => 250,
             ErrorKind::SegmentsUnavailable => 305,
             ErrorKind::Unavailable => 503,
-            ErrorKind::QueryValidation | ErrorKind::BadRequest => 700,
+            ErrorKind::QueryValidation | ErrorKind::BadRequest | ErrorKind::PayloadTooLarge => 700,
             ErrorKind::UnknownColumn => 710,
             ErrorKind::QueryPlanning => 720,
             ErrorKind::AlreadyExists
@@ -130,7 +133,9 @@ impl ErrorKind {
             ErrorKind::ExecutionTimeout => "ExecutionTimeoutError",
             ErrorKind::SegmentsUnavailable => "",
             ErrorKind::Unavailable => "QueryCancellationError",
-            ErrorKind::QueryValidation | ErrorKind::BadRequest => "QueryValidationError",
+            ErrorKind::QueryValidation | ErrorKind::BadRequest | ErrorKind::PayloadTooLarge => {
+                "QueryValidationError"
+            }
             ErrorKind::UnknownColumn => "UnknownColumnError",
             ErrorKind::QueryPlanning => "QueryPlanningError",
             ErrorKind::AlreadyExists

@@ -19,10 +19,11 @@
 //! uses the same ones. Clients authenticate with `Authorization: Basic base64(user:pass)`,
 //! or `Bearer <token>` where the token is that same base64 text (Pinot's tokens).
 //!
-//! Controller requests need `READ` for `GET`, `CREATE` for `POST /schemas` and `POST
-//! /tables`, `DELETE` for `DELETE`, `UPDATE` for everything else; a table named in the path
-//! (or, for a create, in the body) must be among the principal's tables. Broker queries
-//! need `READ` and every table they read among the principal's tables (else error 180).
+//! Controller requests need `READ` for `GET` and for queries (`POST /sql`), `CREATE` for
+//! `POST /schemas` and `POST /tables`, `DELETE` for `DELETE`, `UPDATE` for everything else;
+//! a table named in the path (or, for a create, in the body) must be among the principal's
+//! tables. Queries (broker, or the controller's `/sql`) need `READ` and every table they
+//! read among the principal's tables (else error 180); `/metrics` shows only those tables.
 //! `/health` is always open. Missing or wrong credentials: 401; not allowed: 403.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -290,19 +291,24 @@ fn path_table(path: &str) -> Option<String> {
 /// the table it names.
 pub async fn controller(
     State(ac): State<Arc<AccessControl>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     if !ac.is_enabled() || req.uri().path() == "/health" {
+        req.extensions_mut().insert(Caller(None));
         return next.run(req).await;
     }
     let Some(p) = ac.authenticate(authorization(&req)).cloned() else {
         return unauthorized();
     };
+    // Handlers that answer for many tables (`/sql`, `/metrics`) narrow to the caller's.
+    req.extensions_mut().insert(Caller(Some(p.clone())));
     let path = req.uri().path().to_string();
     let creates = req.method() == Method::POST && matches!(path.as_str(), "/tables" | "/schemas");
     let need = match *req.method() {
         Method::GET | Method::HEAD | Method::OPTIONS => Permission::Read,
+        // A query through the controller reads, whatever its method.
+        Method::POST if path == "/sql" => Permission::Read,
         Method::DELETE => Permission::Delete,
         _ if creates => Permission::Create,
         _ => Permission::Update,

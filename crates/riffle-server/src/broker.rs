@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +22,7 @@ use crate::Services;
 pub fn routes(state: Arc<Services>) -> Router {
     Router::new()
         .route("/health", get(|| async { "OK" }))
+        .route("/metrics", get(crate::metrics::metrics))
         .route("/query/sql", get(query_get).post(query_post))
         .route("/query", get(query_get).post(query_post))
         .fallback(crate::not_found)
@@ -31,6 +31,9 @@ pub fn routes(state: Arc<Services>) -> Router {
             Arc::new(state.auth.broker.clone()),
             crate::auth::broker,
         ))
+        // Outermost: no body is read (not even by the access check) past its limit.
+        .layer(axum::middleware::from_fn(crate::body::limit))
+        .layer(axum::extract::DefaultBodyLimit::disable())
 }
 
 async fn respond(s: &Services, headers: &HeaderMap, req: QueryRequest) -> Response {
@@ -60,8 +63,12 @@ pub async fn query_post(
     State(s): State<Arc<Services>>,
     caller: Option<axum::Extension<Caller>>,
     headers: HeaderMap,
-    body: Bytes,
+    req: axum::extract::Request,
 ) -> Response {
+    let body = match crate::body::read(req).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     let v: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {

@@ -11,10 +11,12 @@
 //! (names, parameters, bodies) and calls one service; it never touches the catalog itself.
 
 pub mod auth;
+pub mod body;
 pub mod broker;
 pub mod controller;
 pub mod error;
 pub mod listen;
+pub mod metrics;
 pub mod models;
 
 pub use listen::{serve, HttpConfig, TlsConfig};

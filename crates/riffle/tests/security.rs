@@ -536,5 +536,279 @@ async fn with_auth_on_writes_need_credentials_and_users_see_only_their_tables() 
     )
     .await;
     assert_eq!(v["exceptions"], json!([]), "{v}");
+    // The controller's `/sql` answers within the same bounds.
+    let (_, v) = call(
+        reqwest::Method::POST,
+        &format!("{c}/sql"),
+        Some(&user),
+        Some(&q("secret")),
+    )
+    .await;
+    assert_eq!(v["exceptions"][0]["errorCode"], 180, "{v}");
+
+    // Metrics: credentials required; a user sees only its tables.
+    let (s, _) = call(reqwest::Method::GET, &format!("{c}/metrics"), None, None).await;
+    assert_eq!(s, 401);
+    for (who, sees_secret) in [(&user, false), (&admin, true)] {
+        let (s, v) = call(
+            reqwest::Method::GET,
+            &format!("{c}/metrics"),
+            Some(who),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        let m = v.as_str().unwrap();
+        assert!(m.contains(r#"table="transcript_REALTIME""#), "{m}");
+        assert_eq!(m.contains(r#"table="secret_REALTIME""#), sees_secret, "{m}");
+    }
+    server.shutdown().await;
+}
+
+/// The value of one `/metrics` sample (a line starting with `series`), if present.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+async fn metrics_text(url: &str) -> String {
+    let r = reqwest::get(url).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    r.text().await.unwrap()
+}
+
+/// A deep store whose bucket does not exist: the first segment's upload fails for good.
+/// The partition shows ERROR with the commit stage at once, in `consumingSegmentsInfo` and
+/// in `/metrics`, long before the segment's time limit; the rows stay queryable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_commit_failure_shows_at_once_in_consuming_info_and_metrics() {
+    use riffle_storage::testing::S3Server;
+    let s3 = S3Server::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = s3.options();
+    let server = start_configured(dir.path(), false, move |c| {
+        c.deep_store_uri = Some("s3://no-such-bucket/deep".into());
+        c.deep_store_options = opts;
+    })
+    .await;
+    let c = format!("http://{}", server.controller_addr);
+    append(
+        dir.path(),
+        "transcript-topic",
+        "0.jsonl",
+        &transcript_rows(),
+    );
+    let (s, v) = post(&format!("{c}/schemas"), &schema_named("transcript")).await;
+    assert_eq!(s, 200, "{v}");
+    let mut t = table_named("transcript");
+    // The segment ends after 5 rows (its time limit stays at an hour).
+    t["tableIndexConfig"]["streamConfigs"]["realtime.segment.flush.threshold.rows"] = json!("5");
+    let (s, v) = post(&format!("{c}/tables"), &t).await;
+    assert_eq!(s, 200, "{v}");
+
+    let started = std::time::Instant::now();
+    let info = loop {
+        let (s, v) = get(&format!("{c}/tables/transcript/consumingSegmentsInfo")).await;
+        assert_eq!(s, 200, "{v}");
+        let info = v["_segmentToConsumingInfoMap"]
+            .as_object()
+            .and_then(|m| m.values().next().cloned())
+            .and_then(|list| list.get(0).cloned());
+        if let Some(i) = info.filter(|i| i["riffleState"] == "ERROR") {
+            break i;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the partition never showed the failure: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(info["consumerState"], "NOT_CONSUMING", "{info}");
+    assert_eq!(info["riffleErrorStage"], "commit", "{info}");
+    let message = info["riffleLastError"].as_str().unwrap();
+    assert!(message.contains("no-such-bucket"), "{message}");
+
+    let m = metrics_text(&format!("{c}/metrics")).await;
+    let labels = r#"table="transcript_REALTIME",partition="0""#;
+    assert_eq!(
+        sample(
+            &m,
+            &format!("riffle_partition_state{{{labels},state=\"ERROR\"}}")
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, &format!("riffle_partition_consuming{{{labels}}}")),
+        Some(0.0),
+        "{m}"
+    );
+    assert!(
+        sample(
+            &m,
+            &format!(
+                "riffle_partition_last_error_timestamp_seconds{{{labels},stage=\"commit\",retrying=\"false\"}}"
+            )
+        )
+        .is_some_and(|t| t > 1.6e9),
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            &format!("riffle_partition_segments_committed_total{{{labels}}}")
+        ),
+        Some(0.0),
+        "{m}"
+    );
+    // Nothing is lost: the rows read so far answer queries.
+    assert!(count(&server, "transcript").await >= 5);
+    server.shutdown().await;
+}
+
+/// `/metrics` on both ports: ingestion counters and lag per partition, segments per table,
+/// queries with their errors by code and a latency histogram.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_ingestion_lag_tables_and_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let c = format!("http://{}", server.controller_addr);
+    append(
+        dir.path(),
+        "transcript-topic",
+        "0.jsonl",
+        &transcript_rows(),
+    );
+    let (s, v) = post(&format!("{c}/schemas"), &schema_named("transcript")).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post(&format!("{c}/tables"), &table_named("transcript")).await;
+    assert_eq!(s, 200, "{v}");
+    wait_count(&server, "transcript", 12, Duration::from_secs(20)).await;
+    let (s, v) = post(
+        &format!("http://{}/query/sql", server.broker_addr),
+        &json!({"sql": "SELECT nope FROM transcript"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+
+    for url in [
+        format!("{c}/metrics"),
+        format!("http://{}/metrics", server.broker_addr),
+    ] {
+        let m = metrics_text(&url).await;
+        let labels = r#"table="transcript_REALTIME",partition="0""#;
+        assert_eq!(
+            sample(
+                &m,
+                &format!("riffle_partition_state{{{labels},state=\"CONSUMING\"}}")
+            ),
+            Some(1.0),
+            "{m}"
+        );
+        assert_eq!(
+            sample(
+                &m,
+                &format!("riffle_partition_rows_indexed_total{{{labels}}}")
+            ),
+            Some(12.0),
+            "{m}"
+        );
+        assert_eq!(
+            sample(
+                &m,
+                &format!("riffle_partition_decode_errors_total{{{labels}}}")
+            ),
+            Some(0.0),
+            "{m}"
+        );
+        assert!(
+            sample(
+                &m,
+                &format!("riffle_partition_availability_lag_seconds{{{labels}}}")
+            )
+            .is_some(),
+            "{m}"
+        );
+        assert_eq!(
+            sample(
+                &m,
+                r#"riffle_table_rows{table="transcript_REALTIME",kind="consuming"}"#
+            ),
+            Some(12.0),
+            "{m}"
+        );
+        // wait_count's queries and the failed one, each counted once.
+        let queries = sample(&m, "riffle_queries_total").unwrap();
+        assert!(queries >= 2.0, "{m}");
+        assert_eq!(
+            sample(&m, r#"riffle_query_errors_total{code="710"}"#),
+            Some(1.0),
+            "{m}"
+        );
+        assert_eq!(
+            sample(&m, r#"riffle_query_duration_seconds_bucket{le="+Inf"}"#),
+            Some(queries),
+            "{m}"
+        );
+        assert_eq!(sample(&m, "riffle_queries_running"), Some(0.0), "{m}");
+    }
+    server.shutdown().await;
+}
+
+/// Bodies over their endpoint's limit are refused with 413 naming the limit, declared
+/// (`Content-Length`) or not (chunked); the server keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_over_their_endpoint_limit_get_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let c = format!("http://{}", server.controller_addr);
+    let b = format!("http://{}", server.broker_addr);
+    let big_sql = json!({ "sql": format!("SELECT 1 -- {}", "x".repeat(5 << 20)) });
+    for (url, body, limit) in [
+        (format!("{b}/query/sql"), big_sql.clone(), 4 << 20),
+        (format!("{c}/sql"), big_sql, 4 << 20),
+        (
+            format!("{c}/tables/t/pauseConsumption"),
+            json!({ "pad": "x".repeat(100 << 10) }),
+            64 << 10,
+        ),
+        (
+            format!("{c}/schemas"),
+            json!({ "schemaName": "x", "pad": "x".repeat(9 << 20) }),
+            8 << 20,
+        ),
+    ] {
+        let (s, v) = post(&url, &body).await;
+        assert_eq!(s, 413, "{url}: {v}");
+        let message = v["error"].as_str().unwrap();
+        assert!(message.contains(&format!("{limit} bytes")), "{message}");
+    }
+    // Chunked, without a declared length: cut off at the limit.
+    let mut conn = tokio::net::TcpStream::connect(server.broker_addr)
+        .await
+        .unwrap();
+    let head = "POST /query/sql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let chunk = format!("{:x}\r\n{}\r\n", 1 << 20, "x".repeat(1 << 20));
+    for _ in 0..5 {
+        if conn.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ = conn.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("4194304 bytes"), "{answer}");
+    let (s, _) = get(&format!("{c}/health")).await;
+    assert_eq!(s, 200);
     server.shutdown().await;
 }

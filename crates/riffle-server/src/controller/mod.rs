@@ -27,6 +27,7 @@ use crate::Services;
 pub fn routes(state: Arc<Services>) -> Router {
     Router::new()
         .route("/health", get(|| async { "OK" }))
+        .route("/metrics", get(crate::metrics::metrics))
         .route("/schemas", get(schemas::list).post(schemas::add))
         .route(
             "/schemas/{name}",
@@ -84,6 +85,9 @@ pub fn routes(state: Arc<Services>) -> Router {
             Arc::new(state.auth.controller.clone()),
             crate::auth::controller,
         ))
+        // Outermost: no body is read (not even by the access check) past its limit.
+        .layer(axum::middleware::from_fn(crate::body::limit))
+        .layer(axum::extract::DefaultBodyLimit::disable())
 }
 
 /// The body as JSON bytes: a JSON body, or the single file part of a multipart body (what
@@ -108,9 +112,7 @@ async fn json_body(req: Request) -> Result<Bytes, ApiError> {
             .await
             .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")));
     }
-    axum::body::to_bytes(req.into_body(), 64 * 1024 * 1024)
-        .await
-        .map_err(|e| ApiError::bad_request(format!("cannot read body: {e}")))
+    crate::body::read(req).await
 }
 
 /// A table named in a URL path (raw, or with a type suffix). A name that cannot be a table

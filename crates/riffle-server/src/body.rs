@@ -1,0 +1,106 @@
+//! Request body limits, per endpoint: what each route may be sent, enforced before any
+//! handler (or the access check) reads a byte.
+//!
+//! | endpoints | limit |
+//! |---|---|
+//! | queries: `/query/sql`, `/query`, the controller's `/sql` | [`QUERY_BODY_BYTES`] (4 MiB) |
+//! | schemas and table configs: `/schemas...`, `/tables` and `/tables/{t}`, `/tableConfigs...` | [`CONFIG_BODY_BYTES`] (8 MiB) |
+//! | everything else (consumption control, segments, ...) | [`CONTROL_BODY_BYTES`] (64 KiB) |
+//!
+//! A body whose `Content-Length` is over the limit is answered 413 at once; a chunked body
+//! is cut off at the limit and answered 413 when read ([`read`]). The message names the
+//! limit and the endpoint.
+
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::header::CONTENT_LENGTH;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use riffle_common::ErrorKind;
+
+use crate::error::ApiError;
+
+/// Query bodies: SQL up to the expression limits (50,000 elements) with room to spare.
+pub const QUERY_BODY_BYTES: usize = 4 << 20;
+/// Schema and table-config bodies.
+pub const CONFIG_BODY_BYTES: usize = 8 << 20;
+/// Bodies of every other endpoint (they take parameters, not documents).
+pub const CONTROL_BODY_BYTES: usize = 64 << 10;
+
+/// The body limit of a path.
+pub fn limit_for(path: &str) -> usize {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    let depth = path.trim_matches('/').split('/').count();
+    match first {
+        "query" | "sql" => QUERY_BODY_BYTES,
+        "schemas" | "tableConfigs" => CONFIG_BODY_BYTES,
+        "tables" if depth <= 2 => CONFIG_BODY_BYTES,
+        _ => CONTROL_BODY_BYTES,
+    }
+}
+
+/// The limit recorded on a request, for [`read`].
+#[derive(Clone, Copy, Debug)]
+struct Limit(usize);
+
+/// Middleware: refuses a declared length over the path's limit, and cuts any body off there.
+pub async fn limit(mut req: Request, next: Next) -> Response {
+    let limit = limit_for(req.uri().path());
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large(req.method().as_str(), req.uri().path(), limit).into_response();
+    }
+    req.extensions_mut().insert(Limit(limit));
+    let req = req.map(|b| Body::new(http_body_util::Limited::new(b, limit)));
+    next.run(req).await
+}
+
+fn too_large(method: &str, path: &str, limit: usize) -> ApiError {
+    ApiError::new(
+        ErrorKind::PayloadTooLarge,
+        format!("request body is over the limit of {limit} bytes for {method} {path}"),
+    )
+}
+
+/// Reads a whole body (already limited by [`limit`]); past the limit, 413 naming it.
+pub async fn read(req: Request) -> Result<Bytes, ApiError> {
+    let limit = req
+        .extensions()
+        .get::<Limit>()
+        .map_or(CONTROL_BODY_BYTES, |l| l.0);
+    let (method, path) = (req.method().to_string(), req.uri().path().to_string());
+    axum::body::to_bytes(req.into_body(), usize::MAX)
+        .await
+        .map_err(|e| {
+            let over = std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
+                e.source()
+            })
+            .any(|e| e.is::<http_body_util::LengthLimitError>());
+            if over {
+                too_large(&method, &path, limit)
+            } else {
+                ApiError::bad_request(format!("cannot read the body: {e}"))
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_follow_the_endpoint() {
+        assert_eq!(limit_for("/query/sql"), QUERY_BODY_BYTES);
+        assert_eq!(limit_for("/sql"), QUERY_BODY_BYTES);
+        assert_eq!(limit_for("/schemas"), CONFIG_BODY_BYTES);
+        assert_eq!(limit_for("/tables"), CONFIG_BODY_BYTES);
+        assert_eq!(limit_for("/tables/t"), CONFIG_BODY_BYTES);
+        assert_eq!(limit_for("/tableConfigs/t"), CONFIG_BODY_BYTES);
+        assert_eq!(limit_for("/tables/t/pauseConsumption"), CONTROL_BODY_BYTES);
+        assert_eq!(limit_for("/segments/t/s"), CONTROL_BODY_BYTES);
+    }
+}
