@@ -11,6 +11,8 @@ Benchmarks (each a `riffle bench ...` command; both binaries get the same flags)
              (and without, reported beside it)
   restart    `bench restart`: seconds until every unsealed row is queryable again after a
              crash (the ratio is old/new, so that higher is better here too)
+  queries    `bench queries`: COUNT(*) p50 alone, its p99 beside two heavy GROUP BY
+             clients, and the heavy query's p50 alone (times: old/new)
 
 Round k runs old then new when k is even, new then old when it is odd. Before each run the
 script waits (up to --cooldown seconds) for the 1-minute load average to fall below 0.6:
@@ -37,6 +39,11 @@ BENCHES = {
               ("rows/s without seals", r"median rows/s to queryable: no seal ([\d,]+)", True)]),
     "restart": (["bench", "restart"],
                 [("seconds to queryable", r"queryable again after ([\d.]+) s", False)]),
+    "queries": (["bench", "queries", "--rows", "1000000", "--light", "100", "--repeat", "7"],
+                [("COUNT(*) p50 ms", r"COUNT\(\*\) alone:\s+p50 ([\d.]+) ms", False),
+                 ("COUNT(*) p99 beside heavy ms",
+                  r"COUNT\(\*\) beside heavy:\s+p50 [\d.]+ ms\s+p90 [\d.]+ ms\s+p99 ([\d.]+) ms", False),
+                 ("heavy p50 ms", r"heavy alone, default limits: p50 ([\d.]+) ms", False)]),
 }
 
 

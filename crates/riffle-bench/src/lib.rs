@@ -56,6 +56,7 @@
 //! Every phase records the load average before and after: a figure measured while the
 //! machine was busy is not a figure.
 
+pub mod auth_cost;
 pub mod cli;
 pub mod core;
 pub mod events;

@@ -7,7 +7,9 @@
 //! 2. the same while `heavy` clients each run a high-cardinality `GROUP BY uuid ... ORDER BY`
 //!    in a loop (a light query every 20 ms);
 //! 3. the heavy query alone, `repeat` times, under the default limits and under no limits
-//!    (every limit at its maximum): the limits' cost.
+//!    (every limit at its maximum): the limits' cost;
+//! 4. over HTTP, `COUNT(*)` and the heavy query alternately on an open broker and one with
+//!    basic auth on ([`crate::auth_cost`]): what access control costs.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -51,7 +53,7 @@ pub struct QueryBenchConfig {
 pub struct Latencies(pub Vec<Duration>);
 
 impl Latencies {
-    fn pct(&self, p: f64) -> Duration {
+    pub(crate) fn pct(&self, p: f64) -> Duration {
         let mut v = self.0.clone();
         v.sort();
         if v.is_empty() {
@@ -91,6 +93,8 @@ pub struct PoolRun {
     pub heavy_limited: Latencies,
     /// The heavy query alone, no limits.
     pub heavy_unlimited: Latencies,
+    /// Over HTTP, auth off and on: `COUNT(*)`, then the heavy query.
+    pub http: Vec<crate::auth_cost::AuthCost>,
 }
 
 /// The report.
@@ -140,6 +144,18 @@ impl fmt::Display for QueryBenchReport {
                     "   limits' cost (median unlimited / limited): {:.3}",
                     a.as_secs_f64() / b.as_secs_f64()
                 )?;
+            }
+            for (name, c) in ["COUNT(*)", "heavy"].iter().zip(&r.http) {
+                writeln!(f, "   over HTTP, {name}, open:     {}", c.open)?;
+                writeln!(f, "   over HTTP, {name}, auth on:  {}", c.auth)?;
+                let (a, b) = (c.open.pct(0.5), c.auth.pct(0.5));
+                if !b.is_zero() {
+                    writeln!(
+                        f,
+                        "   auth's cost, {name} (median open / auth on): {:.3}",
+                        a.as_secs_f64() / b.as_secs_f64()
+                    )?;
+                }
             }
         }
         Ok(())
@@ -264,6 +280,8 @@ async fn pool_run(
             heavy_limited.0.push(timed(&limited, HEAVY).await?);
         }
     }
+    let mut http = crate::auth_cost::measure(&core.node, &[LIGHT], cfg.light).await?;
+    http.extend(crate::auth_cost::measure(&core.node, &[HEAVY], cfg.repeat).await?);
     core.stop().await;
     Ok(PoolRun {
         threads,
@@ -272,6 +290,7 @@ async fn pool_run(
         heavy_done,
         heavy_limited,
         heavy_unlimited,
+        http,
     })
 }
 

@@ -99,3 +99,26 @@ async fn test_benchmarks_run_small() {
     assert!(fp.consuming_bytes > 0 && fp.parquet.bytes > 0);
     assert!(fp.to_string().contains("Parquet"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_query_bench_runs_small_with_its_http_auth_phase() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = crate::queries::run_query_bench(crate::queries::QueryBenchConfig {
+        work_dir: dir.path().to_path_buf(),
+        rows: 2_000,
+        light: 4,
+        heavy: 1,
+        threads: vec![2],
+        repeat: 2,
+    })
+    .await
+    .unwrap();
+    let run = &report.runs[0];
+    assert_eq!(run.alone.0.len(), 4);
+    assert_eq!(run.http.len(), 2);
+    assert_eq!(run.http[0].open.0.len(), 4);
+    assert_eq!(run.http[0].auth.0.len(), 4);
+    assert_eq!(run.http[1].auth.0.len(), 2);
+    let text = report.to_string();
+    assert!(text.contains("auth's cost, COUNT(*)"), "{text}");
+}
