@@ -1,9 +1,11 @@
 //! Bounded-time fuzzing of what Riffle reads from outside: stream messages (the JSON
-//! decoder), segment files (the sealed-segment reader), Pinot schema and table configs, and
-//! SQL (parse, shape check, plan and run under the query limits).
+//! decoder), segment files (the sealed-segment reader: `segment` as mutated, where the
+//! checksums stop nearly every mutation, and `segment-body` with every checksum made right
+//! again after the mutation, so that the decoding behind them is fuzzed), Pinot schema and
+//! table configs, and SQL (parse, shape check, plan and run under the query limits).
 //!
 //! ```text
-//! cargo run --release -p riffle-fuzz -- [json|segment|config|sql|all] [--secs 300] [--seed N] [--out DIR]
+//! cargo run --release -p riffle-fuzz -- [json|segment|segment-body|config|sql|all] [--secs 300] [--seed N] [--out DIR]
 //! ```
 //!
 //! Each target starts from valid seeds and mutates them (bit flips, random and "interesting"
@@ -290,6 +292,65 @@ fn run_segment(input: &[u8], path: &Path, cols: &Arc<TableColumns>) -> bool {
     opened
 }
 
+/// The input with every checksum made right again: each section's CRC32 in the footer
+/// recomputed from the (mutated) bytes, and the footer's own in the trailer, so that a
+/// mutation reaches the decoding behind the checksums. Inputs whose trailer or footer no
+/// longer parse are left as they are.
+fn reseal(input: &[u8]) -> Vec<u8> {
+    let mut b = input.to_vec();
+    let len = b.len();
+    if len < 96 {
+        return b;
+    }
+    let t = len - 32;
+    let u64_at = |b: &[u8], at: usize| -> u64 {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[at..at + 8]);
+        u64::from_le_bytes(x)
+    };
+    let (fo, fl) = (u64_at(&b, t), u64_at(&b, t + 8));
+    let Some(fo) = usize::try_from(fo).ok().filter(|o| *o <= t) else {
+        return b;
+    };
+    if usize::try_from(fl).ok() != Some(t - fo) {
+        return b;
+    }
+    let Ok(mut footer) = serde_json::from_slice::<serde_json::Value>(&b[fo..t]) else {
+        return b;
+    };
+    if let Some(sections) = footer
+        .get_mut("sections")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for s in sections {
+            let off = s.get("offset").and_then(serde_json::Value::as_u64);
+            let n = s.get("length").and_then(serde_json::Value::as_u64);
+            let (Some(off), Some(n)) = (off, n) else {
+                continue;
+            };
+            let range = usize::try_from(off)
+                .ok()
+                .zip(usize::try_from(n).ok())
+                .and_then(|(o, n)| Some(o..o.checked_add(n)?))
+                .filter(|r| r.end <= fo);
+            if let Some(r) = range {
+                s["crc32"] = serde_json::json!(crc32fast::hash(&b[r]));
+            }
+        }
+    }
+    let Ok(fbytes) = serde_json::to_vec(&footer) else {
+        return b;
+    };
+    let tail: Vec<u8> = b[t + 20..].to_vec(); // format version and magic
+    b.truncate(fo);
+    b.extend_from_slice(&fbytes);
+    b.extend_from_slice(&(fo as u64).to_le_bytes());
+    b.extend_from_slice(&(fbytes.len() as u64).to_le_bytes());
+    b.extend_from_slice(&crc32fast::hash(&fbytes).to_le_bytes());
+    b.extend_from_slice(&tail);
+    b
+}
+
 /// Parses the input as a schema and as a table config (validated against the schema);
 /// true if either parsed.
 fn run_config(input: &[u8], schema: &Schema) -> bool {
@@ -419,16 +480,18 @@ fn main() -> Result<()> {
             "--secs" => secs = value("--secs")?.parse().context("--secs")?,
             "--seed" => seed = Some(value("--seed")?.parse::<u64>().context("--seed")?),
             "--out" => out = PathBuf::from(value("--out")?),
-            "json" | "segment" | "config" | "sql" => targets.push(a.clone()),
-            "all" => targets.extend(["json", "segment", "config", "sql"].map(String::from)),
+            "json" | "segment" | "segment-body" | "config" | "sql" => {
+                targets.push(a.clone())
+            }
+            "all" => targets.extend(["json", "segment", "segment-body", "config", "sql"].map(String::from)),
             other => bail!(
-                "unknown argument '{other}'; usage: riffle-fuzz [json|segment|config|sql|all] \
+                "unknown argument '{other}'; usage: riffle-fuzz [json|segment|segment-body|config|sql|all] \
                  [--secs N] [--seed N] [--out DIR]"
             ),
         }
     }
     if targets.is_empty() {
-        targets.extend(["json", "segment", "config", "sql"].map(String::from));
+        targets.extend(["json", "segment", "segment-body", "config", "sql"].map(String::from));
     }
     std::fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
     let seed = seed.unwrap_or_else(|| {
@@ -461,6 +524,13 @@ fn main() -> Result<()> {
                 let path = out.join("segment.input.seg");
                 fuzz(t, secs, &mut rng, &out, seeds, JSON_TOKENS, |i| {
                     run_segment(i, &path, &cols)
+                })?
+            }
+            "segment-body" => {
+                let seeds = vec![segment_seed(&out, &cols, &sc)?];
+                let path = out.join("segment-body.input.seg");
+                fuzz(t, secs, &mut rng, &out, seeds, JSON_TOKENS, |i| {
+                    run_segment(&reseal(i), &path, &cols)
                 })?
             }
             "config" => {
@@ -526,6 +596,23 @@ mod tests {
             run_segment(i, &path, &cols)
         })?;
         assert!(o.runs > 10 && o.crashes == 0);
+        // Resealed, mutations get past the checksums: some open, and are read.
+        let seeds = vec![segment_seed(&out, &cols, &sc)?];
+        assert_eq!(
+            reseal(&seeds[0]),
+            seeds[0],
+            "a valid file reseals to itself"
+        );
+        let o = fuzz("segment-body", 1, &mut rng, &out, seeds, JSON_TOKENS, |i| {
+            run_segment(&reseal(i), &path, &cols)
+        })?;
+        assert!(
+            o.runs > 10 && o.crashes == 0 && o.accepted > 0,
+            "runs {} accepted {} crashes {}",
+            o.runs,
+            o.accepted,
+            o.crashes
+        );
         let seeds = vec![SCHEMA.as_bytes().to_vec(), TABLE.as_bytes().to_vec()];
         assert!(run_config(TABLE.as_bytes(), &schema));
         let o = fuzz("config", 1, &mut rng, &out, seeds, JSON_TOKENS, |i| {
