@@ -7,9 +7,11 @@
 //! | schemas and table configs: `/schemas...`, `/tables` and `/tables/{t}`, `/tableConfigs...` | [`CONFIG_BODY_BYTES`] (8 MiB) |
 //! | everything else (consumption control, segments, ...) | [`CONTROL_BODY_BYTES`] (64 KiB) |
 //!
-//! A body whose `Content-Length` is over the limit is answered 413 at once; a chunked body
-//! is cut off at the limit and answered 413 when read ([`read`]). The message names the
-//! limit and the endpoint.
+//! A body whose `Content-Length` is over the limit is answered 413 without being kept (up to
+//! 64 MiB it is read and dropped first, so that a client writing all of it sees the answer
+//! rather than a reset connection; past that the connection closes); a chunked body is cut
+//! off at the limit and answered 413 when read ([`read`]). The message names the limit and
+//! the endpoint.
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
@@ -51,12 +53,30 @@ pub async fn limit(mut req: Request, next: Next) -> Response {
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return too_large(req.method().as_str(), req.uri().path(), limit).into_response();
+    if let Some(n) = declared.filter(|n| *n > limit as u64) {
+        let answer = too_large(req.method().as_str(), req.uri().path(), limit).into_response();
+        // A client that writes its whole body before reading would see the connection
+        // reset instead of the 413: read and drop a moderately sized body first (what
+        // web servers call a lingering close), never keeping it.
+        if n <= DRAIN_MAX_BYTES {
+            let _ = tokio::time::timeout(DRAIN_TIME, drain(req.into_body())).await;
+        }
+        return answer;
     }
     req.extensions_mut().insert(Limit(limit));
     let req = req.map(|b| Body::new(http_body_util::Limited::new(b, limit)));
     next.run(req).await
+}
+
+/// Bodies up to this size are read and dropped before a 413 (see [`limit`]).
+const DRAIN_MAX_BYTES: u64 = 64 << 20;
+/// How long reading such a body may take.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads a body to its end, dropping every frame.
+async fn drain(mut body: Body) {
+    use http_body_util::BodyExt;
+    while let Some(Ok(_)) = body.frame().await {}
 }
 
 fn too_large(method: &str, path: &str, limit: usize) -> ApiError {

@@ -789,6 +789,24 @@ async fn request_bodies_over_their_endpoint_limit_get_413() {
         let message = v["error"].as_str().unwrap();
         assert!(message.contains(&format!("{limit} bytes")), "{message}");
     }
+    // A declared gigabyte: answered before a byte of it is sent.
+    let mut conn = tokio::net::TcpStream::connect(server.broker_addr)
+        .await
+        .unwrap();
+    conn.write_all(
+        b"POST /query/sql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 1073741824\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = vec![0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    drop(conn);
     // Chunked, without a declared length: cut off at the limit.
     let mut conn = tokio::net::TcpStream::connect(server.broker_addr)
         .await
