@@ -255,7 +255,18 @@ impl QueryEngine {
     /// Parses and checks a request on the query pool (whose threads have the stack a deep
     /// statement needs, even to be dropped).
     async fn prepare_on_pool(&self, req: QueryRequest) -> Result<Prepared, Box<BrokerResponse>> {
-        let known = self.segments.table_names();
+        // Every table with its column names, for resolving names in any case.
+        let known: BTreeMap<String, Vec<String>> = self
+            .segments
+            .table_names()
+            .into_iter()
+            .map(|t| {
+                let cols = self.segments.table(&t).map_or_else(Vec::new, |d| {
+                    d.columns.columns.iter().map(|c| c.name.clone()).collect()
+                });
+                (t, cols)
+            })
+            .collect();
         let limits = self.limits.clone();
         match self
             .runtime

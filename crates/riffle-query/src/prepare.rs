@@ -1,7 +1,7 @@
 //! A request's SQL made ready to plan: Pinot's `OPTION(...)` and `SET` read, the statement
 //! checked against the shape limits, table names resolved (any case, with or without the
-//! type suffix) and allowed for the caller, function names lowercased, Pinot's default
-//! `LIMIT 10` added.
+//! type suffix) and allowed for the caller, column names resolved in any case (Pinot's
+//! default), function names lowercased, Pinot's default `LIMIT 10` added.
 
 use super::*;
 
@@ -32,9 +32,10 @@ pub(crate) struct Prepared {
     pub(crate) options: BTreeMap<String, String>,
 }
 
-/// Parses a request, checks its shape against `limits` and resolves its tables among `known`.
+/// Parses a request, checks its shape against `limits` and resolves its tables among `known`
+/// (each table with its column names).
 pub(crate) fn prepare(
-    known: &[String],
+    catalog: &BTreeMap<String, Vec<String>>,
     limits: &QueryLimits,
     req: &QueryRequest,
 ) -> Result<Prepared, Box<BrokerResponse>> {
@@ -80,6 +81,7 @@ pub(crate) fn prepare(
         })?;
 
         // Resolve table names: `t`, `t_REALTIME`, any case.
+        let known: Vec<&String> = catalog.keys().collect();
         let mut tables: Vec<String> = Vec::new();
         let mut missing: Option<String> = None;
         let _ = ast::visit_relations_mut(&mut statement, |name: &mut ObjectName| {
@@ -94,7 +96,8 @@ pub(crate) fn prepare(
             let found = known
                 .iter()
                 .find(|k| k.as_str() == raw)
-                .or_else(|| known.iter().find(|k| k.eq_ignore_ascii_case(raw)));
+                .or_else(|| known.iter().find(|k| k.eq_ignore_ascii_case(raw)))
+                .copied();
             match found {
                 Some(k) => {
                     if !tables.contains(k) {
@@ -121,7 +124,13 @@ pub(crate) fn prepare(
                 return Err(Box::new(r));
             }
         }
-        // Function names are case-insensitive in Pinot; identifiers are case-sensitive.
+        let columns: Vec<&String> = tables
+            .iter()
+            .filter_map(|t| catalog.get(t))
+            .flatten()
+            .collect();
+        resolve_columns(&mut statement, &columns);
+        // Function names are case-insensitive in Pinot.
         // `CAST(x AS TIMESTAMP)` reads numbers as epoch milliseconds in Pinot (Superset's
         // time grains rely on it); DataFusion would read seconds.
         let _ = ast::visit_expressions_mut(&mut statement, |e: &mut SqlExpr| {
@@ -149,6 +158,7 @@ pub(crate) fn prepare(
             }
             ControlFlow::<()>::Continue(())
         });
+        name_duplicate_selections(&mut statement);
         if let Statement::Query(q) = &mut statement {
             if q.limit_clause.is_none() && q.fetch.is_none() {
                 q.limit_clause = Some(LimitClause::LimitOffset {
@@ -166,6 +176,100 @@ pub(crate) fn prepare(
             tables,
             options,
         })
+    }
+}
+
+/// Pinot resolves column names in any case: an identifier that names no column as written,
+/// is not an alias of the select list, and names exactly one column in another case is
+/// rewritten to that column, quoted (so that the planner takes it as written).
+fn resolve_columns(statement: &mut Statement, columns: &[&String]) {
+    let exact: BTreeSet<&str> = columns.iter().map(|c| c.as_str()).collect();
+    let mut by_lower: BTreeMap<String, Option<&String>> = BTreeMap::new();
+    for c in columns {
+        by_lower
+            .entry(c.to_lowercase())
+            .and_modify(|v| {
+                if v.is_some_and(|o| o != *c) {
+                    *v = None; // two columns differ only in case: leave it to the planner
+                }
+            })
+            .or_insert(Some(*c));
+    }
+    let mut aliases: BTreeSet<String> = BTreeSet::new();
+    let _ = ast::Visit::visit(&*statement, &mut Aliases(&mut aliases));
+    let fix = |id: &mut Ident| {
+        if exact.contains(id.value.as_str()) || aliases.contains(&id.value) {
+            return;
+        }
+        if let Some(Some(c)) = by_lower.get(&id.value.to_lowercase()) {
+            id.value = (*c).clone();
+            id.quote_style = Some('"');
+        }
+    };
+    let _ = ast::visit_expressions_mut(statement, |e: &mut SqlExpr| {
+        match e {
+            SqlExpr::Identifier(id) => fix(id),
+            SqlExpr::CompoundIdentifier(parts) => {
+                if let Some(last) = parts.last_mut() {
+                    fix(last);
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// Marks the name of a select expression repeated in the same select list (`COUNT(*),
+/// COUNT(*)`): Pinot answers both, DataFusion wants distinct names. The repeat gets an
+/// alias of its own text plus this marker and a number, which the response strips again.
+pub(crate) const DUPLICATE_MARK: &str = " \u{1}dup";
+
+/// Aliases each repeated unnamed select expression (see [`DUPLICATE_MARK`]).
+fn name_duplicate_selections(statement: &mut Statement) {
+    struct Dups;
+    impl ast::VisitorMut for Dups {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<()> {
+            if let ast::SetExpr::Select(s) = q.body.as_mut() {
+                let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+                for item in s.projection.iter_mut() {
+                    if let ast::SelectItem::UnnamedExpr(e) = item {
+                        let text = e.to_string();
+                        let n = seen.entry(text.clone()).or_insert(0);
+                        *n += 1;
+                        if *n > 1 {
+                            let alias =
+                                Ident::with_quote('"', format!("{text}{DUPLICATE_MARK}{n}"));
+                            *item = ast::SelectItem::ExprWithAlias {
+                                expr: e.clone(),
+                                alias,
+                            };
+                        }
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = ast::VisitMut::visit(statement, &mut Dups);
+}
+
+/// Collects the aliases select lists give (`expr AS alias`), at any depth.
+struct Aliases<'a>(&'a mut BTreeSet<String>);
+
+impl ast::Visitor for Aliases<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, q: &ast::Query) -> ControlFlow<()> {
+        if let ast::SetExpr::Select(s) = q.body.as_ref() {
+            for item in &s.projection {
+                if let ast::SelectItem::ExprWithAlias { alias, .. } = item {
+                    self.0.insert(alias.value.clone());
+                }
+            }
+        }
+        ControlFlow::Continue(())
     }
 }
 

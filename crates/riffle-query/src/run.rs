@@ -50,8 +50,9 @@ pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
         let Some(data) = segments.table(t) else {
             return BrokerResponse::error(ErrorKind::TableDoesNotExist, "");
         };
+        // A bare reference: the name as it is, never parsed (which would lowercase it).
         if let Err(e) = ctx.register_table(
-            t.as_str(),
+            datafusion::common::TableReference::bare(t.as_str()),
             Arc::new(SegmentTable::new(data, record.clone())),
         ) {
             return BrokerResponse::error(ErrorKind::Internal, &e.to_string());
@@ -126,8 +127,12 @@ pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
     resp
 }
 
-/// DataFusion qualifies columns in expression names (`avg(t.score)`); Pinot does not.
+/// DataFusion qualifies columns in expression names (`avg(t.score)`); Pinot does not. A
+/// repeated select expression's name loses the marker that kept it distinct.
 fn pinot_column_name(name: &str, tables: &[String]) -> String {
+    let name = name
+        .find(prepare::DUPLICATE_MARK)
+        .map_or(name, |at| &name[..at]);
     let mut out = name.to_string();
     for t in tables {
         out = out.replace(&format!("{t}."), "");

@@ -12,17 +12,18 @@ const SCHEMA: &str = r#"{"schemaName":"transcript",
 
 /// Two consuming segments (partitions 0 and 1) and one empty one.
 fn engine() -> QueryEngine {
+    engine_named("transcript")
+}
+
+/// The same table under another name.
+fn engine_named(table: &str) -> QueryEngine {
     let cols = TableColumns::new(
         Schema::from_json(SCHEMA.as_bytes())
             .unwrap()
             .columns()
             .unwrap(),
     );
-    let data = Arc::new(TableData::new(
-        "transcript",
-        cols.clone(),
-        Some("ts".into()),
-    ));
+    let data = Arc::new(TableData::new(table, cols.clone(), Some("ts".into())));
     type Row<'a> = (i32, &'a str, &'a str, f32, i64);
     let rows: [&[Row]; 3] = [
         &[
@@ -38,7 +39,7 @@ fn engine() -> QueryEngine {
     ];
     for (p, part) in rows.iter().enumerate() {
         let seg = Arc::new(ConsumingSegment::new(
-            format!("transcript__{p}__0__20240101T0000Z"),
+            format!("{table}__{p}__0__20240101T0000Z"),
             PartitionId(p as u32),
             0,
             "0".into(),
@@ -307,4 +308,80 @@ async fn test_timeout_ms_stops_a_long_query() {
     let r = q("SELECT COUNT(*) FROM transcript a, transcript b").await;
     assert_eq!(r["exceptions"], json!([]), "{r}");
     assert_eq!(r["resultTable"]["rows"], json!([[25]]));
+}
+
+async fn q_on(e: &QueryEngine, sql: &str) -> serde_json::Value {
+    e.execute(QueryRequest {
+        sql: sql.into(),
+        ..Default::default()
+    })
+    .await
+    .to_json()
+}
+
+#[tokio::test]
+async fn test_table_and_column_names_in_any_case() {
+    // A table whose name has capitals (Pinot's `airlineStats`), named in any case.
+    let e = engine_named("airlineStats");
+    for sql in [
+        "SELECT COUNT(*) FROM airlineStats",
+        "SELECT COUNT(*) FROM airlinestats",
+        "SELECT COUNT(*) FROM \"AIRLINESTATS_REALTIME\"",
+    ] {
+        let r = q_on(&e, sql).await;
+        assert_eq!(r["exceptions"], json!([]), "{sql}: {r}");
+        assert_eq!(r["resultTable"]["rows"], json!([[5]]), "{sql}");
+        assert_eq!(r["tablesQueried"], json!(["airlineStats"]), "{sql}");
+    }
+    // Columns in any case, quoted or not, in every clause.
+    let r = q_on(
+        &e,
+        "SELECT FIRSTNAME, count(*) AS n FROM airlinestats WHERE Subject = 'Maths' \
+         GROUP BY \"firstname\" ORDER BY n DESC, FirstName",
+    )
+    .await;
+    assert_eq!(r["exceptions"], json!([]), "{r}");
+    assert_eq!(
+        r["resultTable"]["rows"],
+        json!([["Bob", 1], ["Jane", 1], ["Natalie", 1]])
+    );
+    assert_eq!(
+        r["resultTable"]["dataSchema"]["columnNames"],
+        json!(["firstName", "n"])
+    );
+    // An alias keeps its meaning even when a column has the same name in another case.
+    let r = q_on(
+        &e,
+        "SELECT studentid AS Score FROM airlineStats ORDER BY Score DESC LIMIT 1",
+    )
+    .await;
+    assert_eq!(r["exceptions"], json!([]), "{r}");
+    assert_eq!(r["resultTable"]["rows"], json!([[209]]));
+    // A name that is no column in any case is still an unknown column.
+    let r = q_on(&e, "SELECT nosuch FROM airlineStats").await;
+    assert_eq!(r["exceptions"][0]["errorCode"], 710, "{r}");
+}
+
+#[tokio::test]
+async fn test_a_repeated_select_expression_answers_twice() {
+    let r = q(
+        "SELECT COUNT(*), subject, COUNT(*), MAX(score), max(score) FROM transcript \
+               GROUP BY subject ORDER BY subject",
+    )
+    .await;
+    assert_eq!(r["exceptions"], json!([]), "{r}");
+    assert_eq!(
+        r["resultTable"]["dataSchema"]["columnNames"],
+        json!([
+            "count(*)",
+            "subject",
+            "count(*)",
+            "max(score)",
+            "max(score)"
+        ])
+    );
+    let rows = r["resultTable"]["rows"].as_array().unwrap();
+    assert_eq!(rows[2][0], 3);
+    assert_eq!(rows[2][2], 3);
+    assert_eq!(rows[2][3], rows[2][4]);
 }
