@@ -147,6 +147,11 @@ pub(crate) fn prepare(
                     }
                 }
             }
+            if let SqlExpr::Cast { data_type, .. } = e {
+                if let Some(t) = pinot_cast_type(data_type) {
+                    *data_type = t;
+                }
+            }
             if let SqlExpr::Function(f) = e {
                 for part in f.name.0.iter_mut() {
                     if let ObjectNamePart::Identifier(id) = part {
@@ -218,6 +223,30 @@ fn resolve_columns(statement: &mut Statement, columns: &[&String]) {
         }
         ControlFlow::<()>::Continue(())
     });
+}
+
+/// The SQL type for Pinot's type names in `CAST(x AS ...)` that DataFusion does not know:
+/// `LONG`, `BYTES`, `BIG_DECIMAL`, `STRING`, `JSON` (JSON text is a string).
+fn pinot_cast_type(t: &ast::DataType) -> Option<ast::DataType> {
+    use ast::DataType as D;
+    match t {
+        D::Custom(name, mods) if mods.is_empty() => {
+            match name
+                .to_string()
+                .trim_matches('"')
+                .to_ascii_uppercase()
+                .as_str()
+            {
+                "LONG" => Some(D::BigInt(None)),
+                "BYTES" => Some(D::Bytea),
+                "BIG_DECIMAL" => Some(D::Decimal(ast::ExactNumberInfo::PrecisionAndScale(38, 10))),
+                _ => None,
+            }
+        }
+        D::Bytes(_) => Some(D::Bytea),
+        D::String(_) | D::JSON => Some(D::Varchar(None)),
+        _ => None,
+    }
 }
 
 /// Marks the name of a select expression repeated in the same select list (`COUNT(*),

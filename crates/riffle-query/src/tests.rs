@@ -385,3 +385,27 @@ async fn test_a_repeated_select_expression_answers_twice() {
     assert_eq!(rows[2][2], 3);
     assert_eq!(rows[2][3], rows[2][4]);
 }
+
+#[tokio::test]
+async fn test_cast_takes_pinot_type_names() {
+    // (Aliased: DataFusion names a cast after its column, so two casts of one column
+    // would clash.)
+    let r = q(
+        "SELECT CAST(score AS LONG) a, CAST(studentID AS STRING) b, \
+               CAST(studentID AS DOUBLE) c, CAST(firstName AS BYTES) d, \
+               CAST(score AS BIG_DECIMAL) e, CAST(doc AS JSON) f \
+               FROM transcript WHERE studentID = 209",
+    )
+    .await;
+    assert_eq!(r["exceptions"], json!([]), "{r}");
+    assert_eq!(
+        r["resultTable"]["dataSchema"]["columnDataTypes"],
+        json!(["LONG", "STRING", "DOUBLE", "BYTES", "BIG_DECIMAL", "JSON"]),
+        "{r}"
+    );
+    let row = &r["resultTable"]["rows"][0];
+    assert_eq!(row[0], 3, "{r}");
+    assert_eq!(row[1], "209");
+    assert_eq!(row[2], 209.0);
+    assert_eq!(row[3], "4a616e65"); // "Jane" as hex, Pinot's BYTES encoding
+}
