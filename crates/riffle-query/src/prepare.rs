@@ -130,6 +130,7 @@ pub(crate) fn prepare(
             .flatten()
             .collect();
         resolve_columns(&mut statement, &columns);
+        apply_aliases_in_where(&mut statement, &columns);
         // Function names are case-insensitive in Pinot.
         // `CAST(x AS TIMESTAMP)` reads numbers as epoch milliseconds in Pinot (Superset's
         // time grains rely on it); DataFusion would read seconds.
@@ -282,6 +283,56 @@ fn name_duplicate_selections(statement: &mut Statement) {
         }
     }
     let _ = ast::VisitMut::visit(statement, &mut Dups);
+}
+
+/// Pinot lets `WHERE` name a select alias (`SELECT a + b AS s ... WHERE s > 3`): an
+/// identifier in a `WHERE` clause that names no column but an alias of the same select
+/// list (in any case) is replaced by the aliased expression.
+fn apply_aliases_in_where(statement: &mut Statement, columns: &[&String]) {
+    struct Apply<'a>(BTreeSet<&'a str>);
+    impl ast::VisitorMut for Apply<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<()> {
+            let ast::SetExpr::Select(s) = q.body.as_mut() else {
+                return ControlFlow::Continue(());
+            };
+            let aliases: Vec<(String, SqlExpr)> = s
+                .projection
+                .iter()
+                .filter_map(|item| match item {
+                    ast::SelectItem::ExprWithAlias { expr, alias } => {
+                        Some((alias.value.clone(), expr.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let Some(selection) = s.selection.as_mut() else {
+                return ControlFlow::Continue(());
+            };
+            if aliases.is_empty() {
+                return ControlFlow::Continue(());
+            }
+            let columns = &self.0;
+            let _ = ast::visit_expressions_mut(selection, |e: &mut SqlExpr| {
+                if let SqlExpr::Identifier(id) = e {
+                    if !columns.contains(id.value.as_str()) {
+                        let found = aliases.iter().find(|(a, _)| *a == id.value).or_else(|| {
+                            aliases
+                                .iter()
+                                .find(|(a, _)| a.eq_ignore_ascii_case(&id.value))
+                        });
+                        if let Some((_, expr)) = found {
+                            *e = SqlExpr::Nested(Box::new(expr.clone()));
+                        }
+                    }
+                }
+                ControlFlow::<()>::Continue(())
+            });
+            ControlFlow::Continue(())
+        }
+    }
+    let cols: BTreeSet<&str> = columns.iter().map(|c| c.as_str()).collect();
+    let _ = ast::VisitMut::visit(statement, &mut Apply(cols));
 }
 
 /// Collects the aliases select lists give (`expr AS alias`), at any depth.

@@ -409,3 +409,16 @@ async fn test_cast_takes_pinot_type_names() {
     assert_eq!(row[2], 209.0);
     assert_eq!(row[3], "4a616e65"); // "Jane" as hex, Pinot's BYTES encoding
 }
+
+#[tokio::test]
+async fn test_where_may_name_a_select_alias() {
+    let r = q("SELECT studentID, score * 10 AS tenfold FROM transcript \
+               WHERE tenfold > 35 AND Subject = 'Maths' ORDER BY studentID")
+    .await;
+    assert_eq!(r["exceptions"], json!([]), "{r}");
+    assert_eq!(r["resultTable"]["rows"], json!([[205, 38.0]]), "{r}");
+    // A column wins over an alias of the same name.
+    let r = q("SELECT studentID AS score FROM transcript WHERE score > 3.5 ORDER BY 1").await;
+    assert_eq!(r["exceptions"], json!([]), "{r}");
+    assert_eq!(r["resultTable"]["rows"], json!([[205], [207]]), "{r}");
+}
