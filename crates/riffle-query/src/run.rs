@@ -44,6 +44,8 @@ pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
         .with_physical_optimizer_rule(Arc::new(cancel::CancellationPoints))
         .build();
     let ctx = SessionContext::new_with_state(state);
+    // Pinot's meaning for the names DataFusion also uses (`round`), then the limits.
+    riffle_functions::register(&ctx);
     guard::register(&ctx, &limits);
     let record: Arc<Mutex<Vec<ScanRecord>>> = Arc::new(Mutex::new(Vec::new()));
     for t in &p.tables {

@@ -422,3 +422,54 @@ async fn test_where_may_name_a_select_alias() {
     assert_eq!(r["exceptions"], json!([]), "{r}");
     assert_eq!(r["resultTable"]["rows"], json!([[205], [207]]), "{r}");
 }
+
+/// Superset's Pinot time grains (superset/db_engine_specs/pinot.py), on `ts` of the row at
+/// 2019-11-02 07:00:00 UTC (a Saturday), 07:03:20 for the sub-hour grains.
+#[tokio::test]
+async fn test_superset_time_grains_answer_as_in_pinot() {
+    let e = engine();
+    let grain =
+        |unit: &str| format!("CAST(DATE_TRUNC('{unit}', CAST(ts AS TIMESTAMP)) AS TIMESTAMP)");
+    let round = |m: u32| {
+        format!("CAST(ROUND(DATE_TRUNC('minute', CAST(ts AS TIMESTAMP)), {m}) AS TIMESTAMP)")
+    };
+    let cases = [
+        (grain("second"), "2019-11-02 07:00:00.0"),
+        (grain("minute"), "2019-11-02 07:00:00.0"),
+        (round(300_000), "2019-11-02 07:00:00.0"),
+        (round(600_000), "2019-11-02 07:00:00.0"),
+        (round(900_000), "2019-11-02 07:00:00.0"),
+        (round(1_800_000), "2019-11-02 07:00:00.0"),
+        (grain("hour"), "2019-11-02 07:00:00.0"),
+        (grain("day"), "2019-11-02 00:00:00.0"),
+        (grain("week"), "2019-10-28 00:00:00.0"),
+        (grain("month"), "2019-11-01 00:00:00.0"),
+        (grain("quarter"), "2019-10-01 00:00:00.0"),
+        (grain("year"), "2019-01-01 00:00:00.0"),
+    ];
+    for (expr, want) in &cases {
+        let r = q_on(
+            &e,
+            &format!("SELECT {expr} AS g FROM transcript WHERE studentID = 209"),
+        )
+        .await;
+        assert_eq!(r["exceptions"], json!([]), "{expr}: {r}");
+        assert_eq!(r["resultTable"]["rows"][0][0], *want, "{expr}");
+        assert_eq!(
+            r["resultTable"]["dataSchema"]["columnDataTypes"][0], "TIMESTAMP",
+            "{expr}"
+        );
+    }
+    // ROUND on a number floors to the multiple (Pinot), not to decimal places.
+    let r = q_on(
+        &e,
+        "SELECT ROUND(studentID * 1000 + 777, 500) AS r FROM transcript WHERE studentID = 209",
+    )
+    .await;
+    assert_eq!(r["exceptions"], json!([]), "{r}");
+    assert_eq!(r["resultTable"]["rows"][0][0], 209_500, "{r}");
+    assert_eq!(
+        r["resultTable"]["dataSchema"]["columnDataTypes"][0], "LONG",
+        "{r}"
+    );
+}
