@@ -10,10 +10,13 @@
 //!   round to `m` decimal places. A TIMESTAMP `t` is floored in epoch milliseconds and stays
 //!   a TIMESTAMP; a number is floored as a LONG. `ROUND(x)` rounds to the nearest whole
 //!   number, as before.
+//! - `LOG(x)` natural, `STRPOS` 0-based with -1 when absent, `REGEXP_REPLACE` of every
+//!   match ([`adapted`]: DataFusion's implementations with Pinot's arguments or results).
 //!
 //! Invariants: a function never panics on any input (nulls stay null, a zero multiple is
 //! an error naming the function); no function reads state outside its arguments.
 
+pub mod adapted;
 pub mod round;
 
 use datafusion::logical_expr::ScalarUDF;
@@ -24,9 +27,10 @@ pub fn functions() -> Vec<ScalarUDF> {
     vec![ScalarUDF::new_from_impl(round::PinotRound::new())]
 }
 
-/// Registers the library in a session, replacing DataFusion's functions of the same names.
+/// Registers the library in a session, replacing DataFusion's functions of the same names
+/// (the adapted ones wrap the session's own: [`adapted::adapted`]).
 pub fn register(ctx: &SessionContext) {
-    for f in functions() {
+    for f in adapted::adapted(ctx).into_iter().chain(functions()) {
         ctx.register_udf(f);
     }
 }

@@ -473,3 +473,19 @@ async fn test_superset_time_grains_answer_as_in_pinot() {
         "{r}"
     );
 }
+
+#[tokio::test]
+async fn test_names_shared_with_datafusion_answer_as_in_pinot() {
+    let r = q(
+        "SELECT LOG(EXP(2.0)) AS l, STRPOS(firstName, 'li') AS p, STRPOS(firstName, 'z') AS z, \
+               REGEXP_REPLACE(firstName, 'a', '_') AS r FROM transcript \
+               WHERE studentID = 205 AND subject = 'Maths'",
+    )
+    .await;
+    assert_eq!(r["exceptions"], json!([]), "{r}");
+    assert_eq!(
+        r["resultTable"]["rows"],
+        json!([[2.0, 4, -1, "N_t_lie"]]),
+        "{r}"
+    );
+}
