@@ -136,7 +136,10 @@ mod tests {
 
     async fn one(sql: &str) -> String {
         let ctx = SessionContext::new();
-        crate::register(&ctx);
+        crate::register(
+            &ctx,
+            &crate::aggregation::AggregationRegistry::with_builtins(),
+        );
         let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
         datafusion::arrow::util::pretty::pretty_format_batches(&batches)
             .unwrap()

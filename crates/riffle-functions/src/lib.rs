@@ -12,11 +12,23 @@
 //!   number, as before.
 //! - `LOG(x)` natural, `STRPOS` 0-based with -1 when absent, `REGEXP_REPLACE` of every
 //!   match ([`adapted`]: DataFusion's implementations with Pinot's arguments or results).
+//! - `mv_any(mv, op, value...)` ([`multivalue::MvAny`]): a predicate on a multi-value
+//!   column as Pinot means it (any value matches); the query engine rewrites `mv = 3`,
+//!   `mv IN (...)`, `mv BETWEEN ...` and their negations into it.
+//! - Pinot's date-time functions on epoch values ([`datetime`]): `DATETRUNC`,
+//!   `DATETIMECONVERT`, `TIMECONVERT`, `TOEPOCH*`, `FROMEPOCH*`, `TODATETIME`,
+//!   `FROMDATETIME`, `YEAR` … `MILLISECOND`, `AGO`.
+//! - Aggregations beyond DataFusion's, and the plugin API they are written on
+//!   ([`aggregation`]).
 //!
 //! Invariants: a function never panics on any input (nulls stay null, a zero multiple is
-//! an error naming the function); no function reads state outside its arguments.
+//! an error naming the function); no function reads state outside its arguments
+//! (except `AGO`, which reads the clock once per query batch).
 
 pub mod adapted;
+pub mod aggregation;
+pub mod datetime;
+pub mod multivalue;
 pub mod round;
 
 use datafusion::logical_expr::ScalarUDF;
@@ -24,13 +36,22 @@ use datafusion::prelude::SessionContext;
 
 /// Every function of the library.
 pub fn functions() -> Vec<ScalarUDF> {
-    vec![ScalarUDF::new_from_impl(round::PinotRound::new())]
+    let mut out = vec![
+        ScalarUDF::new_from_impl(round::PinotRound::new()),
+        ScalarUDF::new_from_impl(multivalue::MvAny::new()),
+    ];
+    out.extend(datetime::functions());
+    out
 }
 
 /// Registers the library in a session, replacing DataFusion's functions of the same names
-/// (the adapted ones wrap the session's own: [`adapted::adapted`]).
-pub fn register(ctx: &SessionContext) {
+/// (the adapted ones wrap the session's own: [`adapted::adapted`]), and the aggregations of
+/// `aggregations` (Pinot's built-in ones and any plugins: [`aggregation`]).
+pub fn register(ctx: &SessionContext, aggregations: &aggregation::AggregationRegistry) {
     for f in adapted::adapted(ctx).into_iter().chain(functions()) {
         ctx.register_udf(f);
+    }
+    for a in aggregations.udafs() {
+        ctx.register_udaf(a);
     }
 }

@@ -116,7 +116,10 @@ mod tests {
 
     async fn one(sql: &str) -> String {
         let ctx = SessionContext::new();
-        crate::register(&ctx);
+        crate::register(
+            &ctx,
+            &crate::aggregation::AggregationRegistry::with_builtins(),
+        );
         let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
         datafusion::arrow::util::pretty::pretty_format_batches(&batches)
             .unwrap()
@@ -140,7 +143,10 @@ mod tests {
         let s = one("SELECT round(CAST(NULL AS BIGINT), 10) IS NULL AS n").await;
         assert!(s.contains("true"), "{s}");
         let ctx = SessionContext::new();
-        crate::register(&ctx);
+        crate::register(
+            &ctx,
+            &crate::aggregation::AggregationRegistry::with_builtins(),
+        );
         let e = ctx
             .sql("SELECT round(5, 0)")
             .await

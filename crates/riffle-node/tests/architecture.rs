@@ -105,7 +105,7 @@ fn test_the_crate_graph_has_no_circle_and_points_down() {
     let layer = |c: &str| match c {
         "riffle-common" => 0,
         "riffle-config" | "riffle-functions" => 1,
-        "riffle-stream" | "riffle-segment" | "riffle-storage" => 2,
+        "riffle-stream" | "riffle-segment" | "riffle-storage" | "riffle-agg-example" => 2,
         "riffle-kafka" | "riffle-decode" | "riffle-catalog" => 3,
         "riffle-ingest" | "riffle-query" => 4,
         "riffle-controller" => 5,
@@ -137,6 +137,17 @@ fn test_plugins_benchmarks_and_fixtures_stay_out_of_libraries() {
                     "{c} [{section}] depends on riffle-bench"
                 );
             }
+        }
+        // The aggregation plugin example sees only the plugin API.
+        if c == "riffle-agg-example" {
+            let engine: Vec<String> = normal_deps(&c)
+                .into_iter()
+                .filter(|d| d.starts_with("riffle") && d != "riffle-functions")
+                .collect();
+            assert!(
+                engine.is_empty(),
+                "the plugin example depends on {engine:?}"
+            );
         }
         // Stream plugins draw below the engine, in their tests too.
         if c == "riffle-kafka" || c == "riffle-stream" {

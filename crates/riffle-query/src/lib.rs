@@ -16,7 +16,9 @@ mod cancel;
 pub mod counters;
 mod guard;
 pub mod limits;
+mod multivalue;
 mod pinot_literals;
+mod pinot_types;
 mod prepare;
 pub mod provider;
 pub mod response;
@@ -47,6 +49,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use parking_lot::Mutex;
 use riffle_common::{split_table_name, AsyncPool, ErrorKind};
+use riffle_functions::aggregation::AggregationRegistry;
 use riffle_segment::SegmentRegistry;
 
 pub use limits::QueryLimits;
@@ -101,6 +104,8 @@ pub struct QueryEngine {
     slots: Arc<tokio::sync::Semaphore>,
     /// What has been answered since the start.
     counters: counters::QueryCounters,
+    /// Aggregation functions beyond DataFusion's: Pinot's and plugins'.
+    aggregations: Arc<AggregationRegistry>,
 }
 
 /// Pinot's broker timeout when a query sets none (`pinot.broker.timeoutMs`).
@@ -130,7 +135,15 @@ impl QueryEngine {
             )),
             limits,
             counters: counters::QueryCounters::default(),
+            aggregations: Arc::new(AggregationRegistry::with_builtins()),
         }
+    }
+
+    /// The same engine with these aggregation functions (Pinot's built-in ones are in
+    /// [`AggregationRegistry::with_builtins`]; add plugins to it).
+    pub fn with_aggregations(mut self, aggregations: AggregationRegistry) -> QueryEngine {
+        self.aggregations = Arc::new(aggregations);
+        self
     }
 
     /// The same engine under `limits`.
@@ -224,6 +237,7 @@ impl QueryEngine {
             target_partitions: self.target_partitions,
             limits: self.limits.clone(),
             server_pool: self.server_pool.clone(),
+            aggregations: self.aggregations.clone(),
         };
         // The slot goes with the task: a query that timed out holds it until its work has
         // actually stopped.
@@ -256,21 +270,29 @@ impl QueryEngine {
     /// statement needs, even to be dropped).
     async fn prepare_on_pool(&self, req: QueryRequest) -> Result<Prepared, Box<BrokerResponse>> {
         // Every table with its column names, for resolving names in any case.
-        let known: BTreeMap<String, Vec<String>> = self
+        let known: BTreeMap<String, Vec<prepare::KnownColumn>> = self
             .segments
             .table_names()
             .into_iter()
             .map(|t| {
                 let cols = self.segments.table(&t).map_or_else(Vec::new, |d| {
-                    d.columns.columns.iter().map(|c| c.name.clone()).collect()
+                    d.columns
+                        .columns
+                        .iter()
+                        .map(|c| prepare::KnownColumn {
+                            name: c.name.clone(),
+                            multi_value: !c.single_value,
+                        })
+                        .collect()
                 });
                 (t, cols)
             })
             .collect();
         let limits = self.limits.clone();
+        let aggregations = self.aggregations.clone();
         match self
             .runtime
-            .spawn(async move { prepare(&known, &limits, &req) })
+            .spawn(async move { prepare(&known, &limits, &aggregations, &req) })
             .await
         {
             Ok(r) => r,
@@ -293,3 +315,5 @@ impl Drop for AbortOnDrop {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_surface;

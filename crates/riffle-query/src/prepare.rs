@@ -26,6 +26,13 @@ pub(crate) fn query_timeout(
     Ok(std::time::Duration::from_millis(ms))
 }
 
+/// A column as the preparation sees it: its name and whether it is multi-value.
+#[derive(Clone, Debug)]
+pub(crate) struct KnownColumn {
+    pub(crate) name: String,
+    pub(crate) multi_value: bool,
+}
+
 pub(crate) struct Prepared {
     pub(crate) statement: Statement,
     pub(crate) tables: Vec<String>,
@@ -35,8 +42,9 @@ pub(crate) struct Prepared {
 /// Parses a request, checks its shape against `limits` and resolves its tables among `known`
 /// (each table with its column names).
 pub(crate) fn prepare(
-    catalog: &BTreeMap<String, Vec<String>>,
+    catalog: &BTreeMap<String, Vec<KnownColumn>>,
     limits: &QueryLimits,
+    aggregations: &AggregationRegistry,
     req: &QueryRequest,
 ) -> Result<Prepared, Box<BrokerResponse>> {
     {
@@ -124,13 +132,21 @@ pub(crate) fn prepare(
                 return Err(Box::new(r));
             }
         }
-        let columns: Vec<&String> = tables
+        let known_columns: Vec<&KnownColumn> = tables
             .iter()
             .filter_map(|t| catalog.get(t))
             .flatten()
             .collect();
+        let columns: Vec<&String> = known_columns.iter().map(|c| &c.name).collect();
         resolve_columns(&mut statement, &columns);
         apply_aliases_in_where(&mut statement, &columns);
+        let multi_value: BTreeSet<String> = known_columns
+            .iter()
+            .filter(|c| c.multi_value)
+            .map(|c| c.name.clone())
+            .collect();
+        multivalue::bind_multi_value_predicates(&mut statement, &multi_value);
+        multivalue::unnest_multi_value_groups(&mut statement, &multi_value);
         // Function names are case-insensitive in Pinot.
         // `CAST(x AS TIMESTAMP)` reads numbers as epoch milliseconds in Pinot (Superset's
         // time grains rely on it); DataFusion would read seconds.
@@ -161,6 +177,7 @@ pub(crate) fn prepare(
                         }
                     }
                 }
+                pinot_aggregation_names(f, aggregations);
             }
             ControlFlow::<()>::Continue(())
         });
@@ -182,6 +199,41 @@ pub(crate) fn prepare(
             tables,
             options,
         })
+    }
+}
+
+/// Pinot's spellings of its aggregation names: underscores ignored (`DISTINCT_COUNT_MV`)
+/// and the percentile in the name (`PERCENTILE95(x)`, `PERCENTILE90MV(x)`) as a second
+/// argument.
+fn pinot_aggregation_names(f: &mut ast::Function, aggregations: &AggregationRegistry) {
+    let [ObjectNamePart::Identifier(id)] = f.name.0.as_mut_slice() else {
+        return;
+    };
+    if id.quote_style.is_some() {
+        return;
+    }
+    let name = id.value.replace('_', "");
+    if let Some(rest) = name.strip_prefix("percentile") {
+        let (digits, tail) = rest.split_at(
+            rest.find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len()),
+        );
+        let base = format!("percentile{tail}");
+        if !digits.is_empty() && aggregations.get(&base).is_some() {
+            if let ast::FunctionArguments::List(list) = &mut f.args {
+                if list.args.len() == 1 {
+                    list.args
+                        .push(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(
+                            SqlExpr::value(SqlValue::Number(digits.to_string(), false)),
+                        )));
+                    id.value = base;
+                }
+            }
+            return;
+        }
+    }
+    if name != id.value && aggregations.get(&name).is_some() {
+        id.value = name;
     }
 }
 

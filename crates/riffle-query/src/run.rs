@@ -9,6 +9,7 @@ pub(crate) struct RunContext {
     pub(crate) target_partitions: usize,
     pub(crate) limits: QueryLimits,
     pub(crate) server_pool: Arc<dyn MemoryPool>,
+    pub(crate) aggregations: Arc<AggregationRegistry>,
 }
 
 /// Plans and runs a prepared query over `ctx.segments`, within `ctx.limits`.
@@ -18,6 +19,7 @@ pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
         target_partitions,
         limits,
         server_pool,
+        aggregations,
     } = ctx;
     let pool = QueryPool::new(server_pool, limits.max_query_memory_bytes);
     let runtime = match RuntimeEnvBuilder::new()
@@ -33,8 +35,10 @@ pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
         .with_information_schema(false);
     config.options_mut().sql_parser.enable_ident_normalization = false;
     // Pinot's own readings come before DataFusion's type coercion.
-    let mut rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> =
-        vec![Arc::new(pinot_literals::TimestampMillisLiterals)];
+    let mut rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> = vec![
+        Arc::new(pinot_literals::TimestampMillisLiterals),
+        Arc::new(pinot_types::PinotNumericTypes),
+    ];
     rules.extend(Analyzer::new().rules);
     let state = SessionStateBuilder::new()
         .with_config(config)
@@ -45,7 +49,7 @@ pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
         .build();
     let ctx = SessionContext::new_with_state(state);
     // Pinot's meaning for the names DataFusion also uses (`round`), then the limits.
-    riffle_functions::register(&ctx);
+    riffle_functions::register(&ctx, &aggregations);
     guard::register(&ctx, &limits);
     let record: Arc<Mutex<Vec<ScanRecord>>> = Arc::new(Mutex::new(Vec::new()));
     for t in &p.tables {

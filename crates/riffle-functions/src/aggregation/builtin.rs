@@ -1,0 +1,572 @@
+//! Pinot's aggregations that DataFusion lacks, on the plugin API.
+//!
+//! | Name | Result | Meaning (Pinot's) |
+//! | --- | --- | --- |
+//! | `DISTINCTCOUNT(x)` | INT | exact number of distinct values (any type) |
+//! | `PERCENTILE(x, p)` | DOUBLE | exact: the sorted values' item at index ⌊n·p/100⌋ (the last for p = 100) |
+//! | `MINMAXRANGE(x)` | DOUBLE | max − min |
+//! | `MODE(x[, 'MIN' \| 'MAX' \| 'AVG'])` | DOUBLE | the most frequent value; ties reduced by MIN (default), MAX or AVG |
+//! | `DISTINCTSUM(x)`, `DISTINCTAVG(x)` | DOUBLE | sum / average of the distinct values |
+//! | `COUNTMV`, `SUMMV`, `MINMV`, `MAXMV`, `AVGMV`, `MINMAXRANGEMV`, `DISTINCTCOUNTMV`, `DISTINCTSUMMV`, `DISTINCTAVGMV`, `PERCENTILEMV`, `MODEMV` | as above (`COUNTMV`: LONG) | the same over every value of a multi-value column |
+//!
+//! Over no rows, `COUNTMV` and `DISTINCTCOUNT*` answer 0 and the others NULL (Pinot without
+//! null handling answers its default values there, such as -Infinity, which JSON cannot
+//! carry). Numbers are read as DOUBLE, as Pinot reads them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
+use datafusion::arrow::compute::{cast, take};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::common::{exec_err, Result, ScalarValue};
+
+use super::{Aggregation, AggregationArgs, AggregationState};
+
+/// Every built-in aggregation.
+pub fn all() -> Vec<Arc<dyn Aggregation>> {
+    let single = [
+        ("percentile", Kind::Percentile),
+        ("minmaxrange", Kind::MinMaxRange),
+        ("mode", Kind::Mode),
+        ("distinctsum", Kind::DistinctSum),
+        ("distinctavg", Kind::DistinctAvg),
+    ];
+    let multi = [
+        ("countmv", Kind::Count),
+        ("summv", Kind::Sum),
+        ("minmv", Kind::Min),
+        ("maxmv", Kind::Max),
+        ("avgmv", Kind::Avg),
+        ("minmaxrangemv", Kind::MinMaxRange),
+        ("percentilemv", Kind::Percentile),
+        ("modemv", Kind::Mode),
+        ("distinctsummv", Kind::DistinctSum),
+        ("distinctavgmv", Kind::DistinctAvg),
+    ];
+    let mut out: Vec<Arc<dyn Aggregation>> = vec![Arc::new(DistinctCount {
+        name: "distinctcount",
+    })];
+    for (name, kind) in single {
+        out.push(Arc::new(Numeric { name, kind }));
+    }
+    for (name, kind) in multi {
+        out.push(Arc::new(MultiValue {
+            name,
+            inner: Arc::new(Numeric { name, kind }),
+        }));
+    }
+    out.push(Arc::new(MultiValue {
+        name: "distinctcountmv",
+        inner: Arc::new(DistinctCount {
+            name: "distinctcountmv",
+        }),
+    }));
+    out
+}
+
+/// What a [`Numeric`] aggregation computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Count,
+    Sum,
+    Min,
+    Max,
+    Avg,
+    MinMaxRange,
+    Percentile,
+    Mode,
+    DistinctSum,
+    DistinctAvg,
+}
+
+/// An aggregation over the numbers of its first argument.
+#[derive(Debug)]
+struct Numeric {
+    name: &'static str,
+    kind: Kind,
+}
+
+impl Aggregation for Numeric {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn arity(&self) -> (usize, usize) {
+        match self.kind {
+            Kind::Percentile => (2, 2),
+            Kind::Mode => (1, 2),
+            _ => (1, 1),
+        }
+    }
+
+    fn result_type(&self, types: &[DataType]) -> Result<DataType> {
+        match types.first() {
+            Some(_) if self.kind == Kind::Count => Ok(DataType::Int64),
+            Some(t) if t.is_numeric() || t.is_null() => Ok(match self.kind {
+                Kind::Count => DataType::Int64,
+                _ => DataType::Float64,
+            }),
+            Some(t) => exec_err!("{} takes a number, got {t}", self.name),
+            None => exec_err!("{} takes a column", self.name),
+        }
+    }
+
+    fn initialise(&self, args: &AggregationArgs) -> Result<Box<dyn AggregationState>> {
+        let percentile = if self.kind == Kind::Percentile {
+            match args.number(1) {
+                Some(p) if (0.0..=100.0).contains(&p) => p,
+                _ => {
+                    return exec_err!(
+                        "{}: the percentile (second argument) must be a number from 0 to 100",
+                        self.name
+                    )
+                }
+            }
+        } else {
+            0.0
+        };
+        let reducer = if self.kind == Kind::Mode && args.types.len() > 1 {
+            match args.text(1).map(|s| s.to_ascii_uppercase()).as_deref() {
+                Some("MIN") => Reducer::Min,
+                Some("MAX") => Reducer::Max,
+                Some("AVG") => Reducer::Avg,
+                _ => return exec_err!("{}: the reducer must be 'MIN', 'MAX' or 'AVG'", self.name),
+            }
+        } else {
+            Reducer::Min
+        };
+        Ok(Box::new(NumericState {
+            name: self.name,
+            kind: self.kind,
+            percentile,
+            reducer,
+            count: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            values: Vec::new(),
+            counts: HashMap::new(),
+        }))
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Reducer {
+    Min,
+    Max,
+    Avg,
+}
+
+#[derive(Debug)]
+struct NumericState {
+    name: &'static str,
+    kind: Kind,
+    percentile: f64,
+    reducer: Reducer,
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    /// PERCENTILE's values.
+    values: Vec<f64>,
+    /// MODE's counts, DISTINCTSUM/AVG's set (count unused), by the value's bits.
+    counts: HashMap<u64, u64>,
+}
+
+/// -0.0 and 0.0 are one value.
+fn bits(v: f64) -> u64 {
+    if v == 0.0 {
+        0
+    } else {
+        v.to_bits()
+    }
+}
+
+impl NumericState {
+    fn add(&mut self, v: f64) {
+        match self.kind {
+            Kind::Count | Kind::Sum | Kind::Avg => {
+                self.count += 1;
+                self.sum += v;
+            }
+            Kind::Min | Kind::Max | Kind::MinMaxRange => {
+                self.count += 1;
+                self.min = self.min.min(v);
+                self.max = self.max.max(v);
+            }
+            Kind::Percentile => self.values.push(v),
+            Kind::Mode | Kind::DistinctSum | Kind::DistinctAvg => {
+                *self.counts.entry(bits(v)).or_insert(0) += 1
+            }
+        }
+    }
+
+    fn tag(&self) -> u8 {
+        self.kind as u8
+    }
+}
+
+fn read_u64(b: &[u8], at: usize) -> Option<u64> {
+    b.get(at..at + 8)
+        .and_then(|s| s.try_into().ok())
+        .map(u64::from_le_bytes)
+}
+
+impl AggregationState for NumericState {
+    fn aggregate(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let Some(a) = values.first() else {
+            return exec_err!("{} takes a column", self.name);
+        };
+        if self.kind == Kind::Count {
+            self.count += (a.len() - a.null_count()) as u64;
+            return Ok(());
+        }
+        let a = cast(a, &DataType::Float64)?;
+        for v in a.as_primitive::<Float64Type>().iter().flatten() {
+            self.add(v);
+        }
+        Ok(())
+    }
+
+    fn serialize(&self) -> Result<Vec<u8>> {
+        let mut out = vec![self.tag()];
+        let mut put = |v: u64| out.extend_from_slice(&v.to_le_bytes());
+        match self.kind {
+            Kind::Count | Kind::Sum | Kind::Avg => {
+                put(self.count);
+                put(self.sum.to_bits());
+            }
+            Kind::Min | Kind::Max | Kind::MinMaxRange => {
+                put(self.count);
+                put(self.min.to_bits());
+                put(self.max.to_bits());
+            }
+            Kind::Percentile => {
+                for v in &self.values {
+                    put(v.to_bits());
+                }
+            }
+            Kind::Mode | Kind::DistinctSum | Kind::DistinctAvg => {
+                for (k, c) in &self.counts {
+                    put(*k);
+                    put(*c);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn merge(&mut self, b: &[u8]) -> Result<()> {
+        if b.first() != Some(&self.tag()) || (b.len() - 1) % 8 != 0 {
+            return exec_err!("{}: not an intermediate result of this function", self.name);
+        }
+        let words: Vec<u64> = (1..b.len())
+            .step_by(8)
+            .filter_map(|at| read_u64(b, at))
+            .collect();
+        match (self.kind, words.as_slice()) {
+            (Kind::Count | Kind::Sum | Kind::Avg, [c, s]) => {
+                self.count += c;
+                self.sum += f64::from_bits(*s);
+            }
+            (Kind::Min | Kind::Max | Kind::MinMaxRange, [c, lo, hi]) => {
+                self.count += c;
+                self.min = self.min.min(f64::from_bits(*lo));
+                self.max = self.max.max(f64::from_bits(*hi));
+            }
+            (Kind::Percentile, w) => self.values.extend(w.iter().map(|v| f64::from_bits(*v))),
+            (Kind::Mode | Kind::DistinctSum | Kind::DistinctAvg, w) if w.len() % 2 == 0 => {
+                for kc in w.chunks_exact(2) {
+                    *self.counts.entry(kc[0]).or_insert(0) += kc[1];
+                }
+            }
+            _ => return exec_err!("{}: a malformed intermediate result", self.name),
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<ScalarValue> {
+        let none = || ScalarValue::Float64(None);
+        Ok(match self.kind {
+            Kind::Count => ScalarValue::Int64(Some(self.count as i64)),
+            _ if self.count == 0 && self.values.is_empty() && self.counts.is_empty() => none(),
+            Kind::Sum => ScalarValue::Float64(Some(self.sum)),
+            Kind::Avg => ScalarValue::Float64(Some(self.sum / self.count as f64)),
+            Kind::Min => ScalarValue::Float64(Some(self.min)),
+            Kind::Max => ScalarValue::Float64(Some(self.max)),
+            Kind::MinMaxRange => ScalarValue::Float64(Some(self.max - self.min)),
+            Kind::Percentile => {
+                let mut v = self.values.clone();
+                v.sort_by(|a, b| a.total_cmp(b));
+                let n = v.len();
+                let at = ((n as f64 * self.percentile / 100.0) as usize).min(n - 1);
+                ScalarValue::Float64(Some(v[at]))
+            }
+            Kind::Mode => {
+                let top = self.counts.values().copied().max().unwrap_or(0);
+                let tied: Vec<f64> = self
+                    .counts
+                    .iter()
+                    .filter(|(_, c)| **c == top)
+                    .map(|(k, _)| f64::from_bits(*k))
+                    .collect();
+                let r = match self.reducer {
+                    Reducer::Min => tied.iter().copied().fold(f64::INFINITY, f64::min),
+                    Reducer::Max => tied.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                    Reducer::Avg => tied.iter().sum::<f64>() / tied.len() as f64,
+                };
+                ScalarValue::Float64(Some(r))
+            }
+            Kind::DistinctSum | Kind::DistinctAvg => {
+                let sum: f64 = self.counts.keys().map(|k| f64::from_bits(*k)).sum();
+                let r = if self.kind == Kind::DistinctSum {
+                    sum
+                } else {
+                    sum / self.counts.len() as f64
+                };
+                ScalarValue::Float64(Some(r))
+            }
+        })
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.values.capacity() * 8 + self.counts.capacity() * 24
+    }
+}
+
+/// `DISTINCTCOUNT(x)`: exact, over values of any type.
+#[derive(Debug)]
+struct DistinctCount {
+    name: &'static str,
+}
+
+impl Aggregation for DistinctCount {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn result_type(&self, types: &[DataType]) -> Result<DataType> {
+        match types.first() {
+            Some(
+                DataType::List(_)
+                | DataType::LargeList(_)
+                | DataType::Struct(_)
+                | DataType::Map(_, _),
+            ) => {
+                exec_err!("{} takes a single value per row", self.name)
+            }
+            Some(_) => Ok(DataType::Int32),
+            None => exec_err!("{} takes a column", self.name),
+        }
+    }
+
+    fn initialise(&self, _args: &AggregationArgs) -> Result<Box<dyn AggregationState>> {
+        Ok(Box::new(DistinctState {
+            name: self.name,
+            seen: HashSet::new(),
+        }))
+    }
+}
+
+/// Distinct values by their canonical bytes: a tag (integer, float, text, bytes) and the
+/// value.
+#[derive(Debug)]
+struct DistinctState {
+    name: &'static str,
+    seen: HashSet<Vec<u8>>,
+}
+
+fn key(tag: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(bytes.len() + 1);
+    k.push(tag);
+    k.extend_from_slice(bytes);
+    k
+}
+
+impl AggregationState for DistinctState {
+    fn aggregate(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let Some(a) = values.first() else {
+            return exec_err!("{} takes a column", self.name);
+        };
+        let t = a.data_type();
+        if t.is_null() {
+            return Ok(());
+        }
+        if t.is_integer() || matches!(t, DataType::Boolean | DataType::Timestamp(_, _)) {
+            let a = cast(a, &DataType::Int64)?;
+            for v in a.as_primitive::<Int64Type>().iter().flatten() {
+                self.seen.insert(key(b'i', &v.to_le_bytes()));
+            }
+        } else if t.is_numeric() {
+            let a = cast(a, &DataType::Float64)?;
+            for v in a.as_primitive::<Float64Type>().iter().flatten() {
+                self.seen.insert(key(b'f', &bits(v).to_le_bytes()));
+            }
+        } else if matches!(
+            t,
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+        ) {
+            let a = cast(a, &DataType::Binary)?;
+            for v in a.as_binary::<i32>().iter().flatten() {
+                self.seen.insert(key(b'b', v));
+            }
+        } else {
+            let a = cast(a, &DataType::Utf8)?;
+            for v in a.as_string::<i32>().iter().flatten() {
+                self.seen.insert(key(b's', v.as_bytes()));
+            }
+        }
+        Ok(())
+    }
+
+    fn serialize(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for k in &self.seen {
+            out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            out.extend_from_slice(k);
+        }
+        Ok(out)
+    }
+
+    fn merge(&mut self, b: &[u8]) -> Result<()> {
+        let mut at = 0;
+        while at < b.len() {
+            let len = b
+                .get(at..at + 4)
+                .and_then(|s| s.try_into().ok())
+                .map(u32::from_le_bytes);
+            let item = len.and_then(|n| b.get(at + 4..at + 4 + n as usize));
+            match item {
+                Some(k) if !k.is_empty() => {
+                    self.seen.insert(k.to_vec());
+                    at += 4 + k.len();
+                }
+                _ => return exec_err!("{}: a malformed intermediate result", self.name),
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<ScalarValue> {
+        Ok(ScalarValue::Int32(Some(
+            i32::try_from(self.seen.len()).unwrap_or(i32::MAX),
+        )))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.seen.iter().map(|k| k.len() + 32).sum::<usize>()
+    }
+}
+
+/// An aggregation over every value of a multi-value column: the inner aggregation sees
+/// the values of all lists as one column (other arguments repeated for each value).
+#[derive(Debug)]
+struct MultiValue {
+    name: &'static str,
+    inner: Arc<dyn Aggregation>,
+}
+
+fn item_type(t: &DataType) -> Option<DataType> {
+    match t {
+        DataType::List(f) | DataType::LargeList(f) => Some(f.data_type().clone()),
+        DataType::Null => Some(DataType::Null),
+        _ => None,
+    }
+}
+
+impl Aggregation for MultiValue {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn arity(&self) -> (usize, usize) {
+        self.inner.arity()
+    }
+
+    fn result_type(&self, types: &[DataType]) -> Result<DataType> {
+        let Some(item) = types.first().and_then(item_type) else {
+            return exec_err!("{} takes a multi-value column, got {types:?}", self.name);
+        };
+        let mut t = types.to_vec();
+        t[0] = item;
+        self.inner.result_type(&t)
+    }
+
+    fn initialise(&self, args: &AggregationArgs) -> Result<Box<dyn AggregationState>> {
+        let mut inner_args = args.clone();
+        match inner_args.types.first().and_then(item_type) {
+            Some(item) => inner_args.types[0] = item,
+            None => return exec_err!("{} takes a multi-value column", self.name),
+        }
+        Ok(Box::new(MultiValueState {
+            name: self.name,
+            inner: self.inner.initialise(&inner_args)?,
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct MultiValueState {
+    name: &'static str,
+    inner: Box<dyn AggregationState>,
+}
+
+impl AggregationState for MultiValueState {
+    fn aggregate(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let Some(list) = values.first() else {
+            return exec_err!("{} takes a column", self.name);
+        };
+        if list.data_type().is_null() {
+            return Ok(());
+        }
+        let (offsets, items): (Vec<usize>, ArrayRef) = match list.data_type() {
+            DataType::List(_) => {
+                let l = list.as_list::<i32>();
+                (
+                    l.value_offsets().iter().map(|v| *v as usize).collect(),
+                    l.values().clone(),
+                )
+            }
+            DataType::LargeList(_) => {
+                let l = list.as_list::<i64>();
+                (
+                    l.value_offsets().iter().map(|v| *v as usize).collect(),
+                    l.values().clone(),
+                )
+            }
+            other => return exec_err!("{} takes a multi-value column, got {other}", self.name),
+        };
+        let mut rows = Vec::new();
+        let mut parents = Vec::new();
+        for (row, w) in offsets.windows(2).enumerate() {
+            if list.is_valid(row) {
+                rows.extend((w[0] as u32)..(w[1] as u32));
+                parents.extend(std::iter::repeat_n(row as u32, w[1] - w[0]));
+            }
+        }
+        let flat = take(items.as_ref(), &UInt32Array::from(rows), None)?;
+        let parents = UInt32Array::from(parents);
+        let mut args = vec![flat];
+        for v in &values[1..] {
+            args.push(take(v.as_ref(), &parents, None)?);
+        }
+        self.inner.aggregate(&args)
+    }
+
+    fn serialize(&self) -> Result<Vec<u8>> {
+        self.inner.serialize()
+    }
+
+    fn merge(&mut self, intermediate: &[u8]) -> Result<()> {
+        self.inner.merge(intermediate)
+    }
+
+    fn finish(&self) -> Result<ScalarValue> {
+        self.inner.finish()
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.inner.size()
+    }
+}

@@ -1,0 +1,243 @@
+//! Pinot's query semantics through the whole engine: multi-value columns and result types.
+
+use super::*;
+use riffle_common::PartitionId;
+use riffle_config::Schema;
+use riffle_segment::{BlockBuilder, ConsumingSegment, SegmentRef, TableColumns, TableData};
+use serde_json::{json, Value};
+
+const SCHEMA: &str = r#"{"schemaName":"flights",
+ "dimensionFieldSpecs":[{"name":"id","dataType":"INT"},
+   {"name":"airports","dataType":"STRING","singleValueField":false},
+   {"name":"delays","dataType":"INT","singleValueField":false},
+   {"name":"a","dataType":"INT"},{"name":"b","dataType":"INT"}]}"#;
+
+/// id, airports, delays (empty: the default), a, b.
+type Row<'a> = (i32, &'a [&'a str], &'a [i32], Option<i32>, i32);
+
+const ROWS: &[Row] = &[
+    (1, &["SEA", "PDX"], &[5, 30], Some(7), 2),
+    (2, &["LAX"], &[], Some(3), 4),
+    (3, &[], &[12], None, 1),
+    (4, &["SEA", "SFO", "LAX"], &[0, 45, 90], Some(10), 4),
+];
+
+fn engine() -> QueryEngine {
+    let cols = TableColumns::new(
+        Schema::from_json(SCHEMA.as_bytes())
+            .unwrap()
+            .columns()
+            .unwrap(),
+    );
+    let data = Arc::new(TableData::new("flights", cols.clone(), None));
+    // Two segments: rows split between them.
+    for (p, part) in [&ROWS[..2], &ROWS[2..]].iter().enumerate() {
+        let seg = Arc::new(ConsumingSegment::new(
+            format!("flights__{p}__0__20240101T0000Z"),
+            PartitionId(p as u32),
+            0,
+            "0".into(),
+            0,
+            cols.clone(),
+        ));
+        let mut bb = BlockBuilder::new(cols.clone(), 4);
+        for (id, airports, delays, a, b) in part.iter() {
+            bb.push_i32(0, *id);
+            bb.push_list_start(1);
+            for s in airports.iter() {
+                bb.push_str(1, s);
+            }
+            bb.push_list_end(1);
+            bb.push_list_start(2);
+            for d in delays.iter() {
+                bb.push_i32(2, *d);
+            }
+            bb.push_list_end(2);
+            match a {
+                Some(a) => bb.push_i32(3, *a),
+                None => bb.push_default(3),
+            }
+            bb.push_i32(4, *b);
+            bb.end_row();
+        }
+        let batch = bb.finish().unwrap();
+        seg.append(
+            Some(batch),
+            riffle_common::StreamOffset::Long(part.len() as i64),
+            part.len() as u64,
+            Some(1_000),
+            5,
+        )
+        .unwrap();
+        data.put_segment(SegmentRef::Consuming(seg));
+    }
+    let reg = Arc::new(SegmentRegistry::new());
+    reg.add_table(data);
+    QueryEngine::new(
+        reg,
+        "Broker_test".into(),
+        riffle_common::AsyncPool::new("query", 2).unwrap(),
+    )
+}
+
+async fn q(sql: &str) -> Value {
+    engine()
+        .execute(QueryRequest {
+            sql: sql.into(),
+            ..Default::default()
+        })
+        .await
+        .to_json()
+}
+
+/// The ids a filter keeps, in order.
+async fn ids(filter: &str) -> Vec<i64> {
+    let r = q(&format!(
+        "SELECT id FROM flights WHERE {filter} ORDER BY id"
+    ))
+    .await;
+    assert_eq!(r["exceptions"], json!([]), "{filter}: {r}");
+    r["resultTable"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row[0].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn test_multi_value_predicates_match_any_value_as_pinot() {
+    assert_eq!(ids("airports = 'SEA'").await, [1, 4]);
+    assert_eq!(ids("'LAX' = airports").await, [2, 4]);
+    assert_eq!(ids("airports IN ('PDX', 'SFO')").await, [1, 4]);
+    assert_eq!(ids("delays > 40").await, [4]);
+    assert_eq!(ids("40 < delays").await, [4]);
+    assert_eq!(
+        ids("delays <= 5").await,
+        [1, 2, 4],
+        "row 2 holds the INT default"
+    );
+    assert_eq!(ids("delays BETWEEN 10 AND 40").await, [1, 3]);
+    assert_eq!(ids("delays >= 44.5").await, [4]);
+    // The empty list holds the default value once, as Pinot stores it.
+    assert_eq!(ids("airports = 'null'").await, [3]);
+    assert_eq!(ids("delays = -2147483648").await, [2]);
+    // Exclusive forms: no value matches.
+    assert_eq!(ids("airports <> 'SEA'").await, [2, 3]);
+    assert_eq!(ids("airports NOT IN ('LAX', 'PDX')").await, [3]);
+    assert_eq!(ids("delays NOT BETWEEN 0 AND 40").await, [2]);
+    assert_eq!(ids("NOT (airports = 'SEA')").await, [2, 3]);
+    // Combined with single-value predicates, in any case of the name.
+    assert_eq!(ids("AIRPORTS = 'LAX' AND b = 4 OR id = 1").await, [1, 2, 4]);
+    // A single-value column is untouched.
+    assert_eq!(ids("id IN (2, 3)").await, [2, 3]);
+}
+
+#[tokio::test]
+async fn test_arithmetic_and_aggregations_answer_double_as_pinot() {
+    // a - b on the INT default null would wrap in INT; Pinot computes in DOUBLE.
+    let r = q("SELECT a - b, a / b, 7 / 2 AS half, a % 5 AS m FROM flights WHERE id = 3").await;
+    assert_eq!(r["exceptions"], json!([]), "{r}");
+    assert_eq!(
+        r["resultTable"]["rows"],
+        json!([[-2147483649.0, -2147483648.0, 3.5, -3.0]]),
+        "{r}"
+    );
+    assert_eq!(
+        r["resultTable"]["dataSchema"]["columnDataTypes"],
+        json!(["DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE"]),
+        "{r}"
+    );
+    assert_eq!(
+        r["resultTable"]["dataSchema"]["columnNames"],
+        json!(["a - b", "a / b", "half", "m"]),
+        "{r}"
+    );
+    let r = q(
+        "SELECT SUM(b), MIN(b), MAX(b), AVG(b), COUNT(*), SUM(b) / COUNT(*) FROM flights \
+         WHERE id <> 3",
+    )
+    .await;
+    assert_eq!(r["exceptions"], json!([]), "{r}");
+    assert_eq!(
+        r["resultTable"]["dataSchema"]["columnDataTypes"],
+        json!(["DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "LONG", "DOUBLE"]),
+        "{r}"
+    );
+    assert_eq!(
+        r["resultTable"]["dataSchema"]["columnNames"],
+        json!([
+            "sum(b)",
+            "min(b)",
+            "max(b)",
+            "avg(b)",
+            "count(*)",
+            "sum(b) / count(*)"
+        ]),
+        "{r}"
+    );
+    assert_eq!(
+        r["resultTable"]["rows"],
+        json!([[10.0, 2.0, 4.0, 10.0 / 3.0, 3, 10.0 / 3.0]]),
+        "{r}"
+    );
+    // Grouped, ordered by the aggregate, with HAVING on it.
+    let r = q(
+        "SELECT b, SUM(a) FROM flights WHERE id <> 3 GROUP BY b HAVING SUM(a) > 1 \
+         ORDER BY SUM(a) DESC",
+    )
+    .await;
+    assert_eq!(r["exceptions"], json!([]), "{r}");
+    assert_eq!(
+        r["resultTable"]["rows"],
+        json!([[4, 13.0], [2, 7.0]]),
+        "{r}"
+    );
+}
+
+/// Rows of a query, checked free of errors.
+async fn rows(sql: &str) -> Value {
+    let r = q(sql).await;
+    assert_eq!(r["exceptions"], json!([]), "{sql}: {r}");
+    r["resultTable"]["rows"].clone()
+}
+
+#[tokio::test]
+async fn test_group_by_a_multi_value_column_groups_each_value_as_pinot() {
+    assert_eq!(
+        rows("SELECT airports, COUNT(*) FROM flights GROUP BY airports ORDER BY airports").await,
+        json!([["LAX", 2], ["PDX", 1], ["SEA", 2], ["SFO", 1], ["null", 1]])
+    );
+    // The filter keeps whole rows: the rows holding SEA count in all their groups.
+    assert_eq!(
+        rows(
+            "SELECT airports, COUNT(*), SUM(b) FROM flights WHERE airports = 'SEA' \
+             GROUP BY airports ORDER BY COUNT(*) DESC, airports"
+        )
+        .await,
+        json!([
+            ["SEA", 2, 6.0],
+            ["LAX", 1, 4.0],
+            ["PDX", 1, 2.0],
+            ["SFO", 1, 4.0]
+        ])
+    );
+    // Two multi-value columns: every combination.
+    assert_eq!(
+        rows(
+            "SELECT airports, delays, COUNT(*) FROM flights WHERE id = 1 \
+             GROUP BY airports, delays ORDER BY airports, delays"
+        )
+        .await,
+        json!([["PDX", 5, 1], ["PDX", 30, 1], ["SEA", 5, 1], ["SEA", 30, 1]])
+    );
+    // With a single-value column beside it, and a qualified name.
+    assert_eq!(
+        rows(
+            "SELECT b, flights.delays, COUNT(*) FROM flights WHERE b = 4 \
+             GROUP BY b, flights.delays ORDER BY delays"
+        )
+        .await,
+        json!([[4, -2147483648, 1], [4, 0, 1], [4, 45, 1], [4, 90, 1]])
+    );
+}

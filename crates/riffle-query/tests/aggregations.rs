@@ -1,0 +1,239 @@
+//! Pinot's aggregations on the plugin API, and a plugin registered from its own crate,
+//! answered through the whole engine over two segments, grouped and not, against values
+//! computed here row by row.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use riffle_common::{AsyncPool, PartitionId, StreamOffset};
+use riffle_config::Schema;
+use riffle_functions::aggregation::AggregationRegistry;
+use riffle_query::{QueryEngine, QueryRequest};
+use riffle_segment::{
+    BlockBuilder, ConsumingSegment, SegmentRef, SegmentRegistry, TableColumns, TableData,
+};
+use serde_json::{json, Value};
+
+const SCHEMA: &str = r#"{"schemaName":"m",
+ "dimensionFieldSpecs":[{"name":"g","dataType":"INT"},{"name":"x","dataType":"INT"},
+   {"name":"s","dataType":"STRING"},
+   {"name":"tags","dataType":"INT","singleValueField":false}]}"#;
+
+const ROWS: i32 = 1000;
+
+/// Row `i`: g = i % 3, x = i % 10, s = "s{i % 7}", tags = [i % 5, (i + 1) % 5].
+fn row(i: i32) -> (i32, i32, String, [i32; 2]) {
+    (i % 3, i % 10, format!("s{}", i % 7), [i % 5, (i + 1) % 5])
+}
+
+fn engine(registry: AggregationRegistry) -> QueryEngine {
+    let cols = TableColumns::new(
+        Schema::from_json(SCHEMA.as_bytes())
+            .unwrap()
+            .columns()
+            .unwrap(),
+    );
+    let data = Arc::new(TableData::new("m", cols.clone(), None));
+    for (p, range) in [(0, 0..400), (1, 400..ROWS)] {
+        let seg = Arc::new(ConsumingSegment::new(
+            format!("m__{p}__0__20240101T0000Z"),
+            PartitionId(p),
+            0,
+            "0".into(),
+            0,
+            cols.clone(),
+        ));
+        let mut b = BlockBuilder::new(cols.clone(), range.len());
+        let n = range.len();
+        for i in range {
+            let (g, x, s, tags) = row(i);
+            b.push_i32(0, g);
+            b.push_i32(1, x);
+            b.push_str(2, &s);
+            b.push_list_start(3);
+            for t in tags {
+                b.push_i32(3, t);
+            }
+            b.push_list_end(3);
+            b.end_row();
+        }
+        seg.append(
+            Some(b.finish().unwrap()),
+            StreamOffset::Long(n as i64),
+            n as u64,
+            None,
+            5,
+        )
+        .unwrap();
+        data.put_segment(SegmentRef::Consuming(seg));
+    }
+    let reg = Arc::new(SegmentRegistry::new());
+    reg.add_table(data);
+    QueryEngine::new(
+        reg,
+        "Broker_test".into(),
+        AsyncPool::new("query", 2).unwrap(),
+    )
+    .with_aggregations(registry)
+}
+
+async fn q(e: &QueryEngine, sql: &str) -> Value {
+    e.execute(QueryRequest {
+        sql: sql.into(),
+        options: BTreeMap::new(),
+        ..Default::default()
+    })
+    .await
+    .to_json()
+}
+
+async fn ok(e: &QueryEngine, sql: &str) -> Value {
+    let r = q(e, sql).await;
+    assert_eq!(r["exceptions"], json!([]), "{sql}: {r}");
+    r
+}
+
+/// Pinot's exact percentile: the sorted values' item at index ⌊n·p/100⌋.
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = ((v.len() as f64 * p / 100.0) as usize).min(v.len() - 1);
+    v[at]
+}
+
+fn close(a: &Value, b: f64) -> bool {
+    a.as_f64()
+        .is_some_and(|a| (a - b).abs() <= 1e-9 * b.abs().max(1.0))
+}
+
+#[tokio::test]
+async fn pinot_aggregations_answer_as_computed_row_by_row() {
+    let e = engine(AggregationRegistry::with_builtins());
+    let xs: Vec<f64> = (0..ROWS).map(|i| f64::from(row(i).1)).collect();
+    let r = ok(
+        &e,
+        "SELECT DISTINCTCOUNT(x), DISTINCT_COUNT(s), PERCENTILE(x, 50), PERCENTILE90(x), \
+         percentile(x, 100), MINMAXRANGE(x), MODE(x), MODE(x, 'MAX'), MODE(x, 'AVG'), \
+         DISTINCTSUM(x), DISTINCTAVG(x) FROM m",
+    )
+    .await;
+    assert_eq!(
+        r["resultTable"]["dataSchema"]["columnDataTypes"],
+        json!([
+            "INT", "INT", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE",
+            "DOUBLE", "DOUBLE"
+        ])
+    );
+    let distinct_x: BTreeSet<i32> = (0..ROWS).map(|i| row(i).1).collect();
+    let distinct_s: BTreeSet<String> = (0..ROWS).map(|i| row(i).2).collect();
+    let want = [
+        distinct_x.len() as f64,
+        distinct_s.len() as f64,
+        percentile(xs.clone(), 50.0),
+        percentile(xs.clone(), 90.0),
+        percentile(xs.clone(), 100.0),
+        9.0,
+        0.0, // every value is as frequent: the least
+        9.0,
+        4.5,
+        distinct_x.iter().map(|v| f64::from(*v)).sum(),
+        4.5,
+    ];
+    let got = &r["resultTable"]["rows"][0];
+    for (i, w) in want.iter().enumerate() {
+        assert!(close(&got[i], *w), "column {i}: {} != {w} ({r})", got[i]);
+    }
+}
+
+#[tokio::test]
+async fn multi_value_aggregations_see_every_value() {
+    let e = engine(AggregationRegistry::with_builtins());
+    let values: Vec<f64> = (0..ROWS).flat_map(|i| row(i).3.map(f64::from)).collect();
+    let r = ok(
+        &e,
+        "SELECT COUNTMV(tags), SUMMV(tags), MINMV(tags), MAXMV(tags), AVGMV(tags), \
+         DISTINCTCOUNTMV(tags), PERCENTILE75MV(tags), MINMAXRANGEMV(tags) FROM m",
+    )
+    .await;
+    let got = &r["resultTable"]["rows"][0];
+    let sum: f64 = values.iter().sum();
+    let distinct: BTreeSet<i64> = values.iter().map(|v| *v as i64).collect();
+    let want = [
+        values.len() as f64,
+        sum,
+        0.0,
+        4.0,
+        sum / values.len() as f64,
+        distinct.len() as f64,
+        percentile(values.clone(), 75.0),
+        4.0,
+    ];
+    for (i, w) in want.iter().enumerate() {
+        assert!(close(&got[i], *w), "column {i}: {} != {w} ({r})", got[i]);
+    }
+    assert_eq!(r["resultTable"]["dataSchema"]["columnDataTypes"][0], "LONG");
+}
+
+#[tokio::test]
+async fn a_plugin_from_its_own_crate_is_registered_and_queried() {
+    let mut registry = AggregationRegistry::with_builtins();
+    registry.register(Arc::new(riffle_agg_example::GeoMean));
+    let e = engine(registry);
+    // Grouped, ordered, beside built-ins: one answer per group, computed here.
+    let r = ok(
+        &e,
+        "SELECT g, GEOMEAN(x + 1), geo_mean(x), PERCENTILE(x, 50), DISTINCTCOUNT(s) FROM m \
+         GROUP BY g ORDER BY g",
+    )
+    .await;
+    let rows = r["resultTable"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{r}");
+    for (g, got) in rows.iter().enumerate() {
+        let members: Vec<i32> = (0..ROWS).filter(|i| row(*i).0 == g as i32).collect();
+        let plus_one: Vec<f64> = members.iter().map(|i| f64::from(row(*i).1 + 1)).collect();
+        let geo = (plus_one.iter().map(|v| v.ln()).sum::<f64>() / plus_one.len() as f64).exp();
+        let positive: Vec<f64> = members
+            .iter()
+            .map(|i| f64::from(row(*i).1))
+            .filter(|v| *v > 0.0)
+            .collect();
+        let geo0 = (positive.iter().map(|v| v.ln()).sum::<f64>() / positive.len() as f64).exp();
+        let xs: Vec<f64> = members.iter().map(|i| f64::from(row(*i).1)).collect();
+        let names: BTreeSet<String> = members.iter().map(|i| row(*i).2).collect();
+        assert_eq!(got[0], g, "{r}");
+        assert!(close(&got[1], geo), "group {g}: {} != {geo}", got[1]);
+        assert!(close(&got[2], geo0), "group {g}: {} != {geo0}", got[2]);
+        assert!(close(&got[3], percentile(xs, 50.0)), "{r}");
+        assert_eq!(got[4], names.len(), "{r}");
+    }
+    // Without the plugin the name is unknown.
+    let r = q(
+        &engine(AggregationRegistry::with_builtins()),
+        "SELECT GEOMEAN(x) FROM m",
+    )
+    .await;
+    assert_ne!(r["exceptions"], json!([]), "{r}");
+}
+
+#[tokio::test]
+async fn bad_arguments_are_errors_that_name_the_function() {
+    let e = engine(AggregationRegistry::with_builtins());
+    for (sql, needle) in [
+        ("SELECT PERCENTILE(x, 150) FROM m", "percentile"),
+        ("SELECT PERCENTILE(x) FROM m", "percentile"),
+        ("SELECT MODE(x, 'MEDIAN') FROM m", "mode"),
+        ("SELECT MINMAXRANGE(s) FROM m", "minmaxrange"),
+        ("SELECT SUMMV(x) FROM m", "summv"),
+    ] {
+        let r = q(&e, sql).await;
+        let msg = r["exceptions"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase();
+        assert!(msg.contains(needle), "{sql}: {r}");
+    }
+    // The engine answers the next query.
+    let r = ok(&e, "SELECT COUNT(*) FROM m").await;
+    assert_eq!(r["resultTable"]["rows"], json!([[ROWS]]));
+}
