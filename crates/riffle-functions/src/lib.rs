@@ -15,6 +15,7 @@
 //! - `mv_any(mv, op, value...)` ([`multivalue::MvAny`]): a predicate on a multi-value
 //!   column as Pinot means it (any value matches); the query engine rewrites `mv = 3`,
 //!   `mv IN (...)`, `mv BETWEEN ...` and their negations into it.
+//! - `SUBSTR(s, begin[, end])` ([`strings`]): 0-based, `end` exclusive, as Pinot's.
 //! - Pinot's date-time functions on epoch values ([`datetime`]): `DATETRUNC`,
 //!   `DATETIMECONVERT`, `TIMECONVERT`, `TOEPOCH*`, `FROMEPOCH*`, `TODATETIME`,
 //!   `FROMDATETIME`, `YEAR` … `MILLISECOND`, `AGO`.
@@ -30,6 +31,7 @@ pub mod aggregation;
 pub mod datetime;
 pub mod multivalue;
 pub mod round;
+pub mod strings;
 
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
@@ -39,6 +41,7 @@ pub fn functions() -> Vec<ScalarUDF> {
     let mut out = vec![
         ScalarUDF::new_from_impl(round::PinotRound::new()),
         ScalarUDF::new_from_impl(multivalue::MvAny::new()),
+        ScalarUDF::new_from_impl(strings::PinotSubstr::new()),
     ];
     out.extend(datetime::functions());
     out

@@ -37,6 +37,8 @@ pub(crate) struct Prepared {
     pub(crate) statement: Statement,
     pub(crate) tables: Vec<String>,
     pub(crate) options: BTreeMap<String, String>,
+    /// `EXPLAIN PLAN FOR`: answer the plan, not the rows.
+    pub(crate) explain: bool,
 }
 
 /// Parses a request, checks its shape against `limits` and resolves its tables among `known`
@@ -49,6 +51,7 @@ pub(crate) fn prepare(
 ) -> Result<Prepared, Box<BrokerResponse>> {
     {
         let (sql, option_clause) = strip_option_clause(&req.sql);
+        let (sql, explain) = strip_explain(&sql);
         let mut options = req.options.clone();
         options.extend(option_clause);
         let statements = Parser::parse_sql(&GenericDialect {}, &sql)
@@ -164,6 +167,27 @@ pub(crate) fn prepare(
                     }
                 }
             }
+            // Pinot's SUBSTR (0-based, an end index) is a function of its own; SQL's
+            // SUBSTRING keeps SQL's meaning.
+            if let SqlExpr::Substring {
+                expr,
+                substring_from,
+                substring_for,
+                shorthand: true,
+                ..
+            } = e
+            {
+                let mut text = format!("\"substr\"({expr}");
+                for a in [substring_from, substring_for].into_iter().flatten() {
+                    text.push_str(&format!(", {a}"));
+                }
+                text.push(')');
+                if let Ok(mut p) = Parser::new(&GenericDialect {}).try_with_sql(&text) {
+                    if let Ok(new) = p.parse_expr() {
+                        *e = new;
+                    }
+                }
+            }
             if let SqlExpr::Cast { data_type, .. } = e {
                 if let Some(t) = pinot_cast_type(data_type) {
                     *data_type = t;
@@ -198,6 +222,7 @@ pub(crate) fn prepare(
             statement,
             tables,
             options,
+            explain,
         })
     }
 }
@@ -214,11 +239,16 @@ fn pinot_aggregation_names(f: &mut ast::Function, aggregations: &AggregationRegi
     }
     let name = id.value.replace('_', "");
     if let Some(rest) = name.strip_prefix("percentile") {
-        let (digits, tail) = rest.split_at(
-            rest.find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len()),
-        );
-        let base = format!("percentile{tail}");
+        // PERCENTILE<kind><N>[MV]: PERCENTILE95, PERCENTILETDIGEST99, PERCENTILEEST50MV.
+        let kind_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (kind, after) = rest.split_at(kind_len);
+        let digits_len = after
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let (digits, tail) = after.split_at(digits_len);
+        let base = format!("percentile{kind}{tail}");
         if !digits.is_empty() && aggregations.get(&base).is_some() {
             if let ast::FunctionArguments::List(list) = &mut f.args {
                 if list.args.len() == 1 {
@@ -413,6 +443,21 @@ fn expr_text(e: &SqlExpr) -> String {
         },
         SqlExpr::Identifier(i) => i.value.clone(),
         other => other.to_string(),
+    }
+}
+
+/// Splits a leading `EXPLAIN PLAN FOR` (Pinot's form) off the SQL.
+fn strip_explain(sql: &str) -> (String, bool) {
+    let words: Vec<&str> = sql.trim_start().splitn(4, char::is_whitespace).collect();
+    match words.as_slice() {
+        [a, b, c, rest]
+            if a.eq_ignore_ascii_case("explain")
+                && b.eq_ignore_ascii_case("plan")
+                && c.eq_ignore_ascii_case("for") =>
+        {
+            (rest.to_string(), true)
+        }
+        _ => (sql.to_string(), false),
     }
 }
 

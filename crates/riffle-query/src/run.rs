@@ -81,6 +81,9 @@ pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
         Ok(p) => p,
         Err(e) => return plan_error(e),
     };
+    if p.explain {
+        return explain(&physical);
+    }
     let max_bytes = response_byte_limit(&p.options, &limits);
     let batches = match limits::collect_within(
         physical.clone(),
@@ -130,6 +133,34 @@ pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
             resp.exceptions.extend(e.exceptions);
         }
     }
+    resp
+}
+
+/// `EXPLAIN PLAN FOR`: the physical plan as Pinot's explain table (`Operator`,
+/// `Operator_Id`, `Parent_Id`), one row per operator, depth first from the root (whose
+/// parent is -1). The operators are DataFusion's, not Pinot's.
+fn explain(plan: &Arc<dyn ExecutionPlan>) -> BrokerResponse {
+    fn add(plan: &Arc<dyn ExecutionPlan>, parent: i64, rows: &mut Vec<Vec<serde_json::Value>>) {
+        let id = rows.len() as i64;
+        let text = datafusion::physical_plan::displayable(plan.as_ref())
+            .one_line()
+            .to_string();
+        rows.push(vec![
+            serde_json::Value::from(text.trim_end()),
+            serde_json::Value::from(id),
+            serde_json::Value::from(parent),
+        ]);
+        for child in plan.children() {
+            add(child, id, rows);
+        }
+    }
+    let mut resp = BrokerResponse {
+        has_result: true,
+        ..Default::default()
+    };
+    resp.column_names = vec!["Operator".into(), "Operator_Id".into(), "Parent_Id".into()];
+    resp.column_types = vec!["STRING".into(), "INT".into(), "INT".into()];
+    add(plan, -1, &mut resp.rows);
     resp
 }
 

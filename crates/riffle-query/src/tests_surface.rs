@@ -241,3 +241,37 @@ async fn test_group_by_a_multi_value_column_groups_each_value_as_pinot() {
         json!([[4, -2147483648, 1], [4, 0, 1], [4, 45, 1], [4, 90, 1]])
     );
 }
+
+#[tokio::test]
+async fn test_explain_plan_for_answers_the_operators() {
+    let r = q("EXPLAIN PLAN FOR SELECT b, COUNT(*) FROM flights WHERE airports = 'SEA' GROUP BY b")
+        .await;
+    assert_eq!(r["exceptions"], json!([]), "{r}");
+    assert_eq!(
+        r["resultTable"]["dataSchema"]["columnNames"],
+        json!(["Operator", "Operator_Id", "Parent_Id"])
+    );
+    let rows = r["resultTable"]["rows"].as_array().unwrap();
+    assert!(rows.len() >= 3, "{r}");
+    assert_eq!(rows[0][1], 0);
+    assert_eq!(rows[0][2], -1);
+    let text: Vec<&str> = rows.iter().map(|row| row[0].as_str().unwrap()).collect();
+    assert!(text.iter().any(|t| t.contains("Aggregate")), "{text:?}");
+    assert!(text.iter().any(|t| t.contains("mv_any")), "{text:?}");
+    // Every parent is an earlier row.
+    for row in rows {
+        assert!(row[2].as_i64().unwrap() < row[1].as_i64().unwrap(), "{r}");
+    }
+    // Nothing was scanned.
+    assert_eq!(r["numDocsScanned"], 0, "{r}");
+}
+
+#[tokio::test]
+async fn test_substr_is_pinots_and_substring_stays_sql() {
+    let r = rows(
+        "SELECT SUBSTR('LAX', 0, 2), substr('LAX', 1), SUBSTR('LAX', 1, -1), \
+         SUBSTRING('LAX', 1, 2), SUBSTRING('LAX' FROM 2) FROM flights WHERE id = 1",
+    )
+    .await;
+    assert_eq!(r, json!([["LA", "AX", "AX", "LA", "AX"]]));
+}

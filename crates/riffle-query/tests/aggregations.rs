@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 const SCHEMA: &str = r#"{"schemaName":"m",
  "dimensionFieldSpecs":[{"name":"g","dataType":"INT"},{"name":"x","dataType":"INT"},
    {"name":"s","dataType":"STRING"},
-   {"name":"tags","dataType":"INT","singleValueField":false}]}"#;
+   {"name":"tags","dataType":"INT","singleValueField":false},{"name":"i","dataType":"INT"}]}"#;
 
 const ROWS: i32 = 1000;
 
@@ -57,6 +57,7 @@ fn engine(registry: AggregationRegistry) -> QueryEngine {
                 b.push_i32(3, t);
             }
             b.push_list_end(3);
+            b.push_i32(4, i);
             b.end_row();
         }
         seg.append(
@@ -236,4 +237,47 @@ async fn bad_arguments_are_errors_that_name_the_function() {
     // The engine answers the next query.
     let r = ok(&e, "SELECT COUNT(*) FROM m").await;
     assert_eq!(r["resultTable"]["rows"], json!([[ROWS]]));
+}
+
+#[tokio::test]
+async fn values_at_the_last_and_first_time_and_sketches_through_the_engine() {
+    let e = engine(AggregationRegistry::with_builtins());
+    let r = ok(
+        &e,
+        "SELECT g, LASTWITHTIME(s, i, 'STRING'), FIRSTWITHTIME(x, i, 'INT'), \
+         DISTINCTCOUNTHLL(s), DISTINCTCOUNTHLLMV(tags), PERCENTILETDIGEST50(x) \
+         FROM m GROUP BY g ORDER BY g",
+    )
+    .await;
+    assert_eq!(
+        r["resultTable"]["dataSchema"]["columnDataTypes"],
+        json!(["INT", "STRING", "INT", "LONG", "LONG", "DOUBLE"]),
+        "{r}"
+    );
+    for (g, got) in r["resultTable"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let members: Vec<i32> = (0..ROWS).filter(|i| row(*i).0 == g as i32).collect();
+        let last = members.iter().max().unwrap();
+        let first = members.iter().min().unwrap();
+        assert_eq!(got[1], row(*last).2, "{r}");
+        assert_eq!(got[2], row(*first).1, "{r}");
+        // Small sets: the sketches count them exactly.
+        let names: BTreeSet<String> = members.iter().map(|i| row(*i).2).collect();
+        let tags: BTreeSet<i32> = members.iter().flat_map(|i| row(*i).3).collect();
+        assert_eq!(got[3], names.len(), "{r}");
+        assert_eq!(got[4], tags.len(), "{r}");
+        let xs: Vec<f64> = members.iter().map(|i| f64::from(row(*i).1)).collect();
+        let exact = percentile(xs, 50.0);
+        assert!((got[5].as_f64().unwrap() - exact).abs() <= 1.0, "{r}");
+    }
+    let r = q(&e, "SELECT LASTWITHTIME(s, i, 'TEXT') FROM m").await;
+    let msg = r["exceptions"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(msg.contains("lastwithtime"), "{r}");
 }

@@ -29,6 +29,7 @@
 //! anything else with an error rather than a wrong answer.
 
 pub mod builtin;
+mod sketch;
 mod udaf;
 
 use std::collections::BTreeMap;
