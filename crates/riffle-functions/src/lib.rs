@@ -14,7 +14,8 @@
 //!   match ([`adapted`]: DataFusion's implementations with Pinot's arguments or results).
 //! - `mv_any(mv, op, value...)` ([`multivalue::MvAny`]): a predicate on a multi-value
 //!   column as Pinot means it (any value matches); the query engine rewrites `mv = 3`,
-//!   `mv IN (...)`, `mv BETWEEN ...` and their negations into it.
+//!   `mv IN (...)`, `mv BETWEEN ...` and their negations into it; `VALUEIN`,
+//!   `ARRAYLENGTH`, `ARRAYMIN` / `MAX` / `SUM` / `AVERAGE` on multi-value columns.
 //! - `SUBSTR(s, begin[, end])` ([`strings`]): 0-based, `end` exclusive, as Pinot's.
 //! - Pinot's date-time functions on epoch values ([`datetime`]): `DATETRUNC`,
 //!   `DATETIMECONVERT`, `TIMECONVERT`, `TOEPOCH*`, `FROMEPOCH*`, `TODATETIME`,
@@ -42,7 +43,13 @@ pub fn functions() -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(round::PinotRound::new()),
         ScalarUDF::new_from_impl(multivalue::MvAny::new()),
         ScalarUDF::new_from_impl(strings::PinotSubstr::new()),
+        ScalarUDF::new_from_impl(multivalue::ValueIn::new()),
     ];
+    out.extend(
+        multivalue::ArrayFn::all()
+            .into_iter()
+            .map(ScalarUDF::new_from_impl),
+    );
     out.extend(datetime::functions());
     out
 }

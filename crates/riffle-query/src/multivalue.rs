@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
-use datafusion::sql::sqlparser::ast::{self, BinaryOperator, Expr as SqlExpr, Statement};
+use datafusion::sql::sqlparser::ast::{self, BinaryOperator, Expr as SqlExpr, Ident, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -152,15 +152,35 @@ pub(crate) fn unnest_multi_value_groups(statement: &mut Statement, mv: &BTreeSet
     let ast::GroupByExpr::Expressions(exprs, _) = &select.group_by else {
         return;
     };
+    // Multi-value columns grouped as they are, and VALUEIN(mv, ...) expressions (unnested
+    // under a name of their own, which the outer query then reads).
     let mut grouped: Vec<String> = Vec::new();
+    let mut value_ins: Vec<(String, String)> = Vec::new();
     for e in exprs {
         if let Some(name) = mv_column(e, mv).and_then(column_name) {
             if !grouped.contains(&name) {
                 grouped.push(name);
             }
+        } else if let SqlExpr::Function(f) = e {
+            let is_value_in = f.name.to_string().eq_ignore_ascii_case("valuein");
+            let first_is_mv = match &f.args {
+                ast::FunctionArguments::List(l) => matches!(
+                    l.args.first(),
+                    Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(a)))
+                        if mv_column(a, mv).is_some()
+                ),
+                _ => false,
+            };
+            let text = e.to_string();
+            if is_value_in && first_is_mv && !value_ins.iter().any(|(t, _)| *t == text) {
+                value_ins.push((text, format!("valuein \u{1}{}", value_ins.len())));
+            }
         }
     }
-    if grouped.is_empty() || select.from.len() != 1 || !select.from[0].joins.is_empty() {
+    if (grouped.is_empty() && value_ins.is_empty())
+        || select.from.len() != 1
+        || !select.from[0].joins.is_empty()
+    {
         return;
     }
     let ast::TableFactor::Table { name, alias, .. } = &select.from[0].relation else {
@@ -183,6 +203,33 @@ pub(crate) fn unnest_multi_value_groups(statement: &mut Statement, mv: &BTreeSet
             "SELECT * EXCLUDE ({c}), unnest({c}) AS {c} FROM ({inner}) AS {}",
             quoted(&visible)
         );
+    }
+    for (text, hidden) in &value_ins {
+        inner = format!(
+            "SELECT *, unnest({text}) AS {} FROM ({inner}) AS {}",
+            quoted(hidden),
+            quoted(&visible)
+        );
+    }
+    // The outer query reads each unnested VALUEIN by its hidden name; a select item keeps
+    // the expression's text as its name.
+    if !value_ins.is_empty() {
+        for item in select.projection.iter_mut() {
+            if let ast::SelectItem::UnnamedExpr(e) = item {
+                if let Some((text, _)) = value_ins.iter().find(|(t, _)| *t == e.to_string()) {
+                    *item = ast::SelectItem::ExprWithAlias {
+                        expr: e.clone(),
+                        alias: Ident::with_quote('"', text.clone()),
+                    };
+                }
+            }
+        }
+        let _ = ast::visit_expressions_mut(&mut **select, |e: &mut SqlExpr| {
+            if let Some((_, hidden)) = value_ins.iter().find(|(t, _)| *t == e.to_string()) {
+                *e = SqlExpr::Identifier(Ident::with_quote('"', hidden.clone()));
+            }
+            ControlFlow::<()>::Continue(())
+        });
     }
     let text = format!("SELECT 1 FROM ({inner}) AS {}", quoted(&visible));
     let Ok(Some(Statement::Query(parsed))) =

@@ -149,7 +149,6 @@ pub(crate) fn prepare(
             .map(|c| c.name.clone())
             .collect();
         multivalue::bind_multi_value_predicates(&mut statement, &multi_value);
-        multivalue::unnest_multi_value_groups(&mut statement, &multi_value);
         // Function names are case-insensitive in Pinot.
         // `CAST(x AS TIMESTAMP)` reads numbers as epoch milliseconds in Pinot (Superset's
         // time grains rely on it); DataFusion would read seconds.
@@ -205,6 +204,7 @@ pub(crate) fn prepare(
             }
             ControlFlow::<()>::Continue(())
         });
+        multivalue::unnest_multi_value_groups(&mut statement, &multi_value);
         name_duplicate_selections(&mut statement);
         if let Statement::Query(q) = &mut statement {
             if q.limit_clause.is_none() && q.fetch.is_none() {

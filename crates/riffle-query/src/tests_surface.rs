@@ -275,3 +275,32 @@ async fn test_substr_is_pinots_and_substring_stays_sql() {
     .await;
     assert_eq!(r, json!([["LA", "AX", "AX", "LA", "AX"]]));
 }
+
+#[tokio::test]
+async fn test_valuein_and_array_functions_as_pinot() {
+    // VALUEIN keeps only the listed values: groups for them alone.
+    assert_eq!(
+        rows(
+            "SELECT VALUEIN(airports, 'SEA', 'LAX'), COUNT(*) FROM flights \
+             GROUP BY VALUEIN(airports, 'SEA', 'LAX') ORDER BY COUNT(*) DESC, 1"
+        )
+        .await,
+        json!([["LAX", 2], ["SEA", 2]])
+    );
+    let r = q("SELECT VALUEIN(airports, 'SEA'), COUNT(*) FROM flights \
+               GROUP BY VALUEIN(airports, 'SEA')")
+    .await;
+    assert_eq!(
+        r["resultTable"]["dataSchema"]["columnNames"],
+        json!(["valuein(airports, 'SEA')", "count(*)"]),
+        "{r}"
+    );
+    assert_eq!(
+        rows(
+            "SELECT id, ARRAYLENGTH(airports), ARRAYMAX(delays), ARRAYSUM(delays), \
+             ARRAYAVERAGE(delays) FROM flights WHERE id IN (1, 4) ORDER BY id"
+        )
+        .await,
+        json!([[1, 2, 30.0, 35.0, 17.5], [4, 3, 90.0, 135.0, 45.0]])
+    );
+}
