@@ -19,6 +19,7 @@
 //! | `FROMDATETIME(text, pattern[, tz])` | LONG | parsed with a Java date pattern, to epoch milliseconds |
 //! | `YEAR`, `QUARTER`, `MONTH`, `WEEK` / `WEEKOFYEAR` (ISO), `DAYOFYEAR` / `DOY`, `DAY` / `DAYOFMONTH`, `DAYOFWEEK` / `DOW` (ISO: Monday 1), `YEAROFWEEK` / `YOW`, `HOUR`, `MINUTE`, `SECOND`, `MILLISECOND` `(ms[, tz])` | INT | the field in `tz` (default UTC) |
 //! | `AGO(duration)` | LONG | now minus an ISO-8601 duration (`PT1H`, `P1D`), in epoch milliseconds |
+//! | `NOW()` | LONG | now, in epoch milliseconds (Pinot's; DataFusion's answers a TIMESTAMP) |
 //!
 //! A null time gives null; a malformed literal (unknown unit, bad pattern, unknown zone) is
 //! an error naming the function and the argument; a text that does not parse as the
@@ -36,7 +37,7 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64
 use datafusion::common::{exec_err, Result, ScalarValue};
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    TypeSignature, Volatility,
 };
 
 use format::{field_of, parse_tz, truncate, unit_millis, Tz};
@@ -343,6 +344,13 @@ fn field(name: &str, lits: &[Option<ScalarValue>]) -> Result<Plan> {
     }))
 }
 
+fn now(_name: &str, _lits: &[Option<ScalarValue>]) -> Result<Plan> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Ok(Box::new(move |_| Some(Out::Long(now))))
+}
+
 fn ago(name: &str, lits: &[Option<ScalarValue>]) -> Result<Plan> {
     let d = lit_text(name, lits, 0, "ISO-8601 duration")?;
     let Some(ms) = format::iso_duration_millis(&d) else {
@@ -365,11 +373,15 @@ pub fn functions() -> Vec<ScalarUDF> {
                 arity,
                 typer,
                 planner,
-                signature: Signature::variadic_any(if value_at.is_none() {
-                    Volatility::Stable
+                signature: if value_at.is_none() {
+                    // Functions of literals only (`AGO(...)`, `NOW()`): zero arguments too.
+                    Signature::one_of(
+                        vec![TypeSignature::Nullary, TypeSignature::VariadicAny],
+                        Volatility::Stable,
+                    )
                 } else {
-                    Volatility::Immutable
-                }),
+                    Signature::variadic_any(Volatility::Immutable)
+                },
             })
         };
     for (to, rounded, bucket, from, from_bucket) in [
@@ -441,6 +453,7 @@ pub fn functions() -> Vec<ScalarUDF> {
         add(f, Some(0), (1, 2), int, field);
     }
     add("ago", None, (1, 1), long, ago);
+    add("now", None, (0, 0), long, now);
     out.into_iter().map(ScalarUDF::new_from_impl).collect()
 }
 

@@ -282,6 +282,7 @@ impl QueryEngine {
                         .map(|c| prepare::KnownColumn {
                             name: c.name.clone(),
                             multi_value: !c.single_value,
+                            timestamp: c.data_type == riffle_config::DataType::Timestamp,
                         })
                         .collect()
                 });

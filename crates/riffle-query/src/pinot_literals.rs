@@ -5,7 +5,8 @@
 //! timestamp with an integer. [`TimestampMillisLiterals`] runs before DataFusion's type
 //! coercion and turns a whole-number literal compared with a timestamp expression (`=`,
 //! `<>`, `<`, `<=`, `>`, `>=`, `IS [NOT] DISTINCT FROM`, `[NOT] BETWEEN`, `[NOT] IN`) into a
-//! millisecond timestamp literal. Nothing else changes: text literals already coerce to
+//! millisecond timestamp literal, and a numeric expression compared with one
+//! (`ts > ago('PT1H')`, `ts > now() - 3600000`) into a millisecond timestamp. Nothing else changes: text literals already coerce to
 //! timestamps, and numbers compared with anything but a timestamp are left alone.
 
 use std::sync::Arc;
@@ -58,9 +59,12 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     };
     Ok(match e {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) if is_comparison(op) => {
-            if let Some(lit) = ts(&left).and_then(|tz| millis(&right, tz)) {
+            let number = |e: &Expr, tz: Option<Arc<str>>| {
+                millis(e, tz.clone()).or_else(|| millis_of_number(e, schema, tz))
+            };
+            if let Some(lit) = ts(&left).and_then(|tz| number(&right, tz)) {
                 Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(left, op, Box::new(lit))))
-            } else if let Some(lit) = ts(&right).and_then(|tz| millis(&left, tz)) {
+            } else if let Some(lit) = ts(&right).and_then(|tz| number(&left, tz)) {
                 Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(Box::new(lit), op, right)))
             } else {
                 Transformed::no(Expr::BinaryExpr(BinaryExpr { left, op, right }))
@@ -126,6 +130,19 @@ fn is_comparison(op: Operator) -> bool {
             | Operator::IsDistinctFrom
             | Operator::IsNotDistinctFrom
     )
+}
+
+/// A numeric expression that is not a literal (`ago('PT1H')`, `now() - 3600000` once in
+/// DOUBLE) read as epoch milliseconds.
+fn millis_of_number(e: &Expr, schema: &DFSchema, tz: Option<Arc<str>>) -> Option<Expr> {
+    let t = e.get_type(schema).ok()?;
+    if !(t.is_integer() || t.is_floating()) {
+        return None;
+    }
+    Some(datafusion::logical_expr::cast(
+        datafusion::logical_expr::cast(e.clone(), DataType::Int64),
+        DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, tz),
+    ))
 }
 
 /// `e` as a millisecond timestamp literal, if it is a whole-number literal.

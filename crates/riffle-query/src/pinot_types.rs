@@ -7,7 +7,12 @@
 //! coercion and casts the numeric operands of arithmetic, and the numeric argument of those
 //! four aggregations, to DOUBLE. Names are kept (`sum(x)` stays the column's name), so the
 //! response names columns as before. `COUNT` already answers a LONG as Pinot's does.
-//! Arithmetic on anything but two numbers (a timestamp and an interval) is left alone.
+//! A TIMESTAMP in arithmetic with a number (or another TIMESTAMP) is its epoch
+//! milliseconds, as in Pinot (`ts - 86400000` is a DOUBLE of milliseconds). Arithmetic on
+//! anything else (a timestamp and an interval) is left alone.
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
 
 use arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -18,6 +23,7 @@ use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{cast, BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
 use datafusion::optimizer::AnalyzerRule;
+use datafusion::sql::sqlparser::ast;
 
 /// The analyzer rule; see the module documentation.
 #[derive(Debug, Default)]
@@ -64,10 +70,47 @@ fn as_double(e: Expr, t: &DataType) -> Expr {
     }
 }
 
+fn is_timestamp(t: &DataType) -> bool {
+    matches!(t, DataType::Timestamp(_, _))
+}
+
+/// A TIMESTAMP as its epoch milliseconds (a LONG), whatever its unit.
+fn timestamp_millis(e: Expr, t: &DataType) -> Expr {
+    let tz = match t {
+        DataType::Timestamp(_, tz) => tz.clone(),
+        _ => None,
+    };
+    cast(
+        cast(
+            e,
+            DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, tz),
+        ),
+        DataType::Int64,
+    )
+}
+
 fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     Ok(match e {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) if is_arithmetic(&op) => {
             match (left.get_type(schema), right.get_type(schema)) {
+                // Pinot's TIMESTAMP is a LONG of milliseconds in arithmetic too.
+                (Ok(lt), Ok(rt))
+                    if (is_timestamp(&lt) && (is_plain_number(&rt) || is_timestamp(&rt)))
+                        || (is_plain_number(&lt) && is_timestamp(&rt)) =>
+                {
+                    let side = |e: Expr, t: &DataType| {
+                        if is_timestamp(t) {
+                            cast(timestamp_millis(e, t), DataType::Float64)
+                        } else {
+                            as_double(e, t)
+                        }
+                    };
+                    Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                        Box::new(side(*left, &lt)),
+                        op,
+                        Box::new(side(*right, &rt)),
+                    )))
+                }
                 (Ok(lt), Ok(rt))
                     if is_plain_number(&lt)
                         && is_plain_number(&rt)
@@ -99,4 +142,48 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         }
         other => Transformed::no(other),
     })
+}
+
+/// `ts - 86400000` on a TIMESTAMP column, before planning (DataFusion's planner refuses a
+/// TIMESTAMP and a number in arithmetic before any analyzer rule could run): each operand
+/// of `+`, `-`, `*`, `/`, `%` that names a TIMESTAMP column of `columns` becomes
+/// `CAST(col AS BIGINT)`, its epoch milliseconds; the rule above then computes in DOUBLE.
+pub(crate) fn timestamps_as_millis_in_arithmetic(
+    statement: &mut ast::Statement,
+    columns: &BTreeSet<String>,
+) {
+    use ast::{BinaryOperator as B, Expr as SqlExpr};
+    if columns.is_empty() {
+        return;
+    }
+    let names_timestamp = |e: &SqlExpr| match e {
+        SqlExpr::Identifier(id) => columns.contains(&id.value),
+        SqlExpr::CompoundIdentifier(parts) => {
+            parts.last().is_some_and(|p| columns.contains(&p.value))
+        }
+        _ => false,
+    };
+    let as_millis = |e: &mut Box<SqlExpr>| {
+        let inner = std::mem::replace(e.as_mut(), SqlExpr::value(ast::Value::Null));
+        **e = SqlExpr::Cast {
+            kind: ast::CastKind::Cast,
+            expr: Box::new(inner),
+            data_type: ast::DataType::BigInt(None),
+            array: false,
+            format: None,
+        };
+    };
+    let _ = ast::visit_expressions_mut(statement, |e: &mut SqlExpr| {
+        if let SqlExpr::BinaryOp { left, op, right } = e {
+            if matches!(op, B::Plus | B::Minus | B::Multiply | B::Divide | B::Modulo) {
+                if names_timestamp(left) {
+                    as_millis(left);
+                }
+                if names_timestamp(right) {
+                    as_millis(right);
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
 }

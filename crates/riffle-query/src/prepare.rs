@@ -31,6 +31,7 @@ pub(crate) fn query_timeout(
 pub(crate) struct KnownColumn {
     pub(crate) name: String,
     pub(crate) multi_value: bool,
+    pub(crate) timestamp: bool,
 }
 
 pub(crate) struct Prepared {
@@ -149,6 +150,12 @@ pub(crate) fn prepare(
             .map(|c| c.name.clone())
             .collect();
         multivalue::bind_multi_value_predicates(&mut statement, &multi_value);
+        let timestamps: BTreeSet<String> = known_columns
+            .iter()
+            .filter(|c| c.timestamp && !c.multi_value)
+            .map(|c| c.name.clone())
+            .collect();
+        pinot_types::timestamps_as_millis_in_arithmetic(&mut statement, &timestamps);
         // Function names are case-insensitive in Pinot.
         // `CAST(x AS TIMESTAMP)` reads numbers as epoch milliseconds in Pinot (Superset's
         // time grains rely on it); DataFusion would read seconds.

@@ -494,3 +494,26 @@ async fn test_names_shared_with_datafusion_answer_as_in_pinot() {
         "{r}"
     );
 }
+
+#[tokio::test]
+async fn test_timestamps_are_epoch_millis_in_arithmetic_and_comparisons() {
+    let r = q("SELECT ts - 86400000, ts + 1 - ts FROM transcript WHERE studentID = 209").await;
+    assert_eq!(r["exceptions"], json!([]), "{r}");
+    assert_eq!(
+        r["resultTable"]["rows"],
+        json!([[1_572_678_000_000.0 - 86_400_000.0, 1.0]]),
+        "{r}"
+    );
+    for (filter, n) in [
+        ("ts > ago('PT1H')", 0),
+        ("ts > ago('P5000D')", 5),
+        ("ts >= 1572678000000 - 1", 1),
+        ("ts > fromepochdays(18200)", 1),
+        ("ts > now() - 3600000", 0),
+        ("ts - 1000 < 1571900400000", 3),
+    ] {
+        let r = q(&format!("SELECT COUNT(*) FROM transcript WHERE {filter}")).await;
+        assert_eq!(r["exceptions"], json!([]), "{filter}: {r}");
+        assert_eq!(r["resultTable"]["rows"], json!([[n]]), "{filter}: {r}");
+    }
+}
