@@ -20,6 +20,9 @@
 //! - Pinot's date-time functions on epoch values ([`datetime`]): `DATETRUNC`,
 //!   `DATETIMECONVERT`, `TIMECONVERT`, `TOEPOCH*`, `FROMEPOCH*`, `TODATETIME`,
 //!   `FROMDATETIME`, `YEAR` … `MILLISECOND`, `AGO`.
+//! - `ADD`/`SUB`/`MULT`/`DIV`/`MOD` (DOUBLE), `STARTSWITH`, `ENDSWITH`, `SPLITPART`,
+//!   `STRCMP`, `TOUTF8`, Base64 and URL coding ([`scalars`]).
+//! - `JSONEXTRACTSCALAR` and the `JSONPATH*` family ([`json`]), with Pinot's defaults.
 //! - Aggregations beyond DataFusion's, and the plugin API they are written on
 //!   ([`aggregation`]).
 //!
@@ -30,8 +33,10 @@
 pub mod adapted;
 pub mod aggregation;
 pub mod datetime;
+pub mod json;
 pub mod multivalue;
 pub mod round;
+pub mod scalars;
 pub mod strings;
 
 use datafusion::logical_expr::ScalarUDF;
@@ -51,6 +56,8 @@ pub fn functions() -> Vec<ScalarUDF> {
             .map(ScalarUDF::new_from_impl),
     );
     out.extend(datetime::functions());
+    out.extend(json::functions());
+    out.extend(scalars::functions());
     out
 }
 
