@@ -24,7 +24,7 @@ use datafusion::arrow::compute::{cast, take};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::common::{exec_err, Result, ScalarValue};
 
-use super::sketch::{Digest, Hll};
+use super::sketch::{for_each_key, Digest, Hll};
 use super::{Aggregation, AggregationArgs, AggregationState};
 
 /// Every built-in aggregation.
@@ -433,35 +433,10 @@ impl AggregationState for DistinctState {
         let Some(a) = values.first() else {
             return exec_err!("{} takes a column", self.name);
         };
-        let t = a.data_type();
-        if t.is_null() {
-            return Ok(());
-        }
-        if t.is_integer() || matches!(t, DataType::Boolean | DataType::Timestamp(_, _)) {
-            let a = cast(a, &DataType::Int64)?;
-            for v in a.as_primitive::<Int64Type>().iter().flatten() {
-                self.seen.insert(key(b'i', &v.to_le_bytes()));
-            }
-        } else if t.is_numeric() {
-            let a = cast(a, &DataType::Float64)?;
-            for v in a.as_primitive::<Float64Type>().iter().flatten() {
-                self.seen.insert(key(b'f', &bits(v).to_le_bytes()));
-            }
-        } else if matches!(
-            t,
-            DataType::Binary | DataType::LargeBinary | DataType::BinaryView
-        ) {
-            let a = cast(a, &DataType::Binary)?;
-            for v in a.as_binary::<i32>().iter().flatten() {
-                self.seen.insert(key(b'b', v));
-            }
-        } else {
-            let a = cast(a, &DataType::Utf8)?;
-            for v in a.as_string::<i32>().iter().flatten() {
-                self.seen.insert(key(b's', v.as_bytes()));
-            }
-        }
-        Ok(())
+        let seen = &mut self.seen;
+        for_each_key(a, |tag, bytes| {
+            seen.insert(key(tag, bytes));
+        })
     }
 
     fn serialize(&self) -> Result<Vec<u8>> {

@@ -90,7 +90,7 @@ fn hash(tag: u8, bytes: &[u8]) -> u64 {
     h ^ (h >> 33)
 }
 
-/// -0.0 and 0.0 are one value; a whole number hashes as the integer it is.
+/// -0.0 and 0.0 are one value; a whole number is keyed as the integer it is.
 fn number_key(v: f64) -> (u8, [u8; 8]) {
     if v.fract() == 0.0 && v.abs() < 9.0e15 {
         (b'i', (v as i64).to_le_bytes())
@@ -134,53 +134,48 @@ impl HllState {
     }
 }
 
+/// Calls `f` with the canonical key (a tag and bytes) of every non-null value of `a`: an
+/// integer (or BOOLEAN, TIMESTAMP) by its value, another number by [`number_key`], bytes and
+/// text by their bytes. Distinct counts, exact or estimated, count distinct keys.
+pub(super) fn for_each_key(a: &ArrayRef, mut f: impl FnMut(u8, &[u8])) -> Result<()> {
+    let t = a.data_type();
+    if t.is_null() {
+        return Ok(());
+    }
+    if t.is_integer() || matches!(t, DataType::Boolean | DataType::Timestamp(_, _)) {
+        let a = cast(a, &DataType::Int64)?;
+        for v in a.as_primitive::<Int64Type>().iter().flatten() {
+            f(b'i', &v.to_le_bytes());
+        }
+    } else if t.is_numeric() {
+        let a = cast(a, &DataType::Float64)?;
+        for v in a.as_primitive::<Float64Type>().iter().flatten() {
+            let (tag, bytes) = number_key(v);
+            f(tag, &bytes);
+        }
+    } else if matches!(
+        t,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+    ) {
+        let a = cast(a, &DataType::Binary)?;
+        for v in a.as_binary::<i32>().iter().flatten() {
+            f(b'b', v);
+        }
+    } else {
+        let a = cast(a, &DataType::Utf8)?;
+        for v in a.as_string::<i32>().iter().flatten() {
+            f(b's', v.as_bytes());
+        }
+    }
+    Ok(())
+}
+
 impl AggregationState for HllState {
     fn aggregate(&mut self, values: &[ArrayRef]) -> Result<()> {
         let Some(a) = values.first() else {
             return exec_err!("{} takes a column", self.name);
         };
-        let t = a.data_type();
-        if t.is_null() {
-            return Ok(());
-        }
-        if t.is_integer() || matches!(t, DataType::Boolean | DataType::Timestamp(_, _)) {
-            for v in cast(a, &DataType::Int64)?
-                .as_primitive::<Int64Type>()
-                .iter()
-                .flatten()
-            {
-                self.add(hash(b'i', &v.to_le_bytes()));
-            }
-        } else if t.is_numeric() {
-            for v in cast(a, &DataType::Float64)?
-                .as_primitive::<Float64Type>()
-                .iter()
-                .flatten()
-            {
-                let (tag, bytes) = number_key(v);
-                self.add(hash(tag, &bytes));
-            }
-        } else if matches!(
-            t,
-            DataType::Binary | DataType::LargeBinary | DataType::BinaryView
-        ) {
-            for v in cast(a, &DataType::Binary)?
-                .as_binary::<i32>()
-                .iter()
-                .flatten()
-            {
-                self.add(hash(b'b', v));
-            }
-        } else {
-            for v in cast(a, &DataType::Utf8)?
-                .as_string::<i32>()
-                .iter()
-                .flatten()
-            {
-                self.add(hash(b's', v.as_bytes()));
-            }
-        }
-        Ok(())
+        for_each_key(a, |tag, bytes| self.add(hash(tag, bytes)))
     }
 
     fn serialize(&self) -> Result<Vec<u8>> {
