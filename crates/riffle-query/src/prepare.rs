@@ -173,6 +173,15 @@ pub(crate) fn prepare(
                     }
                 }
             }
+            // Pinot's virtual columns are written bare (`$segmentName`), which SQL reads as
+            // a placeholder.
+            if let SqlExpr::Value(v) = e {
+                if let SqlValue::Placeholder(p) = &v.value {
+                    if let Some(name) = virtual_columns::canonical(p) {
+                        *e = SqlExpr::Identifier(Ident::with_quote('"', name));
+                    }
+                }
+            }
             // Pinot's SUBSTR (0-based, an end index) is a function of its own; SQL's
             // SUBSTRING keeps SQL's meaning.
             if let SqlExpr::Substring {
@@ -213,6 +222,7 @@ pub(crate) fn prepare(
         });
         multivalue::unnest_multi_value_groups(&mut statement, &multi_value);
         name_duplicate_selections(&mut statement);
+        exclude_virtual_columns_from_wildcards(&mut statement);
         if let Statement::Query(q) = &mut statement {
             if q.limit_clause.is_none() && q.fetch.is_none() {
                 q.limit_clause = Some(LimitClause::LimitOffset {
@@ -337,6 +347,49 @@ fn pinot_cast_type(t: &ast::DataType) -> Option<ast::DataType> {
         D::String(_) | D::JSON => Some(D::Varchar(None)),
         _ => None,
     }
+}
+
+/// `SELECT *` (and `t.*`) leaves Pinot's virtual columns out, as Pinot does: they are
+/// added to the wildcard's `EXCLUDE` list.
+fn exclude_virtual_columns_from_wildcards(statement: &mut Statement) {
+    struct Exclude;
+    impl ast::VisitorMut for Exclude {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<()> {
+            if let ast::SetExpr::Select(s) = q.body.as_mut() {
+                // Only over tables: a derived table has no virtual columns left to exclude.
+                let is_table = |f: &ast::TableFactor| matches!(f, ast::TableFactor::Table { .. });
+                let over_tables = !s.from.is_empty()
+                    && s.from.iter().all(|t| {
+                        is_table(&t.relation) && t.joins.iter().all(|j| is_table(&j.relation))
+                    });
+                if !over_tables {
+                    return ControlFlow::Continue(());
+                }
+                for item in s.projection.iter_mut() {
+                    let opts = match item {
+                        ast::SelectItem::Wildcard(o) | ast::SelectItem::QualifiedWildcard(_, o) => {
+                            o
+                        }
+                        _ => continue,
+                    };
+                    let mut names: Vec<ObjectName> = match opts.opt_exclude.take() {
+                        Some(ast::ExcludeSelectItem::Single(n)) => vec![n],
+                        Some(ast::ExcludeSelectItem::Multiple(v)) => v,
+                        None => Vec::new(),
+                    };
+                    for v in virtual_columns::NAMES {
+                        names.push(ObjectName(vec![ObjectNamePart::Identifier(
+                            Ident::with_quote('"', v),
+                        )]));
+                    }
+                    opts.opt_exclude = Some(ast::ExcludeSelectItem::Multiple(names));
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = ast::VisitMut::visit(statement, &mut Exclude);
 }
 
 /// Marks the name of a select expression repeated in the same select list (`COUNT(*),

@@ -85,7 +85,15 @@ pub struct SegmentTable {
 impl SegmentTable {
     /// A provider recording what it scans into `record`.
     pub fn new(data: Arc<TableData>, record: Arc<Mutex<Vec<ScanRecord>>>) -> SegmentTable {
-        let schema = data.columns.arrow.clone();
+        // The real columns, then Pinot's virtual ones (made only when asked for).
+        let mut fields: Vec<arrow::datatypes::FieldRef> =
+            data.columns.arrow.fields().iter().cloned().collect();
+        fields.extend(
+            crate::virtual_columns::fields()
+                .into_iter()
+                .map(std::sync::Arc::new),
+        );
+        let schema = Arc::new(arrow::datatypes::Schema::new(fields));
         SegmentTable {
             data,
             schema,
@@ -207,6 +215,18 @@ pub fn to_predicate(e: &Expr) -> Option<Predicate> {
     }
 }
 
+/// A filter the segments can evaluate: one [`to_predicate`] reads, on real columns only
+/// (a filter on a virtual column is evaluated above the scan).
+fn pushable(e: &Expr) -> Option<Predicate> {
+    if e.column_refs()
+        .iter()
+        .any(|c| crate::virtual_columns::is_virtual(&c.name))
+    {
+        return None;
+    }
+    to_predicate(e)
+}
+
 fn df_err(e: impl fmt::Display) -> DataFusionError {
     DataFusionError::Execution(e.to_string())
 }
@@ -227,7 +247,7 @@ impl TableProvider for SegmentTable {
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         Ok(filters
             .iter()
-            .map(|f| match to_predicate(f) {
+            .map(|f| match pushable(f) {
                 Some(_) => TableProviderFilterPushDown::Inexact,
                 None => TableProviderFilterPushDown::Unsupported,
             })
@@ -241,11 +261,11 @@ impl TableProvider for SegmentTable {
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let preds: Vec<Predicate> = filters.iter().filter_map(to_predicate).collect();
+        let preds: Vec<Predicate> = filters.iter().filter_map(pushable).collect();
         let columns_of = |pushed_only: bool| -> BTreeSet<String> {
             filters
                 .iter()
-                .filter(|f| !pushed_only || to_predicate(f).is_some())
+                .filter(|f| !pushed_only || pushable(f).is_some())
                 .flat_map(|f| f.column_refs().into_iter().map(|c| c.name.clone()))
                 .collect()
         };
@@ -259,8 +279,10 @@ impl TableProvider for SegmentTable {
             ..Default::default()
         };
         let mut units = Vec::new();
+        let mut names = Vec::new();
         for seg in self.data.segments() {
             rec.segments_queried += 1;
+            let name = seg.name().to_string();
             match seg {
                 SegmentRef::Consuming(c) => {
                     let snap = c.snapshot();
@@ -283,6 +305,7 @@ impl TableProvider for SegmentTable {
                         snap.num_rows as u64 * filter_columns.len() as u64;
                     rec.partition_is_consuming.push(true);
                     units.push(ScanUnit::Batches(snap.batches.clone()));
+                    names.push(name);
                 }
                 SegmentRef::Sealed(s) => {
                     let total = s.num_rows();
@@ -307,12 +330,14 @@ impl TableProvider for SegmentTable {
                         selection,
                         rows,
                     });
+                    names.push(name);
                 }
             }
         }
         if units.is_empty() {
             // DataFusion needs at least one partition.
             units.push(ScanUnit::Batches(Vec::new()));
+            names.push(String::new());
             rec.partition_is_consuming.push(false);
         }
         let record_index = {
@@ -330,8 +355,20 @@ impl TableProvider for SegmentTable {
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
+        let real = self.data.columns.arrow.fields().len();
+        let all: Vec<usize> = (0..self.schema.fields().len()).collect();
+        let projection = Some(projection.unwrap_or(&all));
+        let (read, sources) = crate::virtual_columns::split(projection, real);
+        let read_schema = match &read {
+            Some(r) => Arc::new(self.data.columns.arrow.project(r)?),
+            None => self.data.columns.arrow.clone(),
+        };
         Ok(Arc::new(SegmentScanExec {
             units,
+            names,
+            read,
+            read_schema,
+            sources,
             projection: projection.cloned(),
             schema: projected,
             props,
@@ -347,6 +384,13 @@ impl TableProvider for SegmentTable {
 #[derive(Debug)]
 pub struct SegmentScanExec {
     units: Vec<ScanUnit>,
+    /// The segment of each unit.
+    names: Vec<String>,
+    /// The real columns read, and their schema.
+    read: Option<Vec<usize>>,
+    read_schema: SchemaRef,
+    /// Where each output column comes from, when virtual columns are asked for.
+    sources: Option<Vec<crate::virtual_columns::Source>>,
     projection: Option<Vec<usize>>,
     schema: SchemaRef,
     props: Arc<PlanProperties>,
@@ -452,10 +496,21 @@ impl ExecutionPlan for SegmentScanExec {
                 DataFusionError::Internal(format!("no scan partition {partition}"))
             })?;
         let rows = MetricBuilder::new(&self.metrics).output_rows(partition);
-        let (projection, schema) = (self.projection.clone(), self.schema.clone());
-        let read_schema = schema.clone();
-        let batches =
-            futures::stream::once(async move {
+        let (projection, schema) = (self.read.clone(), self.schema.clone());
+        let read_schema = self.read_schema.clone();
+        let virtuals = self.sources.clone().map(|sources| {
+            let docs = match &unit {
+                ScanUnit::Sealed {
+                    selection: Some(sel),
+                    ..
+                } => crate::virtual_columns::DocIds::Selected(sel.clone()),
+                _ => crate::virtual_columns::DocIds::All,
+            };
+            let name = self.names.get(partition).cloned().unwrap_or_default();
+            (sources, docs, name, schema.clone())
+        });
+        let batches = futures::stream::once(async move {
+            let read =
                 match unit {
                     // In memory already: no need for the blocking pool.
                     ScanUnit::Batches(_) => read_unit(unit, projection, read_schema),
@@ -464,17 +519,23 @@ impl ExecutionPlan for SegmentScanExec {
                     })
                     .await
                     .map_err(|e| DataFusionError::Execution(format!("segment read failed: {e}")))?,
+                }?;
+            match virtuals {
+                Some((sources, docs, name, schema)) => {
+                    crate::virtual_columns::attach(read, &sources, &schema, &name, docs)
                 }
-            })
-            .flat_map(|res| match res {
-                Ok(v) => futures::stream::iter(v.into_iter().map(Ok).collect::<Vec<_>>()),
-                Err(e) => futures::stream::iter(vec![Err(e)]),
-            })
-            .inspect(move |b| {
-                if let Ok(b) = b {
-                    rows.add(b.num_rows());
-                }
-            });
+                None => Ok(read),
+            }
+        })
+        .flat_map(|res| match res {
+            Ok(v) => futures::stream::iter(v.into_iter().map(Ok).collect::<Vec<_>>()),
+            Err(e) => futures::stream::iter(vec![Err(e)]),
+        })
+        .inspect(move |b| {
+            if let Ok(b) = b {
+                rows.add(b.num_rows());
+            }
+        });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
     }
 

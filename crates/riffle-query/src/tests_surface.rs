@@ -304,3 +304,38 @@ async fn test_valuein_and_array_functions_as_pinot() {
         json!([[1, 2, 30.0, 35.0, 17.5], [4, 3, 90.0, 135.0, 45.0]])
     );
 }
+
+#[tokio::test]
+async fn test_virtual_columns_as_pinot() {
+    // SELECT * leaves them out.
+    let r = q("SELECT * FROM flights WHERE id = 1").await;
+    assert_eq!(r["exceptions"], json!([]), "{r}");
+    assert_eq!(
+        r["resultTable"]["dataSchema"]["columnNames"],
+        json!(["id", "airports", "delays", "a", "b"]),
+        "{r}"
+    );
+    // Named, bare as Pinot writes them, in any case; a filter on them works.
+    assert_eq!(
+        rows(
+            "SELECT id, $docId, $segmentName, $HOSTNAME <> '' FROM flights \
+             WHERE $segmentName = 'flights__1__0__20240101T0000Z' ORDER BY id"
+        )
+        .await,
+        json!([
+            [3, 0, "flights__1__0__20240101T0000Z", true],
+            [4, 1, "flights__1__0__20240101T0000Z", true]
+        ])
+    );
+    assert_eq!(
+        rows("SELECT $segmentName, COUNT(*) FROM flights GROUP BY $segmentName ORDER BY 1").await,
+        json!([
+            ["flights__0__0__20240101T0000Z", 2],
+            ["flights__1__0__20240101T0000Z", 2]
+        ])
+    );
+    assert_eq!(
+        rows("SELECT COUNT(*) FROM flights WHERE $docId = 0").await,
+        json!([[2]])
+    );
+}
