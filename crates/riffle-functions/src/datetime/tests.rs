@@ -236,3 +236,43 @@ async fn bad_literals_are_errors_that_name_the_function() {
     let got = first_row(&ctx, &["fromdatetime('not a date', 'yyyy-MM-dd')"]).await;
     assert_eq!(got[0], "");
 }
+
+#[test]
+fn dateadd_and_datediff_follow_the_calendar() {
+    // 2021-01-31T00:00Z
+    let jan31 = 1_612_051_200_000;
+    let feb28 = jan31 + 28 * 86_400_000;
+    assert_eq!(date_add("month", 1, jan31), Some(feb28));
+    assert_eq!(date_add("MONTHS", -1, feb28), Some(jan31 - 3 * 86_400_000)); // Jan 28
+    assert_eq!(date_add("day", 2, MS), Some(MS + 2 * 86_400_000));
+    assert_eq!(date_add("year", 1, jan31), Some(1_643_587_200_000)); // 2022-01-31
+    assert_eq!(date_add("fortnight", 1, MS), None);
+    assert_eq!(date_diff("day", jan31, feb28), Some(28));
+    assert_eq!(date_diff("day", feb28, jan31), Some(-28));
+    assert_eq!(date_diff("hour", MS, MS + 3_599_999), Some(0));
+    // As Joda counts: a month added to January 31 lands on February 28.
+    assert_eq!(date_diff("month", jan31, feb28), Some(1));
+    assert_eq!(date_diff("month", jan31, feb28 - 1), Some(0));
+    assert_eq!(date_diff("month", jan31, 1_614_556_800_000), Some(1)); // 2021-03-01
+    assert_eq!(date_diff("year", jan31, 1_643_587_200_000), Some(1));
+    assert_eq!(date_diff("quarter", 1_643_587_200_000, jan31), Some(-4));
+}
+
+#[tokio::test]
+async fn dateadd_and_datediff_through_sql() {
+    let ctx = session();
+    check(
+        &ctx,
+        &[
+            ("dateadd('day', 1, ms)", "1613558703123"),
+            ("date_add('hour', -1, ts)", "1613468703123"),
+            ("datediff('minute', ms, ms + 3600000)", "60"),
+        ],
+    )
+    .await;
+    let r = match ctx.sql("SELECT dateadd('eon', 1, ms) FROM t").await {
+        Ok(df) => df.collect().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(r.expect_err("unknown unit").to_string().contains("dateadd"));
+}
