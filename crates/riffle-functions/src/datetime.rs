@@ -26,21 +26,22 @@
 //! an error naming the function and the argument; a text that does not parse as the
 //! pattern gives null for that row.
 
+mod arith;
+mod columns;
 mod format;
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Int32Builder, Int64Builder, StringBuilder,
-};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type, TimeUnit};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type};
 use datafusion::common::{exec_err, Result, ScalarValue};
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     TypeSignature, Volatility,
 };
 
+pub use arith::{date_add, date_diff, DateArith};
+use columns::{build, readable};
 use format::{field_of, parse_tz, truncate, unit_millis, Tz};
 pub use format::{DateTimeFormat, Granularity};
 
@@ -471,63 +472,6 @@ impl TimeFn {
     }
 }
 
-/// The time values of an array: numbers as they are, TIMESTAMPs as milliseconds.
-fn readable(a: &ArrayRef) -> Result<ArrayRef> {
-    Ok(match a.data_type() {
-        DataType::Timestamp(_, _) => cast(
-            &cast(a, &DataType::Timestamp(TimeUnit::Millisecond, None))?,
-            &DataType::Int64,
-        )?,
-        DataType::Date32 | DataType::Date64 => cast(
-            &cast(a, &DataType::Timestamp(TimeUnit::Millisecond, None))?,
-            &DataType::Int64,
-        )?,
-        t if t.is_integer() => cast(a, &DataType::Int64)?,
-        t if t.is_numeric() => cast(a, &DataType::Float64)?,
-        DataType::Null => a.clone(),
-        _ => cast(a, &DataType::Utf8)?,
-    })
-}
-
-fn build(rt: &DataType, rows: usize, mut value: impl FnMut(usize) -> Option<Out>) -> ArrayRef {
-    match rt {
-        DataType::Int32 => {
-            let mut b = Int32Builder::with_capacity(rows);
-            for i in 0..rows {
-                b.append_option(match value(i) {
-                    Some(Out::Int(v)) => Some(v),
-                    Some(Out::Long(v)) => i32::try_from(v).ok(),
-                    _ => None,
-                });
-            }
-            Arc::new(b.finish())
-        }
-        DataType::Utf8 => {
-            let mut b = StringBuilder::with_capacity(rows, rows * 16);
-            for i in 0..rows {
-                match value(i) {
-                    Some(Out::Text(s)) => b.append_value(s),
-                    Some(Out::Long(v)) => b.append_value(v.to_string()),
-                    Some(Out::Int(v)) => b.append_value(v.to_string()),
-                    None => b.append_null(),
-                }
-            }
-            Arc::new(b.finish())
-        }
-        _ => {
-            let mut b = Int64Builder::with_capacity(rows);
-            for i in 0..rows {
-                b.append_option(match value(i) {
-                    Some(Out::Long(v)) => Some(v),
-                    Some(Out::Int(v)) => Some(i64::from(v)),
-                    _ => None,
-                });
-            }
-            Arc::new(b.finish())
-        }
-    }
-}
-
 impl ScalarUDFImpl for TimeFn {
     fn name(&self) -> &str {
         self.name
@@ -599,158 +543,3 @@ impl ScalarUDFImpl for TimeFn {
 
 #[cfg(test)]
 mod tests;
-
-/// `DATEADD(unit, n, ms)` and `DATEDIFF(unit, ms1, ms2)`, Pinot's (Joda's ISO fields in UTC):
-/// `millisecond` … `week` are fixed lengths; `month`, `quarter` and `year` follow the
-/// calendar (adding a month to January 31 gives the last day of February; a difference
-/// counts whole units, truncated toward zero). Results are LONG epoch milliseconds
-/// (`DATEADD`) or a LONG count (`DATEDIFF`).
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct DateArith {
-    diff: bool,
-    signature: Signature,
-    aliases: Vec<String>,
-}
-
-impl DateArith {
-    /// `DATEADD` (`diff` false) or `DATEDIFF`.
-    pub fn new(diff: bool) -> DateArith {
-        DateArith {
-            diff,
-            signature: Signature::variadic_any(Volatility::Immutable),
-            aliases: vec![if diff { "date_diff" } else { "date_add" }.to_string()],
-        }
-    }
-}
-
-/// Milliseconds of a fixed-length unit, or months of a calendar one.
-enum DateUnit {
-    Fixed(i64),
-    Months(i64),
-}
-
-fn date_unit(unit: &str) -> Option<DateUnit> {
-    let u = unit.trim().to_ascii_lowercase();
-    let u = u.strip_suffix('s').unwrap_or(&u);
-    Some(match u {
-        "millisecond" => DateUnit::Fixed(1),
-        "second" => DateUnit::Fixed(1_000),
-        "minute" => DateUnit::Fixed(60_000),
-        "hour" => DateUnit::Fixed(3_600_000),
-        "day" => DateUnit::Fixed(86_400_000),
-        "week" => DateUnit::Fixed(7 * 86_400_000),
-        "month" => DateUnit::Months(1),
-        "quarter" => DateUnit::Months(3),
-        "year" => DateUnit::Months(12),
-        _ => return None,
-    })
-}
-
-fn add_months(ms: i64, months: i64) -> Option<i64> {
-    use chrono::{Months, TimeZone, Utc};
-    let d = Utc.timestamp_millis_opt(ms).single()?;
-    let m = Months::new(u32::try_from(months.unsigned_abs()).ok()?);
-    let moved = if months >= 0 {
-        d.checked_add_months(m)?
-    } else {
-        d.checked_sub_months(m)?
-    };
-    Some(moved.timestamp_millis())
-}
-
-/// Whole months from `a` to `b`, truncated toward zero.
-fn months_between(a: i64, b: i64) -> Option<i64> {
-    use chrono::{Datelike, TimeZone, Utc};
-    let (x, y) = (
-        Utc.timestamp_millis_opt(a).single()?,
-        Utc.timestamp_millis_opt(b).single()?,
-    );
-    let mut m = (i64::from(y.year()) * 12 + i64::from(y.month0()))
-        - (i64::from(x.year()) * 12 + i64::from(x.month0()));
-    let landed = add_months(a, m)?;
-    if m > 0 && landed > b {
-        m -= 1;
-    } else if m < 0 && landed < b {
-        m += 1;
-    }
-    Some(m)
-}
-
-/// Pinot's `dateAdd` on one row.
-pub fn date_add(unit: &str, n: i64, ms: i64) -> Option<i64> {
-    match date_unit(unit)? {
-        DateUnit::Fixed(u) => ms.checked_add(n.checked_mul(u)?),
-        DateUnit::Months(k) => add_months(ms, n.checked_mul(k)?),
-    }
-}
-
-/// Pinot's `dateDiff` on one row.
-pub fn date_diff(unit: &str, a: i64, b: i64) -> Option<i64> {
-    match date_unit(unit)? {
-        DateUnit::Fixed(u) => Some(b.checked_sub(a)? / u),
-        DateUnit::Months(k) => Some(months_between(a, b)? / k),
-    }
-}
-
-impl ScalarUDFImpl for DateArith {
-    fn name(&self) -> &str {
-        if self.diff {
-            "datediff"
-        } else {
-            "dateadd"
-        }
-    }
-
-    fn aliases(&self) -> &[String] {
-        &self.aliases
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        if arg_types.len() != 3 {
-            return exec_err!(
-                "{} takes a unit and two arguments, got {}",
-                self.name(),
-                arg_types.len()
-            );
-        }
-        Ok(DataType::Int64)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args.number_rows;
-        let unit = match args.args.first() {
-            Some(ColumnarValue::Scalar(v)) => scalar_text(v),
-            _ => None,
-        };
-        let Some(unit) = unit.filter(|u| date_unit(u).is_some()) else {
-            return exec_err!(
-                "{}: the unit (first argument) must be a literal: millisecond, second, minute, hour, day, week, month, quarter or year",
-                self.name()
-            );
-        };
-        let [_, b, c] = args.args.as_slice() else {
-            return exec_err!("{} takes a unit and two arguments", self.name());
-        };
-        let b = readable(&b.to_array(rows)?)?;
-        let c = readable(&c.to_array(rows)?)?;
-        let (b, c) = (cast(&b, &DataType::Int64)?, cast(&c, &DataType::Int64)?);
-        let (b, c) = (b.as_primitive::<Int64Type>(), c.as_primitive::<Int64Type>());
-        let mut out = Int64Builder::with_capacity(rows);
-        for i in 0..rows {
-            if b.is_null(i) || c.is_null(i) {
-                out.append_null();
-                continue;
-            }
-            out.append_option(if self.diff {
-                date_diff(&unit, b.value(i), c.value(i))
-            } else {
-                date_add(&unit, b.value(i), c.value(i))
-            });
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
-    }
-}

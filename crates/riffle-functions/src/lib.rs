@@ -32,6 +32,7 @@
 
 pub mod adapted;
 pub mod aggregation;
+pub mod arrays;
 pub mod datetime;
 pub mod json;
 pub mod multivalue;
@@ -48,10 +49,10 @@ pub fn functions() -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(round::PinotRound::new()),
         ScalarUDF::new_from_impl(multivalue::MvAny::new()),
         ScalarUDF::new_from_impl(strings::PinotSubstr::new()),
-        ScalarUDF::new_from_impl(multivalue::ValueIn::new()),
+        ScalarUDF::new_from_impl(arrays::ValueIn::new()),
     ];
     out.extend(
-        multivalue::ArrayFn::all()
+        arrays::ArrayFn::all()
             .into_iter()
             .map(ScalarUDF::new_from_impl),
     );

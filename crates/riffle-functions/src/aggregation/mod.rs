@@ -29,8 +29,10 @@
 //! anything else with an error rather than a wrong answer.
 
 pub mod builtin;
+mod multi_value;
 mod sketch;
 mod udaf;
+mod with_time;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;

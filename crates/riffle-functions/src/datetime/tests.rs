@@ -1,6 +1,6 @@
 //! Hand-worked values: 1613472303123 is 2021-02-16T10:45:03.123Z, a Tuesday of ISO week 7.
 
-use datafusion::arrow::array::{Int64Array, RecordBatch, TimestampMillisecondArray};
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, TimestampMillisecondArray};
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::prelude::SessionContext;
 
