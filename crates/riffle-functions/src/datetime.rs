@@ -134,27 +134,7 @@ fn convert_type(lits: &[Option<&ScalarValue>]) -> DataType {
 }
 
 fn scalar_text(v: &ScalarValue) -> Option<String> {
-    match v {
-        ScalarValue::Utf8(Some(s))
-        | ScalarValue::LargeUtf8(Some(s))
-        | ScalarValue::Utf8View(Some(s)) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-fn scalar_long(v: &ScalarValue) -> Option<i64> {
-    match v {
-        ScalarValue::Int8(Some(x)) => Some(i64::from(*x)),
-        ScalarValue::Int16(Some(x)) => Some(i64::from(*x)),
-        ScalarValue::Int32(Some(x)) => Some(i64::from(*x)),
-        ScalarValue::Int64(Some(x)) => Some(*x),
-        ScalarValue::UInt8(Some(x)) => Some(i64::from(*x)),
-        ScalarValue::UInt16(Some(x)) => Some(i64::from(*x)),
-        ScalarValue::UInt32(Some(x)) => Some(i64::from(*x)),
-        ScalarValue::UInt64(Some(x)) => i64::try_from(*x).ok(),
-        ScalarValue::Float64(Some(x)) if x.fract() == 0.0 => Some(*x as i64),
-        other => scalar_text(other).and_then(|s| s.trim().parse().ok()),
-    }
+    crate::literal::text(v).map(str::to_string)
 }
 
 /// Literal `i` as text, or an error naming the function.
@@ -167,7 +147,11 @@ fn lit_text(name: &str, lits: &[Option<ScalarValue>], i: usize, what: &str) -> R
 
 /// Literal `i` as a whole number, or an error naming the function.
 fn lit_long(name: &str, lits: &[Option<ScalarValue>], i: usize, what: &str) -> Result<i64> {
-    match lits.get(i).and_then(|v| v.as_ref()).and_then(scalar_long) {
+    match lits
+        .get(i)
+        .and_then(|v| v.as_ref())
+        .and_then(crate::literal::whole)
+    {
         Some(v) => Ok(v),
         None => exec_err!(
             "{name}: argument {} ({what}) must be a whole-number literal",

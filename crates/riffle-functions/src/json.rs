@@ -20,7 +20,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::{exec_err, Result, ScalarValue};
+use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     Volatility,
@@ -276,12 +276,9 @@ pub fn functions() -> Vec<ScalarUDF> {
 
 fn lit_text(args: &[ColumnarValue], i: usize) -> Option<String> {
     match args.get(i)? {
-        ColumnarValue::Scalar(
-            ScalarValue::Utf8(Some(s))
-            | ScalarValue::LargeUtf8(Some(s))
-            | ScalarValue::Utf8View(Some(s)),
-        ) => Some(s.clone()),
-        ColumnarValue::Scalar(s) if !s.is_null() => Some(s.to_string()),
+        ColumnarValue::Scalar(s) if !s.is_null() => {
+            Some(crate::literal::text(s).map_or_else(|| s.to_string(), str::to_string))
+        }
         _ => None,
     }
 }
@@ -327,12 +324,7 @@ impl ScalarUDFImpl for JsonFn {
         let t = match self.op {
             Op::ExtractScalar => {
                 let given = args.scalar_arguments.get(2).copied().flatten();
-                let name = given.and_then(|v| match v {
-                    ScalarValue::Utf8(Some(s))
-                    | ScalarValue::Utf8View(Some(s))
-                    | ScalarValue::LargeUtf8(Some(s)) => Some(s.as_str()),
-                    _ => None,
-                });
+                let name = given.and_then(crate::literal::text);
                 match name.and_then(kind_of) {
                     Some(k) => type_of(Some(k)),
                     None => {

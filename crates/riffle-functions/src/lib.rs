@@ -35,6 +35,7 @@ pub mod aggregation;
 pub mod arrays;
 pub mod datetime;
 pub mod json;
+pub mod literal;
 pub mod multivalue;
 pub mod round;
 pub mod scalars;

@@ -169,29 +169,21 @@ impl ScalarUDFImpl for MvAny {
         if list.data_type().is_null() {
             return Ok(ColumnarValue::Array(Arc::new(BooleanArray::new_null(rows))));
         }
-        let (offsets, items, list_nulls): (Vec<usize>, ArrayRef, _) = match list.data_type() {
-            DataType::List(_) => {
-                let l = list.as_list::<i32>();
-                let o: Vec<usize> = l.value_offsets().iter().map(|&v| v as usize).collect();
-                (o, l.values().clone(), l.nulls().cloned())
-            }
-            DataType::LargeList(_) => {
-                let l = list.as_list::<i64>();
-                let o: Vec<usize> = l.value_offsets().iter().map(|&v| v as usize).collect();
-                (o, l.values().clone(), l.nulls().cloned())
-            }
-            other => {
-                return exec_err!("mv_any: the first argument is not a multi-value column: {other}")
-            }
-        };
+        let (offsets, items) = list_parts(&list)?;
+        let list_nulls = list.nulls().cloned();
         let (first, last) = (
             offsets.first().copied().unwrap_or(0),
             offsets.last().copied().unwrap_or(0),
         );
         let items = items.slice(first, last - first);
-        let mut parents = Vec::with_capacity(items.len());
-        for (row, w) in offsets.windows(2).enumerate() {
-            parents.extend(std::iter::repeat_n(row as u32, w[1] - w[0]));
+        // The row of each item: needed only to compare with a column, not with literals
+        // (the usual case, where building it would cost an allocation per batch).
+        let mut parents = Vec::new();
+        if values.iter().any(|v| matches!(v, ColumnarValue::Array(_))) {
+            parents.reserve(items.len());
+            for (row, w) in offsets.windows(2).enumerate() {
+                parents.extend(std::iter::repeat_n(row as u32, w[1] - w[0]));
+            }
         }
         let flat = Flat {
             items,

@@ -59,32 +59,12 @@ pub struct AggregationArgs {
 impl AggregationArgs {
     /// Literal argument `i` as a number, if it is one.
     pub fn number(&self, i: usize) -> Option<f64> {
-        match self.literals.get(i)?.as_ref()? {
-            ScalarValue::Int8(Some(v)) => Some(*v as f64),
-            ScalarValue::Int16(Some(v)) => Some(*v as f64),
-            ScalarValue::Int32(Some(v)) => Some(*v as f64),
-            ScalarValue::Int64(Some(v)) => Some(*v as f64),
-            ScalarValue::UInt8(Some(v)) => Some(*v as f64),
-            ScalarValue::UInt16(Some(v)) => Some(*v as f64),
-            ScalarValue::UInt32(Some(v)) => Some(*v as f64),
-            ScalarValue::UInt64(Some(v)) => Some(*v as f64),
-            ScalarValue::Float32(Some(v)) => Some(*v as f64),
-            ScalarValue::Float64(Some(v)) => Some(*v),
-            ScalarValue::Utf8(Some(s))
-            | ScalarValue::LargeUtf8(Some(s))
-            | ScalarValue::Utf8View(Some(s)) => s.trim().parse().ok(),
-            _ => None,
-        }
+        crate::literal::number(self.literals.get(i)?.as_ref()?)
     }
 
     /// Literal argument `i` as text, if it is text.
     pub fn text(&self, i: usize) -> Option<&str> {
-        match self.literals.get(i)?.as_ref()? {
-            ScalarValue::Utf8(Some(s))
-            | ScalarValue::LargeUtf8(Some(s))
-            | ScalarValue::Utf8View(Some(s)) => Some(s.as_str()),
-            _ => None,
-        }
+        crate::literal::text(self.literals.get(i)?.as_ref()?)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
+use datafusion::arrow::array::{Array, ArrayRef, UInt32Array};
 use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{exec_err, Result, ScalarValue};
@@ -70,23 +70,7 @@ impl AggregationState for MultiValueState {
         if list.data_type().is_null() {
             return Ok(());
         }
-        let (offsets, items): (Vec<usize>, ArrayRef) = match list.data_type() {
-            DataType::List(_) => {
-                let l = list.as_list::<i32>();
-                (
-                    l.value_offsets().iter().map(|v| *v as usize).collect(),
-                    l.values().clone(),
-                )
-            }
-            DataType::LargeList(_) => {
-                let l = list.as_list::<i64>();
-                (
-                    l.value_offsets().iter().map(|v| *v as usize).collect(),
-                    l.values().clone(),
-                )
-            }
-            other => return exec_err!("{} takes a multi-value column, got {other}", self.name),
-        };
+        let (offsets, items) = crate::multivalue::list_parts(list)?;
         let mut rows = Vec::new();
         let mut parents = Vec::new();
         for (row, w) in offsets.windows(2).enumerate() {
