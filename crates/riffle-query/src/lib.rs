@@ -316,6 +316,8 @@ impl Drop for AbortOnDrop {
 }
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_surface;

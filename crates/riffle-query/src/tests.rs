@@ -1,7 +1,6 @@
 use super::*;
 use riffle_common::PartitionId;
-use riffle_config::Schema;
-use riffle_segment::{BlockBuilder, ConsumingSegment, SegmentRef, TableColumns, TableData};
+use riffle_segment::{BlockBuilder, ConsumingSegment, SegmentRef};
 use serde_json::json;
 
 const SCHEMA: &str = r#"{"schemaName":"transcript",
@@ -17,13 +16,6 @@ fn engine() -> QueryEngine {
 
 /// The same table under another name.
 fn engine_named(table: &str) -> QueryEngine {
-    let cols = TableColumns::new(
-        Schema::from_json(SCHEMA.as_bytes())
-            .unwrap()
-            .columns()
-            .unwrap(),
-    );
-    let data = Arc::new(TableData::new(table, cols.clone(), Some("ts".into())));
     type Row<'a> = (i32, &'a str, &'a str, f32, i64);
     let rows: [&[Row]; 3] = [
         &[
@@ -37,17 +29,8 @@ fn engine_named(table: &str) -> QueryEngine {
         ],
         &[],
     ];
-    for (p, part) in rows.iter().enumerate() {
-        let seg = Arc::new(ConsumingSegment::new(
-            format!("{table}__{p}__0__20240101T0000Z"),
-            PartitionId(p as u32),
-            0,
-            "0".into(),
-            0,
-            cols.clone(),
-        ));
-        let mut b = BlockBuilder::new(cols.clone(), 4);
-        for (id, name, subject, score, ts) in part.iter() {
+    crate::test_support::engine_over(table, SCHEMA, Some("ts"), rows.len(), |p, b| {
+        for (id, name, subject, score, ts) in rows[p].iter() {
             b.push_i32(0, *id);
             b.push_str(1, name);
             b.push_str(2, subject);
@@ -56,24 +39,8 @@ fn engine_named(table: &str) -> QueryEngine {
             b.push_timestamp(5, *ts);
             b.end_row();
         }
-        let batch = b.finish().unwrap();
-        seg.append(
-            Some(batch),
-            riffle_common::StreamOffset::Long(part.len() as i64),
-            part.len() as u64,
-            Some(1_000 + p as i64),
-            5,
-        )
-        .unwrap();
-        data.put_segment(SegmentRef::Consuming(seg));
-    }
-    let reg = Arc::new(SegmentRegistry::new());
-    reg.add_table(data);
-    QueryEngine::new(
-        reg,
-        "Broker_test".into(),
-        riffle_common::AsyncPool::new("query", 2).unwrap(),
-    )
+        rows[p].len()
+    })
 }
 
 async fn q(sql: &str) -> serde_json::Value {

@@ -1,9 +1,6 @@
 //! Pinot's query semantics through the whole engine: multi-value columns and result types.
 
 use super::*;
-use riffle_common::PartitionId;
-use riffle_config::Schema;
-use riffle_segment::{BlockBuilder, ConsumingSegment, SegmentRef, TableColumns, TableData};
 use serde_json::{json, Value};
 
 const SCHEMA: &str = r#"{"schemaName":"flights",
@@ -23,25 +20,10 @@ const ROWS: &[Row] = &[
 ];
 
 fn engine() -> QueryEngine {
-    let cols = TableColumns::new(
-        Schema::from_json(SCHEMA.as_bytes())
-            .unwrap()
-            .columns()
-            .unwrap(),
-    );
-    let data = Arc::new(TableData::new("flights", cols.clone(), None));
     // Two segments: rows split between them.
-    for (p, part) in [&ROWS[..2], &ROWS[2..]].iter().enumerate() {
-        let seg = Arc::new(ConsumingSegment::new(
-            format!("flights__{p}__0__20240101T0000Z"),
-            PartitionId(p as u32),
-            0,
-            "0".into(),
-            0,
-            cols.clone(),
-        ));
-        let mut bb = BlockBuilder::new(cols.clone(), 4);
-        for (id, airports, delays, a, b) in part.iter() {
+    let parts = [&ROWS[..2], &ROWS[2..]];
+    crate::test_support::engine_over("flights", SCHEMA, None, parts.len(), |p, bb| {
+        for (id, airports, delays, a, b) in parts[p].iter() {
             bb.push_i32(0, *id);
             bb.push_list_start(1);
             for s in airports.iter() {
@@ -60,24 +42,8 @@ fn engine() -> QueryEngine {
             bb.push_i32(4, *b);
             bb.end_row();
         }
-        let batch = bb.finish().unwrap();
-        seg.append(
-            Some(batch),
-            riffle_common::StreamOffset::Long(part.len() as i64),
-            part.len() as u64,
-            Some(1_000),
-            5,
-        )
-        .unwrap();
-        data.put_segment(SegmentRef::Consuming(seg));
-    }
-    let reg = Arc::new(SegmentRegistry::new());
-    reg.add_table(data);
-    QueryEngine::new(
-        reg,
-        "Broker_test".into(),
-        riffle_common::AsyncPool::new("query", 2).unwrap(),
-    )
+        parts[p].len()
+    })
 }
 
 async fn q(sql: &str) -> Value {
