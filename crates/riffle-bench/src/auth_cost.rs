@@ -34,13 +34,16 @@ pub struct AuthCost {
 }
 
 /// A keep-alive HTTP/1.1 connection to a broker.
-struct Client {
+pub(crate) struct Client {
     conn: BufReader<TcpStream>,
     auth: Option<&'static str>,
 }
 
 impl Client {
-    async fn connect(addr: SocketAddr, auth: Option<&'static str>) -> Result<Client, BenchError> {
+    pub(crate) async fn connect(
+        addr: SocketAddr,
+        auth: Option<&'static str>,
+    ) -> Result<Client, BenchError> {
         let s = TcpStream::connect(addr)
             .await
             .map_err(|e| err(format!("connect {addr}: {e}")))?;
@@ -53,6 +56,14 @@ impl Client {
 
     /// Sends a query and reads the whole answer; an answer with exceptions is an error.
     async fn query(&mut self, sql: &str) -> Result<Duration, BenchError> {
+        self.query_answer(sql).await.map(|(took, _)| took)
+    }
+
+    /// Sends a query; the time to its whole answer, and the answer.
+    pub(crate) async fn query_answer(
+        &mut self,
+        sql: &str,
+    ) -> Result<(Duration, serde_json::Value), BenchError> {
         let body = serde_json::json!({ "sql": sql }).to_string();
         let auth = self
             .auth
@@ -97,11 +108,12 @@ impl Client {
         if !status.contains(" 200 ") || v["exceptions"].as_array().is_none_or(|e| !e.is_empty()) {
             return Err(err(format!("{sql}: {status} {v}")));
         }
-        Ok(took)
+        Ok((took, v))
     }
 }
 
-async fn broker(
+/// A broker's HTTP routes over `node`, served on a loopback port until `cancel`.
+pub(crate) async fn broker(
     node: &Node,
     auth: AuthConfig,
     cancel: &CancellationToken,

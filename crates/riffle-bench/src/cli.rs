@@ -143,6 +143,35 @@ enum Which {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Dashboard queries through the broker beside DuckDB (the Python package) on the same
+    /// generated rows, then concurrent clients. Build in release.
+    Query {
+        /// Events in the table.
+        #[arg(long, default_value_t = 20_000_000)]
+        rows: u64,
+        /// Rows per segment.
+        #[arg(long, default_value_t = 1_000_000)]
+        segment_rows: u64,
+        /// Measured runs of each query on each side.
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+        /// Clients of the concurrency test (0 skips it).
+        #[arg(long, default_value_t = 10)]
+        clients: usize,
+        /// Seconds of the concurrency test.
+        #[arg(long, default_value_t = 60.0)]
+        concurrency_secs: f64,
+        /// Python with the `duckdb` package (default: the test suite's virtualenv,
+        /// `$RIFFLE_VENV` or `~/.cache/riffle/venv`, when it exists; else `python3`).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Only the queries whose name contains this text.
+        #[arg(long)]
+        only: Option<String>,
+        /// Work directory (default: a temporary one, removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// seal, restart and footprint, one after the other.
     Lifecycle {
         #[command(flatten)]
@@ -154,6 +183,16 @@ enum Which {
         #[command(flatten)]
         common: CommonFlags,
     },
+}
+
+/// The test suite's virtualenv's Python when it exists (it has `duckdb`), else `python3`.
+fn default_python() -> PathBuf {
+    let venv = std::env::var_os("RIFFLE_VENV")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/riffle/venv")));
+    venv.map(|v| v.join("bin").join("python"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("python3"))
 }
 
 /// The work directory: `dir`, or a temporary one removed when the guard drops.
@@ -248,6 +287,34 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             })
             .await
             .map_err(|e| anyhow!("{e}"))?;
+            println!("{report}");
+            Ok(())
+        }
+        Which::Query {
+            rows,
+            segment_rows,
+            repeat,
+            clients,
+            concurrency_secs,
+            python,
+            only,
+            dir,
+        } => {
+            let (work_dir, _tmp) = work_dir(&dir)?;
+            warn_debug("query");
+            let report =
+                crate::dashboard::run_dashboard_bench(crate::dashboard::DashboardBenchConfig {
+                    work_dir,
+                    rows,
+                    segment_rows,
+                    repeat,
+                    clients,
+                    concurrency_secs,
+                    python: python.unwrap_or_else(default_python),
+                    only,
+                })
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
             println!("{report}");
             Ok(())
         }

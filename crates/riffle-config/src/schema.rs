@@ -233,6 +233,23 @@ pub struct Column {
     pub default_null: DefaultValue,
     /// Date-time format for date-time and time columns.
     pub format: Option<DateTimeFormat>,
+    /// Nulls are recorded (a null vector), not only replaced by the default: the schema
+    /// enables column-based null handling and the field is not `notNull`, or the table
+    /// sets `nullHandlingEnabled` (see [`Column::with_table_nulls`]). Single-value only.
+    pub nullable: bool,
+}
+
+impl Column {
+    /// The columns of a table whose config says `nullHandlingEnabled`: every single-value
+    /// column records its nulls.
+    pub fn with_table_nulls(mut columns: Vec<Column>, enabled: bool) -> Vec<Column> {
+        if enabled {
+            for c in &mut columns {
+                c.nullable |= c.single_value;
+            }
+        }
+        columns
+    }
 }
 
 /// A default null value already converted to a column's type.
@@ -424,6 +441,13 @@ impl Schema {
                 single_value: spec.single_value_field,
                 default_null,
                 format,
+                nullable: self.enable_column_based_null_handling
+                    && spec.single_value_field
+                    && !spec
+                        .extra
+                        .get("notNull")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
             });
         }
         if let Some(tfs) = &self.time_field_spec {
@@ -488,6 +512,7 @@ impl Schema {
                 single_value: true,
                 default_null,
                 format: Some(format),
+                nullable: self.enable_column_based_null_handling,
             });
         }
         for (i, pk) in self.primary_key_columns.iter().enumerate() {

@@ -21,7 +21,10 @@ pub fn resolve(
     registry: &StreamRegistry,
     ctx: &StreamContext,
 ) -> Result<(TableSpec, Vec<String>), ControllerError> {
-    let columns = TableColumns::new(schema.columns().map_err(|e| ControllerError::wrap("", e))?);
+    let columns = TableColumns::new(riffle_config::Column::with_table_nulls(
+        schema.columns().map_err(|e| ControllerError::wrap("", e))?,
+        config.null_handling_enabled(),
+    ));
     let mut warnings = Vec::new();
     let mut streams = Vec::new();
     for (i, sc) in config.streams().iter().enumerate() {

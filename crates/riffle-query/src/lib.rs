@@ -23,6 +23,7 @@ mod prepare;
 pub mod provider;
 pub mod response;
 mod run;
+mod top_n;
 pub mod virtual_columns;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -26,6 +26,19 @@ pub(crate) fn query_timeout(
     Ok(std::time::Duration::from_millis(ms))
 }
 
+/// The `enableNullHandling` option: SQL NULL semantics over the nulls a table records.
+/// Off (the default), a null reads as the column's default null value, as Pinot answers.
+pub(crate) fn null_handling(options: &BTreeMap<String, String>) -> bool {
+    options
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("enableNullHandling"))
+        .is_some_and(|(_, v)| {
+            v.trim()
+                .trim_matches(|c| c == '\'' || c == '"')
+                .eq_ignore_ascii_case("true")
+        })
+}
+
 /// A column as the preparation sees it: its name and whether it is multi-value.
 #[derive(Clone, Debug)]
 pub(crate) struct KnownColumn {

@@ -18,6 +18,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
+use arrow::array::ArrayRef;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use async_trait::async_trait;
@@ -80,6 +81,8 @@ pub struct SegmentTable {
     data: Arc<TableData>,
     schema: SchemaRef,
     record: Arc<Mutex<Vec<ScanRecord>>>,
+    /// SQL NULL semantics (`enableNullHandling`); off, nulls read as default values.
+    null_handling: bool,
 }
 
 impl SegmentTable {
@@ -98,7 +101,42 @@ impl SegmentTable {
             data,
             schema,
             record,
+            null_handling: false,
         }
+    }
+
+    /// With SQL NULL semantics over the nulls the table records (the `enableNullHandling`
+    /// query option); without, every null reads as its column's default null value and a
+    /// predicate is answered by a segment's indexes only where that column has no nulls.
+    pub fn with_null_handling(mut self, on: bool) -> SegmentTable {
+        self.null_handling = on;
+        self
+    }
+
+    /// For each real column read (`read`, all for `None`): the default its nulls read as,
+    /// when nulls must be filled. `None` when nothing is to fill.
+    fn fills(&self, read: Option<&[usize]>) -> DfResult<Option<Arc<Vec<Option<ArrayRef>>>>> {
+        let fields = self.data.columns.arrow.fields();
+        let all: Vec<usize> = (0..fields.len()).collect();
+        let read = read.unwrap_or(&all);
+        if self.null_handling
+            || !read
+                .iter()
+                .any(|i| fields.get(*i).is_some_and(|f| f.is_nullable()))
+        {
+            return Ok(None);
+        }
+        let defaults = self.data.columns.default_values().map_err(df_err)?;
+        Ok(Some(Arc::new(
+            read.iter()
+                .map(|i| {
+                    fields
+                        .get(*i)
+                        .filter(|f| f.is_nullable())
+                        .and_then(|_| defaults.get(*i).cloned())
+                })
+                .collect(),
+        )))
     }
 }
 
@@ -310,13 +348,23 @@ impl TableProvider for SegmentTable {
                 SegmentRef::Sealed(s) => {
                     let total = s.num_rows();
                     rec.total_docs += total;
-                    if total == 0 || preds.iter().any(|p| !s.can_match(p)) {
+                    // Without null handling a null reads as the default value, which the
+                    // indexes and min / max do not know: such columns are filtered above.
+                    let seg_preds: Vec<Predicate> = preds
+                        .iter()
+                        .filter(|p| {
+                            self.null_handling
+                                || s.column_info(p.column()).is_none_or(|c| c.null_count == 0)
+                        })
+                        .cloned()
+                        .collect();
+                    if total == 0 || seg_preds.iter().any(|p| !s.can_match(p)) {
                         continue;
                     }
-                    let (selection, rows) = if preds.is_empty() {
+                    let (selection, rows) = if seg_preds.is_empty() {
                         (None, total)
                     } else {
-                        let sel = s.filter(&preds).map_err(df_err)?;
+                        let sel = s.filter(&seg_preds).map_err(df_err)?;
                         rec.entries_scanned_in_filter += sel.entries_scanned;
                         let rows = sel.docs.len() as usize;
                         rec.entries_scanned_in_filter += rows as u64 * unpushed_columns;
@@ -363,7 +411,9 @@ impl TableProvider for SegmentTable {
             Some(r) => Arc::new(self.data.columns.arrow.project(r)?),
             None => self.data.columns.arrow.clone(),
         };
+        let fills = self.fills(read.as_deref())?;
         Ok(Arc::new(SegmentScanExec {
+            fills,
             units,
             names,
             read,
@@ -373,6 +423,8 @@ impl TableProvider for SegmentTable {
             schema: projected,
             props,
             record_index,
+            record: self.record.clone(),
+            table_columns: self.data.columns.arrow.clone(),
             metrics: ExecutionPlanMetricsSet::new(),
         }))
     }
@@ -396,7 +448,131 @@ pub struct SegmentScanExec {
     props: Arc<PlanProperties>,
     /// Index of this scan's record.
     pub record_index: usize,
+    /// Per real column read: the default its nulls read as, when they are filled.
+    fills: Option<Arc<Vec<Option<ArrayRef>>>>,
+    record: Arc<Mutex<Vec<ScanRecord>>>,
+    /// The table's real columns.
+    table_columns: SchemaRef,
     metrics: ExecutionPlanMetricsSet,
+}
+
+impl SegmentScanExec {
+    /// This scan reading only the rows that can be among the first `n` ordered by output
+    /// column `column` ([`crate::top_n`]): each sealed segment narrows its rows from that
+    /// column alone, and a segment none of whose rows can reach the best segment's `n`-th
+    /// value is dropped. Consuming segments are read whole. `None` when nothing changes
+    /// (a virtual column, or no sealed segment can tell).
+    pub fn with_top(&self, column: usize, descending: bool, n: usize) -> Option<SegmentScanExec> {
+        let table_col = *self.projection.as_ref()?.get(column)?;
+        // A virtual column is not among the table's columns.
+        let name = self.table_columns.fields().get(table_col)?.name().clone();
+        let mut units = self.units.clone();
+        let mut bounds: Vec<ScalarValue> = Vec::new();
+        let mut changed = false;
+        for u in units.iter_mut() {
+            let ScanUnit::Sealed {
+                segment, selection, ..
+            } = u
+            else {
+                continue;
+            };
+            let Ok(Some(top)) = segment.top_docs(table_col, descending, n, selection.as_ref())
+            else {
+                continue;
+            };
+            if let Some(b) = top.boundary.as_ref() {
+                if let Ok(v) = ScalarValue::try_from_array(b, 0) {
+                    bounds.push(v);
+                }
+            }
+            let rows = top.docs.len() as usize;
+            *u = ScanUnit::Sealed {
+                segment: segment.clone(),
+                selection: Some(top.docs),
+                rows,
+            };
+            changed = true;
+        }
+        if !changed {
+            return None;
+        }
+        // The best n-th value any one segment holds: the answer's n-th is at least as good.
+        let best = bounds.into_iter().reduce(|a, b| {
+            let b_better = match b.partial_cmp(&a) {
+                Some(o) if descending => o.is_gt(),
+                Some(o) => o.is_lt(),
+                None => false,
+            };
+            if b_better {
+                b
+            } else {
+                a
+            }
+        });
+        let reach = best.as_ref().and_then(literal).map(|lit| {
+            let bound = Some((lit, true));
+            if descending {
+                Predicate::Range {
+                    column: name.clone(),
+                    low: bound,
+                    high: None,
+                }
+            } else {
+                Predicate::Range {
+                    column: name.clone(),
+                    low: None,
+                    high: bound,
+                }
+            }
+        });
+        let mut kept = Vec::new();
+        let mut records = self.record.lock();
+        let rec = records.get_mut(self.record_index)?;
+        let mut consuming = Vec::new();
+        for (i, u) in units.into_iter().enumerate() {
+            let is_consuming = rec.partition_is_consuming.get(i).copied().unwrap_or(false);
+            let out_of_reach = match (&u, &reach) {
+                (ScanUnit::Sealed { segment, .. }, Some(p)) => !segment.can_match(p),
+                _ => false,
+            };
+            let old_rows = self.units.get(i).map_or(0, ScanUnit::rows);
+            rec.processed_docs = rec.processed_docs.saturating_sub(old_rows);
+            if out_of_reach {
+                rec.segments_processed = rec.segments_processed.saturating_sub(1);
+                continue;
+            }
+            rec.processed_docs += u.rows();
+            consuming.push(is_consuming);
+            kept.push((u, self.names.get(i).cloned().unwrap_or_default()));
+        }
+        if kept.is_empty() {
+            kept.push((ScanUnit::Batches(Vec::new()), String::new()));
+            consuming.push(false);
+        }
+        rec.partition_is_consuming = consuming;
+        let (units, names): (Vec<_>, Vec<_>) = kept.into_iter().unzip();
+        let props = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(self.schema.clone()),
+            Partitioning::UnknownPartitioning(units.len()),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        Some(SegmentScanExec {
+            fills: self.fills.clone(),
+            units,
+            names,
+            read: self.read.clone(),
+            read_schema: self.read_schema.clone(),
+            sources: self.sources.clone(),
+            projection: self.projection.clone(),
+            schema: self.schema.clone(),
+            props,
+            record_index: self.record_index,
+            record: self.record.clone(),
+            table_columns: self.table_columns.clone(),
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
 }
 
 impl DisplayAs for SegmentScanExec {
@@ -459,6 +635,32 @@ fn read_unit(
     }
 }
 
+/// Every null of the batches' columns replaced by the column's default (`fills`, one entry
+/// per column), keeping the batches' schema.
+fn fill_nulls(read: Vec<RecordBatch>, fills: &[Option<ArrayRef>]) -> DfResult<Vec<RecordBatch>> {
+    read.into_iter()
+        .map(|b| {
+            if (0..b.num_columns()).all(|i| b.column(i).null_count() == 0) {
+                return Ok(b);
+            }
+            let cols = b
+                .columns()
+                .iter()
+                .zip(fills)
+                .map(|(a, f)| match f {
+                    Some(d) => riffle_segment::fill_nulls(a, d).map_err(DataFusionError::from),
+                    None => Ok(a.clone()),
+                })
+                .collect::<DfResult<Vec<_>>>()?;
+            Ok(RecordBatch::try_new_with_options(
+                b.schema(),
+                cols,
+                &RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+            )?)
+        })
+        .collect()
+}
+
 impl ExecutionPlan for SegmentScanExec {
     fn name(&self) -> &str {
         "SegmentScanExec"
@@ -509,6 +711,7 @@ impl ExecutionPlan for SegmentScanExec {
             let name = self.names.get(partition).cloned().unwrap_or_default();
             (sources, docs, name, schema.clone())
         });
+        let fills = self.fills.clone();
         let batches = futures::stream::once(async move {
             let read =
                 match unit {
@@ -520,6 +723,10 @@ impl ExecutionPlan for SegmentScanExec {
                     .await
                     .map_err(|e| DataFusionError::Execution(format!("segment read failed: {e}")))?,
                 }?;
+            let read = match fills {
+                Some(f) => fill_nulls(read, &f)?,
+                None => read,
+            };
             match virtuals {
                 Some((sources, docs, name, schema)) => {
                     crate::virtual_columns::attach(read, &sources, &schema, &name, docs)

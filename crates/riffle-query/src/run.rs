@@ -45,6 +45,7 @@ pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
         .with_default_features()
         .with_runtime_env(runtime)
         .with_analyzer_rules(rules)
+        .with_physical_optimizer_rule(Arc::new(top_n::TopNScan))
         .with_physical_optimizer_rule(Arc::new(cancel::CancellationPoints))
         .build();
     let ctx = SessionContext::new_with_state(state);
@@ -52,6 +53,7 @@ pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
     riffle_functions::register(&ctx, &aggregations);
     guard::register(&ctx, &limits);
     let record: Arc<Mutex<Vec<ScanRecord>>> = Arc::new(Mutex::new(Vec::new()));
+    let nulls = prepare::null_handling(&p.options);
     for t in &p.tables {
         let Some(data) = segments.table(t) else {
             return BrokerResponse::error(ErrorKind::TableDoesNotExist, "");
@@ -59,7 +61,7 @@ pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
         // A bare reference: the name as it is, never parsed (which would lowercase it).
         if let Err(e) = ctx.register_table(
             datafusion::common::TableReference::bare(t.as_str()),
-            Arc::new(SegmentTable::new(data, record.clone())),
+            Arc::new(SegmentTable::new(data, record.clone()).with_null_handling(nulls)),
         ) {
             return BrokerResponse::error(ErrorKind::Internal, &e.to_string());
         }

@@ -186,6 +186,9 @@ pub struct ColumnBuilder {
     pub values: Values,
     /// For multi-value columns: `list_offsets[i]..list_offsets[i+1]` are row i's items.
     pub list_offsets: Option<Vec<i32>>,
+    /// For a nullable column: the rows (in order) that got the default because the message
+    /// had no value; they become the array's nulls (the default stays under them).
+    pub null_rows: Option<Vec<u32>>,
 }
 
 impl ColumnBuilder {
@@ -236,6 +239,7 @@ impl BlockBuilder {
                 ColumnBuilder {
                     values,
                     list_offsets,
+                    null_rows: (c.nullable && c.single_value).then(Vec::new),
                 }
             })
             .collect();
@@ -281,12 +285,21 @@ impl BlockBuilder {
             }
             None => c.values.truncate(rows),
         }
+        if let Some(n) = &mut c.null_rows {
+            if n.last() == Some(&(rows as u32)) {
+                n.pop();
+            }
+        }
     }
 
     /// Writes the column's default null value for the current row.
     pub fn push_default(&mut self, i: usize) {
         let d = self.columns.columns[i].default_null.clone();
+        let row = self.rows as u32;
         let c = &mut self.cols[i];
+        if let Some(n) = &mut c.null_rows {
+            n.push(row);
+        }
         match &mut c.list_offsets {
             Some(o) => {
                 // A missing multi-value field is a one-item list holding the default.
@@ -382,7 +395,10 @@ impl BlockBuilder {
         for (i, c) in old.cols.into_iter().enumerate() {
             let values = c.values.into_array()?;
             match c.list_offsets {
-                None => arrays.push(values),
+                None => arrays.push(match c.null_rows {
+                    Some(n) if !n.is_empty() => with_nulls(values, &n, rows)?,
+                    _ => values,
+                }),
                 Some(o) => {
                     let item = Field::new(
                         "item",
@@ -407,6 +423,22 @@ impl BlockBuilder {
         )
         .map_err(|e| SegmentError::internal(format!("build record batch: {e}")))
     }
+}
+
+/// `values` with `null_rows` marked null.
+fn with_nulls(values: ArrayRef, null_rows: &[u32], rows: usize) -> Result<ArrayRef, SegmentError> {
+    let mut bits = arrow::array::BooleanBufferBuilder::new(rows);
+    bits.append_n(rows, true);
+    for r in null_rows.iter().map(|r| *r as usize).filter(|r| *r < rows) {
+        bits.set_bit(r, false);
+    }
+    let data = values
+        .to_data()
+        .into_builder()
+        .nulls(Some(arrow::buffer::NullBuffer::new(bits.finish())))
+        .build()
+        .map_err(|e| SegmentError::internal(format!("mark nulls: {e}")))?;
+    Ok(arrow::array::make_array(data))
 }
 
 macro_rules! push_fn {

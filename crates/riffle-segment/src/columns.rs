@@ -108,7 +108,7 @@ impl TableColumns {
                 };
                 let mut md = HashMap::new();
                 md.insert(PINOT_TYPE_KEY.to_string(), c.data_type.name().to_string());
-                Field::new(&c.name, dt, false).with_metadata(md)
+                Field::new(&c.name, dt, c.nullable).with_metadata(md)
             })
             .collect();
         let index = columns
@@ -143,5 +143,37 @@ impl TableColumns {
     /// The default value of a column.
     pub fn default_of(&self, i: usize) -> &DefaultValue {
         &self.columns[i].default_null
+    }
+}
+
+/// Pinot's reading of a column without null handling: every null of `array` replaced by
+/// `default` (a one-row array of the same type). An array without nulls is returned as is.
+pub fn fill_nulls(
+    array: &arrow::array::ArrayRef,
+    default: &arrow::array::ArrayRef,
+) -> Result<arrow::array::ArrayRef, arrow::error::ArrowError> {
+    if array.null_count() == 0 {
+        return Ok(array.clone());
+    }
+    let valid = arrow::compute::is_not_null(array.as_ref())?;
+    arrow::compute::kernels::zip::zip(&valid, array, &arrow::array::Scalar::new(default.clone()))
+}
+
+impl TableColumns {
+    /// Each column's default null value as a one-row array of the column's Arrow type
+    /// (never null, whatever the column's null handling).
+    pub fn default_values(&self) -> Result<Vec<arrow::array::ArrayRef>, crate::SegmentError> {
+        let columns: Vec<Column> = self
+            .columns
+            .iter()
+            .cloned()
+            .map(|mut c| {
+                c.nullable = false;
+                c
+            })
+            .collect();
+        let mut b = crate::BlockBuilder::new(TableColumns::new(columns), 1);
+        b.end_row();
+        Ok(b.finish()?.columns().to_vec())
     }
 }

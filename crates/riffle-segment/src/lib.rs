@@ -28,12 +28,12 @@ pub mod sealed;
 use riffle_common::{ClassifyError, ErrorKind};
 
 pub use builder::{BlockBuilder, Values};
-pub use columns::{Physical, TableColumns, PINOT_TYPE_KEY};
+pub use columns::{fill_nulls, Physical, TableColumns, PINOT_TYPE_KEY};
 pub use consuming::{ConsumingSegment, ConsumingSnapshot};
 pub use registry::{SegmentRef, SegmentRegistry, TableData};
 pub use sealed::{
     write_segment, ColumnInfo, Literal, LoadMode, Predicate, SealOptions, SealedFile,
-    SealedSegment, SegmentInfo, Selection, FORMAT_VERSION,
+    SealedSegment, SegmentInfo, Selection, TopDocs, FORMAT_VERSION,
 };
 
 /// A segment failure.

@@ -184,6 +184,14 @@ impl TableConfig {
         &self.streams
     }
 
+    /// `tableIndexConfig.nullHandlingEnabled`: every column records its nulls.
+    pub fn null_handling_enabled(&self) -> bool {
+        self.doc
+            .table_index_config
+            .null_handling_enabled
+            .unwrap_or(false)
+    }
+
     /// The index and storage settings of every column.
     pub fn indexes(&self) -> &IndexConfig {
         &self.indexes

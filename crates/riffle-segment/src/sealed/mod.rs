@@ -29,6 +29,7 @@ mod bloom;
 mod filter;
 mod format;
 mod reader;
+mod top;
 mod value;
 mod writer;
 
@@ -45,6 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::columns::TableColumns;
 use crate::SegmentError;
+pub use top::TopDocs;
 
 /// The format version this code writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -322,6 +324,20 @@ impl SealedSegment {
         batch_rows: usize,
     ) -> Result<Vec<RecordBatch>, SegmentError> {
         reader::read(self, projection, selection, batch_rows)
+    }
+
+    /// The docs of `selection` (all for `None`) that can be among the first `n` rows
+    /// ordered by table column `column` (descending or ascending), ties with the `n`-th
+    /// included, read from that column alone. `None` when this segment cannot tell: the
+    /// column has nulls, is multi-value, is missing or has another type here.
+    pub fn top_docs(
+        &self,
+        column: usize,
+        descending: bool,
+        n: usize,
+        selection: Option<&RoaringBitmap>,
+    ) -> Result<Option<TopDocs>, SegmentError> {
+        top::top_docs(self, column, descending, n, selection)
     }
 }
 

@@ -29,7 +29,6 @@ use super::format::{
 };
 use super::value::{key_from_json, Key};
 use super::{ColumnInfo, LoadMode, SealedSegment, FORMAT_VERSION};
-use crate::builder::BlockBuilder;
 use crate::columns::{arrow_value_type, Physical, TableColumns};
 use crate::SegmentError;
 
@@ -687,7 +686,7 @@ fn build(
     }
 
     // Table columns: from the segment when it has them, else the default value.
-    let mut defaults: Option<RecordBatch> = None;
+    let mut defaults: Option<Vec<ArrayRef>> = None;
     let mut table_map = Vec::with_capacity(columns.len());
     let mut out_fields = Vec::with_capacity(columns.len());
     for (i, tc) in columns.columns.iter().enumerate() {
@@ -716,13 +715,15 @@ fn build(
             }
             None => {
                 if defaults.is_none() {
-                    let mut b = BlockBuilder::new(columns.clone(), 1);
-                    b.end_row();
-                    defaults = Some(b.finish().map_err(|e| format!("default values: {e}"))?);
+                    defaults = Some(
+                        columns
+                            .default_values()
+                            .map_err(|e| format!("default values: {e}"))?,
+                    );
                 }
                 let d = defaults
                     .as_ref()
-                    .and_then(|b| b.columns().get(i).cloned())
+                    .and_then(|b| b.get(i).cloned())
                     .ok_or_else(|| format!("no default value for column '{}'", tc.name))?;
                 out_fields.push(Arc::new(field.as_ref().clone()));
                 Source::Default(d)
