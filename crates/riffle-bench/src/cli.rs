@@ -165,7 +165,7 @@ enum Which {
         /// `$RIFFLE_VENV` or `~/.cache/riffle/venv`, when it exists; else `python3`).
         #[arg(long)]
         python: Option<PathBuf>,
-        /// Only the queries whose name contains this text.
+        /// Only the query of this name, or (no such name) those whose name contains it.
         #[arg(long)]
         only: Option<String>,
         /// Work directory (default: a temporary one, removed afterwards).

@@ -34,6 +34,7 @@ def plain(v):
 def main():
     cfg = json.loads(sys.stdin.readline())
     con = duckdb.connect(":memory:")
+    con.execute("SET enable_progress_bar = false")
     con.execute(f"SET threads = {int(cfg['threads'])}")
     t = time.perf_counter()
     con.execute("CREATE TABLE events AS " + cfg["generator"])

@@ -260,11 +260,34 @@ fn datetrunc(name: &str, lits: &[Option<ScalarValue>]) -> Result<Plan> {
     } else {
         in_ms
     };
+    // In UTC the units up to a week are fixed lengths: arithmetic, no calendar.
+    let utc = matches!(tz, Tz::Utc);
+    let step = match unit_name.trim_end_matches('s') {
+        "millisecond" if utc => Some(1),
+        "second" if utc => Some(1_000),
+        "minute" if utc => Some(60_000),
+        "hour" if utc => Some(3_600_000),
+        "day" if utc => Some(DAY_MS),
+        _ => None,
+    };
+    let week_utc = utc && unit_name.trim_end_matches('s') == "week";
     Ok(Box::new(move |v| {
         let t = v.long()?.checked_mul(in_ms)?;
-        truncate(&unit_name, t, &tz).map(|ms| Out::Long(ms.div_euclid(out_ms)))
+        let ms = match step {
+            Some(s) => t.div_euclid(s) * s,
+            // 1970-01-01 was a Thursday: Monday is 3 days before it.
+            None if week_utc => {
+                let day = t.div_euclid(DAY_MS);
+                (day - (day + 3).rem_euclid(7)) * DAY_MS
+            }
+            None => truncate(&unit_name, t, &tz)?,
+        };
+        Some(Out::Long(ms.div_euclid(out_ms)))
     }))
 }
+
+/// Milliseconds in a day.
+const DAY_MS: i64 = 86_400_000;
 
 fn timeconvert(name: &str, lits: &[Option<ScalarValue>]) -> Result<Plan> {
     let from = unit(name, lits, 1, "from unit")?;

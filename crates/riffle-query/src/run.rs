@@ -21,6 +21,7 @@ pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
         server_pool,
         aggregations,
     } = ctx;
+    let t0 = std::time::Instant::now();
     let pool = QueryPool::new(server_pool, limits.max_query_memory_bytes);
     let runtime = match RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(pool))
@@ -75,6 +76,7 @@ pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
         Ok(plan) => plan,
         Err(e) => return plan_error(e),
     };
+    let t_plan = t0.elapsed();
     let df = match ctx.execute_logical_plan(plan).await {
         Ok(df) => df,
         Err(e) => return plan_error(e),
@@ -83,6 +85,7 @@ pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
         Ok(p) => p,
         Err(e) => return plan_error(e),
     };
+    let t_physical = t0.elapsed();
     if p.explain {
         return explain(&physical);
     }
@@ -98,6 +101,12 @@ pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
         Ok(b) => b,
         Err(e) => return execution_error(e),
     };
+    tracing::debug!(
+        setup_and_logical_us = t_plan.as_micros() as u64,
+        physical_us = (t_physical - t_plan).as_micros() as u64,
+        execute_us = (t0.elapsed() - t_physical).as_micros() as u64,
+        "query phases"
+    );
     let schema = physical.schema();
     let mut resp = BrokerResponse {
         has_result: true,

@@ -276,3 +276,40 @@ async fn dateadd_and_datediff_through_sql() {
     };
     assert!(r.expect_err("unknown unit").to_string().contains("dateadd"));
 }
+
+#[test]
+fn datetrunc_in_utc_by_arithmetic_equals_the_calendar() {
+    let times = [
+        MS,
+        0,
+        -1,
+        -86_400_001,
+        1_700_000_000_000,
+        -62_000_000_000_000,
+        253_402_300_799_999,
+    ];
+    for unit in [
+        "millisecond",
+        "second",
+        "minute",
+        "hour",
+        "day",
+        "week",
+        "DAYS",
+        "Weeks",
+    ] {
+        let lits = [Some(ScalarValue::Utf8(Some(unit.into()))), None];
+        let plan = datetrunc("datetrunc", &lits).unwrap();
+        for t in times
+            .iter()
+            .copied()
+            .chain((0..500).map(|i| i * 7_919_333_121 - 1_000_000_000_000))
+        {
+            let want = truncate(&unit.to_ascii_lowercase(), t, &Tz::utc()).unwrap();
+            match plan(In::Long(t)) {
+                Some(Out::Long(got)) => assert_eq!(got, want, "{unit} of {t}"),
+                other => panic!("{unit} of {t}: {other:?}"),
+            }
+        }
+    }
+}

@@ -55,17 +55,17 @@ pub(crate) fn top_docs(
         return Ok(None);
     }
     let rows = seg.num_rows() as u32;
-    let all;
-    let candidates = match selection {
-        Some(s) => s,
-        None => {
-            all = RoaringBitmap::from_iter(0..rows);
-            &all
+    let count = selection.map_or(u64::from(rows), RoaringBitmap::len);
+    // The candidates in doc order (built lazily: a million-doc bitmap is not free).
+    let candidates = || -> Box<dyn Iterator<Item = u32> + '_> {
+        match selection {
+            Some(s) => Box::new(s.iter().filter(move |d| *d < rows)),
+            None => Box::new(0..rows),
         }
     };
-    if candidates.len() <= n as u64 {
+    if count <= n as u64 {
         return Ok(Some(TopDocs {
-            docs: candidates.clone(),
+            docs: RoaringBitmap::from_sorted_iter(candidates()).unwrap_or_default(),
             boundary: None,
         }));
     }
@@ -86,7 +86,7 @@ pub(crate) fn top_docs(
                     n - 1
                 })
             } else {
-                let mut v: Vec<u32> = candidates.iter().map(|d| ids.get(d as usize)).collect();
+                let mut v: Vec<u32> = candidates().map(|d| ids.get(d as usize)).collect();
                 let k = if descending { v.len() - n } else { n - 1 };
                 *v.select_nth_unstable(k).1
             };
@@ -107,10 +107,10 @@ pub(crate) fn top_docs(
                 };
                 RoaringBitmap::from_iter(edge)
             } else {
-                candidates
-                    .iter()
-                    .filter(|d| better_or_equal(ids.get(*d as usize), boundary_id))
-                    .collect()
+                RoaringBitmap::from_sorted_iter(
+                    candidates().filter(|d| better_or_equal(ids.get(*d as usize), boundary_id)),
+                )
+                .unwrap_or_default()
             };
             let boundary = to_table(dict.slice(boundary_id as usize, 1))?;
             Ok(Some(TopDocs {
@@ -151,11 +151,12 @@ pub(crate) fn top_docs(
                 lt_eq(&vals, &scalar)
             }
             .map_err(|e| internal(seg, e))?;
-            let docs = docs
-                .iter()
-                .zip(keep.iter())
-                .filter_map(|(d, k)| k.unwrap_or(false).then_some(*d))
-                .collect();
+            let docs = RoaringBitmap::from_sorted_iter(
+                docs.iter()
+                    .zip(keep.iter())
+                    .filter_map(|(d, k)| k.unwrap_or(false).then_some(*d)),
+            )
+            .unwrap_or_default();
             Ok(Some(TopDocs {
                 docs,
                 boundary: Some(to_table(boundary)?),
