@@ -181,7 +181,7 @@ async fn ties_further_keys_raw_columns_and_filters_answer_as_a_full_sort() {
     // With a filter every row is considered (the filter could drop what a scan kept).
     let r = q(&e, "SELECT ts FROM t WHERE v = 3 ORDER BY ts DESC LIMIT 5").await;
     let mut all: Vec<_> = (0..3100).map(row).filter(|r| r.1 == 3).collect();
-    all.sort_by(|a, b| b.0.cmp(&a.0));
+    all.sort_by_key(|r| std::cmp::Reverse(r.0));
     let want: Vec<Value> = all.iter().take(5).map(|r| json!([ts(r.0)])).collect();
     assert_eq!(r["resultTable"]["rows"], Value::Array(want));
 
