@@ -10,7 +10,10 @@
 //! composition root), never on the caller's threads.
 //!
 //! Invariants: a query error never fails the HTTP exchange (Pinot answers 200 with
-//! `exceptions`); statistics are read from what the query actually scanned, never guessed.
+//! `exceptions`); statistics are read from what the query actually scanned, never guessed;
+//! a narrowed scan (`ORDER BY c LIMIT n`, `top_n.rs`) returns a superset of the rows the
+//! sort above keeps; without `enableNullHandling` no null reaches an operator (the scan
+//! fills the column's default, as Pinot stores it).
 
 mod cancel;
 pub mod counters;

@@ -3,7 +3,9 @@
 //! Owns:
 //! - [`TableColumns`]: the table's columns and their Arrow types (see [`columns`]).
 //! - [`BlockBuilder`]: column builders that decoders write into directly, with rollback of
-//!   a half-decoded row.
+//!   a half-decoded row; a column that records nulls (`Column::nullable`) gets an Arrow
+//!   null where the message had no value, over the default value (so a reader without
+//!   null handling can drop the nulls and see Pinot's defaults).
 //! - [`ConsumingSegment`]: the in-memory segment a partition appends to; readers see a
 //!   consistent prefix (whole fetched batches) together with the offset it ends at.
 //! - [`SegmentRegistry`] / [`TableData`]: the segments of every table, as queries see them.
