@@ -11,12 +11,17 @@
 //!
 //! Invariants: a query error never fails the HTTP exchange (Pinot answers 200 with
 //! `exceptions`); statistics are read from what the query actually scanned, never guessed;
-//! a narrowed scan (`ORDER BY c LIMIT n`, `top_n.rs`) returns a superset of the rows the
-//! sort above keeps; without `enableNullHandling` no null reaches an operator (the scan
-//! fills the column's default, as Pinot stores it).
+//! a scan returns exactly the rows matching the filters pushed into it (where a segment's
+//! indexes cannot tell, the scan filters the rows itself), and its row-count statistics are
+//! exact only when no row is filtered that way; a narrowed scan (`ORDER BY c LIMIT n`,
+//! `top_n.rs`) returns a superset of the rows the sort above keeps; a distinct scan
+//! (`distinct_scan.rs`) feeds only aggregations that ignore duplicates; without
+//! `enableNullHandling` no null reaches an operator (the scan fills the column's default,
+//! as Pinot stores it).
 
 mod cancel;
 pub mod counters;
+mod distinct_scan;
 mod guard;
 pub mod limits;
 mod multivalue;
@@ -35,11 +40,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+    MemorySchemaProvider,
+};
 use datafusion::common::DataFusionError;
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::context::SessionState;
 use datafusion::execution::memory_pool::MemoryPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::{SessionStateBuilder, TaskContext};
 use datafusion::optimizer::{Analyzer, AnalyzerRule};
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::metrics::MetricValue;
@@ -111,6 +121,9 @@ pub struct QueryEngine {
     counters: counters::QueryCounters,
     /// Aggregation functions beyond DataFusion's: Pinot's and plugins'.
     aggregations: Arc<AggregationRegistry>,
+    /// The planning state queries start from, built at the first query
+    /// ([`run::session_template`]).
+    template: std::sync::OnceLock<Arc<SessionState>>,
 }
 
 /// Pinot's broker timeout when a query sets none (`pinot.broker.timeoutMs`).
@@ -141,13 +154,28 @@ impl QueryEngine {
             limits,
             counters: counters::QueryCounters::default(),
             aggregations: Arc::new(AggregationRegistry::with_builtins()),
+            template: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The planning state of this engine's queries.
+    fn template(&self) -> Arc<SessionState> {
+        self.template
+            .get_or_init(|| {
+                Arc::new(run::session_template(
+                    self.target_partitions,
+                    &self.limits,
+                    &self.aggregations,
+                ))
+            })
+            .clone()
     }
 
     /// The same engine with these aggregation functions (Pinot's built-in ones are in
     /// [`AggregationRegistry::with_builtins`]; add plugins to it).
     pub fn with_aggregations(mut self, aggregations: AggregationRegistry) -> QueryEngine {
         self.aggregations = Arc::new(aggregations);
+        self.template = std::sync::OnceLock::new();
         self
     }
 
@@ -160,6 +188,7 @@ impl QueryEngine {
                 .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
         ));
         self.limits = limits;
+        self.template = std::sync::OnceLock::new();
         self
     }
 
@@ -199,6 +228,10 @@ impl QueryEngine {
         let mut resp = match self.prepare_on_pool(req).await {
             Err(r) => *r,
             Ok(p) => {
+                tracing::debug!(
+                    prepare_us = started.elapsed().as_micros() as u64,
+                    "query prepared"
+                );
                 let tables = p.tables.clone();
                 let mut r = match query_timeout(&p.options) {
                     Err(message) => BrokerResponse::error(ErrorKind::QueryValidation, &message),
@@ -211,6 +244,7 @@ impl QueryEngine {
         resp.request_id = request_id;
         resp.broker_id = self.broker_id.clone();
         let took = started.elapsed();
+        tracing::debug!(total_us = took.as_micros() as u64, "query answered");
         resp.time_used_ms = took.as_millis() as u64;
         self.counters
             .record(took, resp.error_kind().map(|k| k.pinot_code()));
@@ -239,10 +273,9 @@ impl QueryEngine {
         // cancellation point (see `cancel`).
         let run_ctx = RunContext {
             segments: self.segments.clone(),
-            target_partitions: self.target_partitions,
             limits: self.limits.clone(),
             server_pool: self.server_pool.clone(),
-            aggregations: self.aggregations.clone(),
+            template: self.template(),
         };
         // The slot goes with the task: a query that timed out holds it until its work has
         // actually stopped.

@@ -294,7 +294,27 @@ fn pinot_aggregation_names(f: &mut ast::Function, aggregations: &AggregationRegi
     }
     if name != id.value && aggregations.get(&name).is_some() {
         id.value = name;
+        return;
     }
+    if let Some(df) = datafusion_spelling(&name.to_ascii_lowercase()) {
+        id.value = df.to_string();
+    }
+}
+
+/// DataFusion's name of a Pinot aggregation that DataFusion has under another spelling
+/// (Pinot writes them without underscores; the results are DOUBLE in both).
+fn datafusion_spelling(pinot: &str) -> Option<&'static str> {
+    Some(match pinot {
+        "varpop" => "var_pop",
+        "varsamp" => "var_samp",
+        "stddevpop" => "stddev_pop",
+        "stddevsamp" => "stddev_samp",
+        "covarpop" => "covar_pop",
+        "covarsamp" => "covar_samp",
+        "booland" => "bool_and",
+        "boolor" => "bool_or",
+        _ => return None,
+    })
 }
 
 /// Pinot resolves column names in any case: an identifier that names no column as written,

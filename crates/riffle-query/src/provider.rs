@@ -4,13 +4,16 @@
 //! (`numSegmentsMatched`) can be read back from the plan's metrics.
 //!
 //! Filters: simple comparisons of a column with literals (`=`, `<>`, `<`, `<=`, `>`, `>=`,
-//! `IN`, `BETWEEN`, `IS [NOT] NULL`) are pushed into the scan as [`Predicate`]s, *inexactly*:
-//! DataFusion still applies every filter above the scan, so a segment may return a superset
-//! of the matching rows but never a subset. Sealed segments use them twice: to prune the
-//! whole segment from min/max and bloom filters (`numSegmentsPrunedByServer`), and to select
-//! rows with their sorted, inverted and range indexes before any value is read
-//! (`numEntriesScannedInFilter` counts only what was scanned). Consuming segments have no
-//! indexes: their rows are all read and filtered above.
+//! `IN`, `BETWEEN`, `IS [NOT] NULL`) are pushed into the scan as [`Predicate`]s, *exactly*:
+//! the scan returns only matching rows and DataFusion applies no filter above it. Sealed
+//! segments use them twice: to prune the whole segment from min/max and bloom filters
+//! (`numSegmentsPrunedByServer`), and to select rows with their sorted, inverted and range
+//! indexes before any value is read (`numEntriesScannedInFilter` counts only what was
+//! scanned). Where a segment cannot answer exactly (a consuming segment, which has no
+//! indexes; a sealed one whose selection is a superset, or whose filtered column holds
+//! nulls that read as defaults) the scan reads the filtered columns too and evaluates the
+//! filter itself on those rows (the *residual*), after the defaults are filled in. Other
+//! filters stay above the scan.
 //!
 //! Sealed segments are read lazily, partition by partition, on the blocking pool.
 
@@ -18,14 +21,15 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::ArrayRef;
+use arrow::array::{Array, ArrayRef, BooleanArray};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{DataFusionError, ScalarValue, Statistics};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, DataFusionError, ScalarValue, Statistics};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::TaskContext;
@@ -138,6 +142,144 @@ impl SegmentTable {
                 .collect(),
         )))
     }
+}
+
+impl SegmentTable {
+    /// What a scan of every row would see, from the segments' metadata alone: the row
+    /// count and the record a scan without a filter makes (`SELECT COUNT(*)`).
+    pub(crate) fn count_all(&self) -> (u64, ScanRecord) {
+        let mut rec = ScanRecord {
+            table: self.data.name.clone(),
+            ..Default::default()
+        };
+        for seg in self.data.segments() {
+            rec.segments_queried += 1;
+            let rows = match seg {
+                SegmentRef::Consuming(c) => {
+                    let snap = c.snapshot();
+                    rec.consuming_queried += 1;
+                    if snap.num_rows > 0 && snap.latest_event_ms > 0 {
+                        let fresh = snap.latest_event_ms;
+                        rec.min_consuming_freshness_ms = Some(
+                            rec.min_consuming_freshness_ms
+                                .map_or(fresh, |m: i64| m.min(fresh)),
+                        );
+                    }
+                    if snap.num_rows > 0 {
+                        rec.consuming_processed += 1;
+                    }
+                    snap.num_rows
+                }
+                SegmentRef::Sealed(s) => s.num_rows(),
+            };
+            rec.total_docs += rows;
+            if rows > 0 {
+                rec.segments_processed += 1;
+                rec.processed_docs += rows;
+            }
+        }
+        (rec.total_docs as u64, rec)
+    }
+}
+
+/// The pushed filters as the scan evaluates them on the rows of a segment that cannot
+/// answer them exactly: the real columns to read (the scan's own, then the filtered ones it
+/// does not return), their null fills, and the predicate over them.
+#[derive(Debug)]
+struct Residual {
+    predicate: Arc<dyn PhysicalExpr>,
+    columns: Vec<usize>,
+    schema: SchemaRef,
+    fills: Option<Arc<Vec<Option<ArrayRef>>>>,
+    /// How many leading columns are the scan's own.
+    keep: usize,
+}
+
+impl SegmentTable {
+    /// The residual of `filters` for a scan reading real columns `read` (all for `None`).
+    fn residual(
+        &self,
+        state: &dyn Session,
+        filters: &[Expr],
+        read: Option<&[usize]>,
+    ) -> DfResult<Residual> {
+        let arrow = &self.data.columns.arrow;
+        let mut columns: Vec<usize> = match read {
+            Some(r) => r.to_vec(),
+            None => (0..arrow.fields().len()).collect(),
+        };
+        let keep = columns.len();
+        for f in filters {
+            for c in f.column_refs() {
+                if let Ok(i) = arrow.index_of(&c.name) {
+                    if !columns.contains(&i) {
+                        columns.push(i);
+                    }
+                }
+            }
+        }
+        let schema = Arc::new(arrow.project(&columns)?);
+        let Some(all) = filters.iter().cloned().reduce(Expr::and) else {
+            return Err(DataFusionError::Internal(
+                "a residual filter without filters".into(),
+            ));
+        };
+        // Names as the residual's schema has them: unqualified.
+        let all = all
+            .transform(|e| {
+                Ok(match e {
+                    Expr::Column(c) => Transformed::yes(Expr::Column(
+                        datafusion::common::Column::new_unqualified(c.name),
+                    )),
+                    e => Transformed::no(e),
+                })
+            })?
+            .data;
+        let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+        let predicate = state.create_physical_expr(all, &df_schema)?;
+        Ok(Residual {
+            predicate,
+            fills: self.fills(Some(&columns))?,
+            columns,
+            schema,
+            keep,
+        })
+    }
+}
+
+/// The rows of `batches` (read with `r.columns`, defaults filled) that satisfy the
+/// residual, with only the scan's own columns; with `docs`, the doc ids of the rows kept.
+fn apply_residual(
+    batches: Vec<RecordBatch>,
+    r: &Residual,
+    docs: Option<&crate::virtual_columns::DocIds>,
+) -> DfResult<(Vec<RecordBatch>, Option<crate::virtual_columns::DocIds>)> {
+    use crate::virtual_columns::DocIds;
+    let mut ids: Option<Box<dyn Iterator<Item = u32> + '_>> = docs.map(|d| match d {
+        DocIds::All => Box::new(0u32..) as Box<dyn Iterator<Item = u32>>,
+        DocIds::Selected(b) => Box::new(b.iter()),
+    });
+    let mut kept = RoaringBitmap::new();
+    let keep: Vec<usize> = (0..r.keep).collect();
+    let mut out = Vec::with_capacity(batches.len());
+    for b in batches {
+        let n = b.num_rows();
+        let mask = r.predicate.evaluate(&b)?.into_array(n)?;
+        let Some(mask) = mask.as_any().downcast_ref::<BooleanArray>() else {
+            return Err(DataFusionError::Internal(
+                "a filter that is not boolean".into(),
+            ));
+        };
+        if let Some(ids) = ids.as_mut() {
+            for (i, id) in ids.by_ref().take(n).enumerate() {
+                if mask.is_valid(i) && mask.value(i) {
+                    kept.push(id);
+                }
+            }
+        }
+        out.push(filter_record_batch(&b, mask)?.project(&keep)?);
+    }
+    Ok((out, docs.map(|_| DocIds::Selected(kept))))
 }
 
 /// What one partition of the scan reads.
@@ -286,7 +428,8 @@ impl TableProvider for SegmentTable {
         Ok(filters
             .iter()
             .map(|f| match pushable(f) {
-                Some(_) => TableProviderFilterPushDown::Inexact,
+                // Exact: where a segment cannot answer, the scan filters again itself.
+                Some(_) => TableProviderFilterPushDown::Exact,
                 None => TableProviderFilterPushDown::Unsupported,
             })
             .collect())
@@ -294,7 +437,7 @@ impl TableProvider for SegmentTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         _limit: Option<usize>,
@@ -318,6 +461,8 @@ impl TableProvider for SegmentTable {
         };
         let mut units = Vec::new();
         let mut names = Vec::new();
+        // Per unit: whether the scan must evaluate the filters on its rows.
+        let mut refilter = Vec::new();
         for seg in self.data.segments() {
             rec.segments_queried += 1;
             let name = seg.name().to_string();
@@ -344,6 +489,7 @@ impl TableProvider for SegmentTable {
                     rec.partition_is_consuming.push(true);
                     units.push(ScanUnit::Batches(snap.batches.clone()));
                     names.push(name);
+                    refilter.push(!filters.is_empty());
                 }
                 SegmentRef::Sealed(s) => {
                     let total = s.num_rows();
@@ -361,15 +507,16 @@ impl TableProvider for SegmentTable {
                     if total == 0 || seg_preds.iter().any(|p| !s.can_match(p)) {
                         continue;
                     }
-                    let (selection, rows) = if seg_preds.is_empty() {
-                        (None, total)
+                    let (selection, rows, exact) = if seg_preds.is_empty() {
+                        (None, total, true)
                     } else {
                         let sel = s.filter(&seg_preds).map_err(df_err)?;
                         rec.entries_scanned_in_filter += sel.entries_scanned;
                         let rows = sel.docs.len() as usize;
                         rec.entries_scanned_in_filter += rows as u64 * unpushed_columns;
-                        (Some(sel.docs), rows)
+                        (Some(sel.docs), rows, sel.exact)
                     };
+                    refilter.push(!exact || seg_preds.len() != preds.len());
                     rec.segments_processed += 1;
                     rec.processed_docs += rows;
                     rec.partition_is_consuming.push(false);
@@ -387,6 +534,7 @@ impl TableProvider for SegmentTable {
             units.push(ScanUnit::Batches(Vec::new()));
             names.push(String::new());
             rec.partition_is_consuming.push(false);
+            refilter.push(false);
         }
         let record_index = {
             let mut r = self.record.lock();
@@ -412,7 +560,14 @@ impl TableProvider for SegmentTable {
             None => self.data.columns.arrow.clone(),
         };
         let fills = self.fills(read.as_deref())?;
+        let residual = match refilter.iter().any(|r| *r) {
+            true => Some(Arc::new(self.residual(state, filters, read.as_deref())?)),
+            false => None,
+        };
         Ok(Arc::new(SegmentScanExec {
+            residual,
+            refilter,
+            distinct: false,
             fills,
             units,
             names,
@@ -450,6 +605,13 @@ pub struct SegmentScanExec {
     pub record_index: usize,
     /// Per real column read: the default its nulls read as, when they are filled.
     fills: Option<Arc<Vec<Option<ArrayRef>>>>,
+    /// The pushed filters, for the units that cannot answer them exactly.
+    residual: Option<Arc<Residual>>,
+    /// Per unit: whether the residual must be applied to its rows.
+    refilter: Vec<bool>,
+    /// Each sealed segment returns the distinct values of the one column read, not its
+    /// rows ([`crate::distinct_scan`]).
+    distinct: bool,
     record: Arc<Mutex<Vec<ScanRecord>>>,
     /// The table's real columns.
     table_columns: SchemaRef,
@@ -457,6 +619,41 @@ pub struct SegmentScanExec {
 }
 
 impl SegmentScanExec {
+    /// This scan returning, for each sealed segment it can, the distinct values of its one
+    /// column over the selected docs instead of every row (for aggregations that ignore
+    /// duplicates). `None` unless exactly one real column is read and there are sealed
+    /// segments.
+    pub fn with_distinct(&self) -> Option<SegmentScanExec> {
+        if self.sources.is_some() || self.read.as_ref().is_none_or(|r| r.len() != 1) {
+            return None;
+        }
+        if !self
+            .units
+            .iter()
+            .any(|u| matches!(u, ScanUnit::Sealed { .. }))
+        {
+            return None;
+        }
+        Some(SegmentScanExec {
+            units: self.units.clone(),
+            names: self.names.clone(),
+            read: self.read.clone(),
+            read_schema: self.read_schema.clone(),
+            sources: None,
+            projection: self.projection.clone(),
+            schema: self.schema.clone(),
+            props: self.props.clone(),
+            record_index: self.record_index,
+            fills: self.fills.clone(),
+            residual: self.residual.clone(),
+            refilter: self.refilter.clone(),
+            distinct: true,
+            record: self.record.clone(),
+            table_columns: self.table_columns.clone(),
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+
     /// This scan reading only the rows that can be among the first `n` ordered by output
     /// column `column` ([`crate::top_n`]): each sealed segment narrows its rows from that
     /// column alone, and a segment none of whose rows can reach the best segment's `n`-th
@@ -469,7 +666,11 @@ impl SegmentScanExec {
         let mut units = self.units.clone();
         let mut bounds: Vec<ScalarValue> = Vec::new();
         let mut changed = false;
-        for u in units.iter_mut() {
+        for (i, u) in units.iter_mut().enumerate() {
+            // Rows the residual filters later cannot be narrowed before it.
+            if self.refilter.get(i).copied().unwrap_or(false) {
+                continue;
+            }
             let ScanUnit::Sealed {
                 segment, selection, ..
             } = u
@@ -529,6 +730,7 @@ impl SegmentScanExec {
         let mut records = self.record.lock();
         let rec = records.get_mut(self.record_index)?;
         let mut consuming = Vec::new();
+        let mut refilter = Vec::new();
         for (i, u) in units.into_iter().enumerate() {
             let is_consuming = rec.partition_is_consuming.get(i).copied().unwrap_or(false);
             let out_of_reach = match (&u, &reach) {
@@ -543,11 +745,13 @@ impl SegmentScanExec {
             }
             rec.processed_docs += u.rows();
             consuming.push(is_consuming);
+            refilter.push(self.refilter.get(i).copied().unwrap_or(false));
             kept.push((u, self.names.get(i).cloned().unwrap_or_default()));
         }
         if kept.is_empty() {
             kept.push((ScanUnit::Batches(Vec::new()), String::new()));
             consuming.push(false);
+            refilter.push(false);
         }
         rec.partition_is_consuming = consuming;
         let (units, names): (Vec<_>, Vec<_>) = kept.into_iter().unzip();
@@ -558,6 +762,9 @@ impl SegmentScanExec {
             Boundedness::Bounded,
         ));
         Some(SegmentScanExec {
+            residual: self.residual.clone(),
+            refilter,
+            distinct: self.distinct,
             fills: self.fills.clone(),
             units,
             names,
@@ -698,8 +905,36 @@ impl ExecutionPlan for SegmentScanExec {
                 DataFusionError::Internal(format!("no scan partition {partition}"))
             })?;
         let rows = MetricBuilder::new(&self.metrics).output_rows(partition);
-        let (projection, schema) = (self.read.clone(), self.schema.clone());
-        let read_schema = self.read_schema.clone();
+        let schema = self.schema.clone();
+        // A unit that cannot answer the filters exactly reads the filtered columns too.
+        let residual = self
+            .residual
+            .clone()
+            .filter(|_| self.refilter.get(partition).copied().unwrap_or(false));
+        // The distinct values of a sealed segment stand for its selected docs.
+        let distinct = (self.distinct && residual.is_none())
+            .then(|| match &unit {
+                ScanUnit::Sealed {
+                    segment,
+                    selection,
+                    rows,
+                } => Some((
+                    segment.clone(),
+                    selection.clone(),
+                    *rows,
+                    self.read.as_ref()?.first().copied()?,
+                )),
+                ScanUnit::Batches(_) => None,
+            })
+            .flatten();
+        let (projection, read_schema, fills) = match &residual {
+            Some(r) => (Some(r.columns.clone()), r.schema.clone(), r.fills.clone()),
+            None => (
+                self.read.clone(),
+                self.read_schema.clone(),
+                self.fills.clone(),
+            ),
+        };
         let virtuals = self.sources.clone().map(|sources| {
             let docs = match &unit {
                 ScanUnit::Sealed {
@@ -711,8 +946,20 @@ impl ExecutionPlan for SegmentScanExec {
             let name = self.names.get(partition).cloned().unwrap_or_default();
             (sources, docs, name, schema.clone())
         });
-        let fills = self.fills.clone();
         let batches = futures::stream::once(async move {
+            if let Some((segment, selection, docs, column)) = distinct {
+                let values = tokio::task::spawn_blocking(move || {
+                    segment.distinct_values(column, selection.as_ref())
+                })
+                .await
+                .map_err(|e| DataFusionError::Execution(format!("segment read failed: {e}")))?
+                .map_err(df_err)?;
+                if let Some(values) = values {
+                    rows.add(docs);
+                    return Ok(vec![RecordBatch::try_new(read_schema, vec![values])?]);
+                }
+                // Not from the dictionary: every row, as usual.
+            }
             let read =
                 match unit {
                     // In memory already: no need for the blocking pool.
@@ -727,21 +974,27 @@ impl ExecutionPlan for SegmentScanExec {
                 Some(f) => fill_nulls(read, &f)?,
                 None => read,
             };
-            match virtuals {
-                Some((sources, docs, name, schema)) => {
-                    crate::virtual_columns::attach(read, &sources, &schema, &name, docs)
+            let (read, virtuals) = match (residual, virtuals) {
+                (Some(r), Some((sources, docs, name, schema))) => {
+                    let (read, kept) = apply_residual(read, &r, Some(&docs))?;
+                    let docs = kept.unwrap_or(docs);
+                    (read, Some((sources, docs, name, schema)))
                 }
-                None => Ok(read),
-            }
+                (Some(r), None) => (apply_residual(read, &r, None)?.0, None),
+                (None, v) => (read, v),
+            };
+            let out = match virtuals {
+                Some((sources, docs, name, schema)) => {
+                    crate::virtual_columns::attach(read, &sources, &schema, &name, docs)?
+                }
+                None => read,
+            };
+            rows.add(out.iter().map(RecordBatch::num_rows).sum());
+            Ok(out)
         })
-        .flat_map(|res| match res {
+        .flat_map(|res: DfResult<Vec<RecordBatch>>| match res {
             Ok(v) => futures::stream::iter(v.into_iter().map(Ok).collect::<Vec<_>>()),
             Err(e) => futures::stream::iter(vec![Err(e)]),
-        })
-        .inspect(move |b| {
-            if let Ok(b) = b {
-                rows.add(b.num_rows());
-            }
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
     }
@@ -755,12 +1008,23 @@ impl ExecutionPlan for SegmentScanExec {
         _input_stats: &[Arc<Statistics>],
         args: &StatisticsArgs,
     ) -> DfResult<Arc<Statistics>> {
-        let rows: usize = match args.partition() {
-            Some(p) => self.units.get(p).map_or(0, ScanUnit::rows),
-            None => self.units.iter().map(ScanUnit::rows).sum(),
+        let (rows, exact) = match args.partition() {
+            Some(p) => (
+                self.units.get(p).map_or(0, ScanUnit::rows),
+                !self.refilter.get(p).copied().unwrap_or(false),
+            ),
+            None => (
+                self.units.iter().map(ScanUnit::rows).sum(),
+                !self.refilter.iter().any(|r| *r),
+            ),
         };
         let mut st = Statistics::new_unknown(&self.schema);
-        st.num_rows = Precision::Exact(rows);
+        // A unit the residual filters returns fewer rows than it holds.
+        st.num_rows = if exact {
+            Precision::Exact(rows)
+        } else {
+            Precision::Inexact(rows)
+        };
         Ok(Arc::new(st))
     }
 }

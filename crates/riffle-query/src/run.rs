@@ -6,30 +6,20 @@ use super::*;
 /// What a query runs with.
 pub(crate) struct RunContext {
     pub(crate) segments: Arc<SegmentRegistry>,
-    pub(crate) target_partitions: usize,
     pub(crate) limits: QueryLimits,
     pub(crate) server_pool: Arc<dyn MemoryPool>,
-    pub(crate) aggregations: Arc<AggregationRegistry>,
+    /// The engine's planning state ([`session_template`]), cloned per query.
+    pub(crate) template: Arc<SessionState>,
 }
 
-/// Plans and runs a prepared query over `ctx.segments`, within `ctx.limits`.
-pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
-    let RunContext {
-        segments,
-        target_partitions,
-        limits,
-        server_pool,
-        aggregations,
-    } = ctx;
-    let t0 = std::time::Instant::now();
-    let pool = QueryPool::new(server_pool, limits.max_query_memory_bytes);
-    let runtime = match RuntimeEnvBuilder::new()
-        .with_memory_pool(Arc::new(pool))
-        .build_arc()
-    {
-        Ok(r) => r,
-        Err(e) => return BrokerResponse::error(ErrorKind::Internal, &root_message(&e)),
-    };
+/// The planning state every query starts from: DataFusion's functions and rules with
+/// Pinot's readings, Pinot's functions and the plugins' aggregations, and the guarded
+/// string functions. Built once per engine: building it takes longer than a small query.
+pub(crate) fn session_template(
+    target_partitions: usize,
+    limits: &QueryLimits,
+    aggregations: &AggregationRegistry,
+) -> SessionState {
     let mut config = SessionConfig::new()
         .with_target_partitions(target_partitions)
         .with_round_robin_repartition(false)
@@ -44,15 +34,133 @@ pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
-        .with_runtime_env(runtime)
         .with_analyzer_rules(rules)
         .with_physical_optimizer_rule(Arc::new(top_n::TopNScan))
+        .with_physical_optimizer_rule(Arc::new(distinct_scan::DistinctScan))
         .with_physical_optimizer_rule(Arc::new(cancel::CancellationPoints))
         .build();
     let ctx = SessionContext::new_with_state(state);
     // Pinot's meaning for the names DataFusion also uses (`round`), then the limits.
-    riffle_functions::register(&ctx, &aggregations);
-    guard::register(&ctx, &limits);
+    riffle_functions::register(&ctx, aggregations);
+    guard::register(&ctx, limits);
+    ctx.state()
+}
+
+/// The column name of `SELECT COUNT(*) [AS alias] FROM t [LIMIT n > 0]` and nothing else
+/// (the statement as printed after preparation, which added Pinot's default limit).
+fn count_star_column(sql: &str, table: &str) -> Option<String> {
+    const SELECT: &str = "SELECT COUNT(*) ";
+    let rest = sql
+        .get(SELECT.len()..)
+        .filter(|_| sql[..SELECT.len()].eq_ignore_ascii_case(SELECT))?;
+    let (name, rest) = match rest.strip_prefix("AS ") {
+        Some(r) => {
+            let (alias, r) = r.split_once(' ')?;
+            let plain = alias.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !plain || alias.is_empty() {
+                return None;
+            }
+            (alias.to_string(), r)
+        }
+        None => ("count(*)".to_string(), rest),
+    };
+    let rest = rest.strip_prefix("FROM ")?;
+    let (t, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+    if t.trim_matches('"') != table {
+        return None;
+    }
+    match tail.strip_prefix("LIMIT ") {
+        Some(n) => (n.parse::<u64>().ok()? > 0).then_some(name),
+        None => tail.is_empty().then_some(name),
+    }
+}
+
+/// `SELECT COUNT(*) FROM t` answered from the segments' row counts, without planning
+/// (Pinot answers it from segment metadata too); `None` for any other query.
+fn count_from_metadata(segments: &SegmentRegistry, p: &Prepared) -> Option<BrokerResponse> {
+    let [table] = p.tables.as_slice() else {
+        return None;
+    };
+    let name = count_star_column(&p.statement.to_string(), table)?;
+    let data = segments.table(table)?;
+    let (rows, record) =
+        SegmentTable::new(data.clone(), Arc::new(Mutex::new(Vec::new()))).count_all();
+    let mut resp = BrokerResponse {
+        has_result: true,
+        column_names: vec![name],
+        column_types: vec!["LONG".to_string()],
+        rows: vec![vec![serde_json::Value::from(rows)]],
+        ..Default::default()
+    };
+    let empty: Arc<dyn ExecutionPlan> = Arc::new(datafusion::physical_plan::empty::EmptyExec::new(
+        Arc::new(datafusion::arrow::datatypes::Schema::empty()),
+    ));
+    resp.stats = stats_of(&empty, &[record]);
+    unavailable_segments(segments, &p.tables, &mut resp);
+    Some(resp)
+}
+
+/// Rows of segments this server could not load are missing: say so, as Pinot's broker
+/// does for unavailable segments (the result is partial).
+fn unavailable_segments(segments: &SegmentRegistry, tables: &[String], resp: &mut BrokerResponse) {
+    for t in tables {
+        let missing = segments
+            .table(t)
+            .map(|d| d.unavailable())
+            .unwrap_or_default();
+        if !missing.is_empty() {
+            let names: Vec<&str> = missing.keys().map(String::as_str).collect();
+            let e = BrokerResponse::error(
+                ErrorKind::SegmentsUnavailable,
+                &format!(
+                    "{} segments of table {t} unavailable: [{}]",
+                    names.len(),
+                    names.join(", ")
+                ),
+            );
+            resp.exceptions.extend(e.exceptions);
+        }
+    }
+}
+
+/// A catalog of its own for one query: the default catalog and schema, empty.
+fn query_catalog(state: &SessionState) -> Arc<dyn CatalogProviderList> {
+    let names = &state.config().options().catalog;
+    let schema = Arc::new(MemorySchemaProvider::new());
+    let catalog = Arc::new(MemoryCatalogProvider::new());
+    // A memory catalog takes any schema.
+    let _ = catalog.register_schema(&names.default_schema, schema);
+    let list = Arc::new(MemoryCatalogProviderList::new());
+    list.register_catalog(names.default_catalog.clone(), catalog);
+    list
+}
+
+/// Plans and runs a prepared query over `ctx.segments`, within `ctx.limits`.
+pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
+    let RunContext {
+        segments,
+        limits,
+        server_pool,
+        template,
+    } = ctx;
+    let t0 = std::time::Instant::now();
+    let pool = QueryPool::new(server_pool, limits.max_query_memory_bytes);
+    let runtime = match RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(pool))
+        .build_arc()
+    {
+        Ok(r) => r,
+        Err(e) => return BrokerResponse::error(ErrorKind::Internal, &root_message(&e)),
+    };
+    if !p.explain {
+        if let Some(r) = count_from_metadata(&segments, &p) {
+            return r;
+        }
+    }
+    // The template's functions and rules, with this query's own tables.
+    let mut state = SessionState::clone(&template);
+    state.register_catalog_list(query_catalog(&state));
+    let ctx = SessionContext::new_with_state(state);
     let record: Arc<Mutex<Vec<ScanRecord>>> = Arc::new(Mutex::new(Vec::new()));
     let nulls = prepare::null_handling(&p.options);
     for t in &p.tables {
@@ -67,7 +175,6 @@ pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
             return BrokerResponse::error(ErrorKind::Internal, &e.to_string());
         }
     }
-    let _ = &p.options;
     let state = ctx.state();
     let plan = match state
         .statement_to_plan(DfStatement::Statement(Box::new(p.statement)))
@@ -90,9 +197,15 @@ pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
         return explain(&physical);
     }
     let max_bytes = response_byte_limit(&p.options, &limits);
+    // This query's memory pool: execution is where memory is taken.
+    let task_ctx = {
+        let state = ctx.state_ref();
+        let state = state.read();
+        Arc::new(TaskContext::from(&*state).with_runtime(runtime))
+    };
     let batches = match limits::collect_within(
         physical.clone(),
-        ctx.task_ctx(),
+        task_ctx,
         limits.max_result_rows,
         max_bytes,
     )
@@ -124,26 +237,7 @@ pub(crate) async fn run(ctx: RunContext, p: Prepared) -> BrokerResponse {
         .collect();
     resp.rows = response::rows_of(&batches);
     resp.stats = stats_of(&physical, &record.lock());
-    // Rows of segments this server could not load are missing: say so, as Pinot's
-    // broker does for unavailable segments (the result is partial).
-    for t in &p.tables {
-        let missing = segments
-            .table(t)
-            .map(|d| d.unavailable())
-            .unwrap_or_default();
-        if !missing.is_empty() {
-            let names: Vec<&str> = missing.keys().map(String::as_str).collect();
-            let e = BrokerResponse::error(
-                ErrorKind::SegmentsUnavailable,
-                &format!(
-                    "{} segments of table {t} unavailable: [{}]",
-                    names.len(),
-                    names.join(", ")
-                ),
-            );
-            resp.exceptions.extend(e.exceptions);
-        }
-    }
+    unavailable_segments(&segments, &p.tables, &mut resp);
     resp
 }
 
@@ -275,27 +369,26 @@ fn stats_of(plan: &Arc<dyn ExecutionPlan>, records: &[ScanRecord]) -> QueryStats
                 .unwrap_or(false)
         };
         let filter = parent.and_then(|p| p.downcast_ref::<FilterExec>());
-        let (matched, post_width) = match filter {
-            Some(f) => {
-                // What the scan could not answer from indexes (consuming segments, columns
-                // without an index) was read value by value.
-                match rec.filter(|r| r.filtered) {
-                    Some(r) => s.num_entries_scanned_in_filter += r.entries_scanned_in_filter,
-                    None => {
-                        let filter_cols: BTreeSet<usize> =
-                            datafusion::physical_expr::utils::collect_columns(f.predicate())
-                                .iter()
-                                .map(|c| c.index())
-                                .collect();
-                        let read = rec.map_or(0, |r| r.processed_docs as u64);
-                        s.num_entries_scanned_in_filter += read * filter_cols.len() as u64;
-                    }
-                }
-                (
-                    output_rows_by_partition(f),
-                    f.schema().fields().len() as u64,
-                )
+        // What the scan could not answer from indexes (consuming segments, columns without
+        // an index) was read value by value, by the scan or by a filter above it.
+        match (rec.filter(|r| r.filtered), filter) {
+            (Some(r), _) => s.num_entries_scanned_in_filter += r.entries_scanned_in_filter,
+            (None, Some(f)) => {
+                let filter_cols: BTreeSet<usize> =
+                    datafusion::physical_expr::utils::collect_columns(f.predicate())
+                        .iter()
+                        .map(|c| c.index())
+                        .collect();
+                let read = rec.map_or(0, |r| r.processed_docs as u64);
+                s.num_entries_scanned_in_filter += read * filter_cols.len() as u64;
             }
+            (None, None) => {}
+        }
+        let (matched, post_width) = match filter {
+            Some(f) => (
+                output_rows_by_partition(f),
+                f.schema().fields().len() as u64,
+            ),
             None => (scanned, width),
         };
         let docs: u64 = matched.values().sum();
@@ -337,5 +430,37 @@ fn walk<'a>(
     let next_parent = if through { parent } else { Some(node) };
     for c in node.children() {
         walk(c.as_ref(), next_parent, f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_star_column;
+
+    #[test]
+    fn only_a_bare_count_of_one_table_is_answered_from_metadata() {
+        let t = "events";
+        assert_eq!(
+            count_star_column("SELECT COUNT(*) FROM events LIMIT 10", t).as_deref(),
+            Some("count(*)")
+        );
+        assert_eq!(
+            count_star_column("select count(*) AS n FROM \"events\" LIMIT 1", t).as_deref(),
+            Some("n")
+        );
+        for other in [
+            "SELECT COUNT(*) FROM events LIMIT 0",
+            "SELECT COUNT(*) FROM events WHERE x = 1 LIMIT 10",
+            "SELECT COUNT(*) FROM events GROUP BY x LIMIT 10",
+            "SELECT COUNT(*) FROM others LIMIT 10",
+            "SELECT COUNT(*) FROM events AS e LIMIT 10",
+            "SELECT COUNT(*) AS \"a b\" FROM events LIMIT 10",
+            "SELECT COUNT(*), 1 FROM events LIMIT 10",
+            "SELECT COUNT(*) FROM events LIMIT 10 OFFSET 5",
+            "SELECT COUNT(x) FROM events LIMIT 10",
+            "SELECT",
+        ] {
+            assert_eq!(count_star_column(other, t), None, "{other}");
+        }
     }
 }

@@ -304,4 +304,29 @@ async fn test_virtual_columns_as_pinot() {
         rows("SELECT COUNT(*) FROM flights WHERE $docId = 0").await,
         json!([[2]])
     );
+    // A filter the scan evaluates itself (consuming segments have no index) keeps each
+    // row's own doc id.
+    assert_eq!(
+        rows("SELECT id, $docId FROM flights WHERE id >= 2 ORDER BY id").await,
+        json!([[2, 1], [3, 0], [4, 1]])
+    );
+}
+
+#[tokio::test]
+async fn test_pushed_filters_leave_no_filter_above_the_scan() {
+    let r = q("EXPLAIN PLAN FOR SELECT id FROM flights WHERE id >= 2 AND a = 7").await;
+    let plan = r["resultTable"]["rows"].to_string();
+    assert!(plan.contains("SegmentScanExec"), "{plan}");
+    assert!(!plan.contains("FilterExec"), "{plan}");
+    // A filter the segments cannot take stays above.
+    let r = q("EXPLAIN PLAN FOR SELECT id FROM flights WHERE id + 1 >= 2").await;
+    assert!(
+        r["resultTable"]["rows"].to_string().contains("FilterExec"),
+        "{r}"
+    );
+    // Answers are the same either way.
+    assert_eq!(
+        rows("SELECT COUNT(*) FROM flights WHERE id >= 2").await,
+        rows("SELECT COUNT(*) FROM flights WHERE id * 2 >= 4").await
+    );
 }

@@ -1,7 +1,9 @@
 //! `ORDER BY c [DESC] LIMIT n` without reading every row: the [`TopNScan`] rule finds a
 //! sort with a row limit whose first key is a plain column of a segment scan below it
 //! (through projections and partition merges, never a filter: a filter above the
-//! scan could discard the rows the scan kept), and asks the scan for only the rows that can
+//! scan could discard the rows the scan kept; filters pushed into the scan are applied
+//! before it narrows, and a segment whose rows the scan filters itself is not narrowed),
+//! and asks the scan for only the rows that can
 //! be among the first `n` ([`SegmentScanExec::with_top`]). The sort above still orders and
 //! cuts the rows, so the answer is the same; what changes is what is read: one column of
 //! each sealed segment to find its candidates, the other columns for those rows only, and

@@ -281,3 +281,122 @@ async fn values_at_the_last_and_first_time_and_sketches_through_the_engine() {
         .to_lowercase();
     assert!(msg.contains("lastwithtime"), "{r}");
 }
+
+/// Sample skewness and excess kurtosis straight from their definitions.
+fn shape(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let m = |k: i32| values.iter().map(|v| (v - mean).powi(k)).sum::<f64>();
+    let var = m(2) / (n - 1.0);
+    let skew = n / ((n - 1.0) * (n - 2.0)) * m(3) / var.powf(1.5);
+    let kurt = n * (n + 1.0) / ((n - 1.0) * (n - 2.0) * (n - 3.0)) * m(4) / (var * var)
+        - 3.0 * (n - 1.0) * (n - 1.0) / ((n - 2.0) * (n - 3.0));
+    (skew, kurt)
+}
+
+#[tokio::test]
+async fn the_remaining_distinct_counts_moments_histograms_and_sums_answer_as_computed() {
+    let e = engine(AggregationRegistry::with_builtins());
+    let r = ok(
+        &e,
+        "SELECT DISTINCTCOUNTTHETASKETCH(i), DISTINCTCOUNTTHETASKETCH(s, 'nominalEntries=16'), \
+         DISTINCTCOUNTSMARTHLL(i), DISTINCTCOUNTBITMAP(s), SEGMENTPARTITIONEDDISTINCTCOUNT(x), \
+         SKEWNESS(i * i), KURTOSIS(x), HISTOGRAM(x, ARRAY[0, 2, 5, 9]), \
+         HISTOGRAM(i, 0, 1000, 4), SUMPRECISION(x), SUMPRECISION(i / 3.0, 6, 2), \
+         PERCENTILEKLL(i, 50, 2000), PERCENTILEKLL(x, 100), VAR_POP(x), STDDEVSAMP(x) FROM m",
+    )
+    .await;
+    assert_eq!(
+        r["resultTable"]["dataSchema"]["columnDataTypes"],
+        json!([
+            "LONG",
+            "LONG",
+            "INT",
+            "INT",
+            "LONG",
+            "DOUBLE",
+            "DOUBLE",
+            "DOUBLE_ARRAY",
+            "DOUBLE_ARRAY",
+            "STRING",
+            "STRING",
+            "DOUBLE",
+            "DOUBLE",
+            "DOUBLE",
+            "DOUBLE"
+        ]),
+        "{r}"
+    );
+    let got = &r["resultTable"]["rows"][0];
+    // Below the nominal entries and the threshold: exact.
+    assert_eq!(got[0], 1000, "{r}");
+    assert_eq!(got[1], 7, "{r}");
+    assert_eq!(got[2], 1000, "{r}");
+    assert_eq!(got[3], 7, "{r}");
+    assert_eq!(got[4], 10, "{r}");
+    let squares: Vec<f64> = (0..ROWS).map(|i| f64::from(i) * f64::from(i)).collect();
+    let xs: Vec<f64> = (0..ROWS).map(|i| f64::from(row(i).1)).collect();
+    assert!(
+        close(&got[5], shape(&squares).0),
+        "{} vs {:?}",
+        got[5],
+        shape(&squares)
+    );
+    assert!(
+        close(&got[6], shape(&xs).1),
+        "{} vs {:?}",
+        got[6],
+        shape(&xs)
+    );
+    // x is 0..9, 100 rows each: [0,2) [2,5) [5,9] hold 200, 300, 500.
+    assert_eq!(got[7], json!([200.0, 300.0, 500.0]), "{r}");
+    assert_eq!(got[8], json!([250.0, 250.0, 250.0, 250.0]), "{r}");
+    assert_eq!(got[9], "4500", "{r}");
+    // Σ i/3 for i < 1000 = 499500 / 3 = 166500, to 6 digits then 2 decimals.
+    assert_eq!(got[10], "166500.00", "{r}");
+    // Below k (2000 here) every value is kept: the exact inclusive-rank answer.
+    assert!(close(&got[11], 499.0), "{r}");
+    assert!(close(&got[12], 9.0), "{r}");
+    let mean = 4.5;
+    let var_pop = xs.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / xs.len() as f64;
+    assert!(close(&got[13], var_pop), "{r}");
+    let sd = (var_pop * xs.len() as f64 / (xs.len() - 1) as f64).sqrt();
+    assert!(close(&got[14], sd), "{r}");
+
+    // Grouped: one answer per group.
+    let r = ok(
+        &e,
+        "SELECT g, DISTINCTCOUNTTHETASKETCH(s), HISTOGRAM(x, 0, 10, 2) FROM m GROUP BY g ORDER BY g",
+    )
+    .await;
+    let rows = r["resultTable"]["rows"].as_array().unwrap();
+    for (g, got) in rows.iter().enumerate() {
+        let members: Vec<i32> = (0..ROWS).filter(|i| row(*i).0 == g as i32).collect();
+        let names: BTreeSet<String> = members.iter().map(|i| row(*i).2).collect();
+        let low = members.iter().filter(|i| row(**i).1 < 5).count() as f64;
+        assert_eq!(got[1], names.len(), "{r}");
+        assert_eq!(got[2], json!([low, members.len() as f64 - low]), "{r}");
+    }
+
+    for (sql, needle) in [
+        (
+            "SELECT DISTINCTCOUNTTHETASKETCH(x, 'lgK=4') FROM m",
+            "unknown parameter 'lgK'",
+        ),
+        (
+            "SELECT DISTINCTCOUNTTHETASKETCH(x, 'nominalEntries=4') FROM m",
+            "nominalEntries",
+        ),
+        ("SELECT HISTOGRAM(x, ARRAY[5, 1]) FROM m", "increasing"),
+        (
+            "SELECT HISTOGRAM(x, 10, 0, 3) FROM m",
+            "greater than the lower edge",
+        ),
+        ("SELECT SUMPRECISION(s) FROM m", "is not a decimal number"),
+        ("SELECT PERCENTILEKLL(x, 101) FROM m", "percentile"),
+    ] {
+        let r = q(&e, sql).await;
+        let text = r["exceptions"].to_string();
+        assert!(text.contains(needle), "{sql}: {text}");
+    }
+}

@@ -293,6 +293,12 @@ async fn run() -> Result<()> {
             logging::init();
             quickstart::run(a).await
         }
-        Command::Bench(a) => riffle_bench::cli::run(a).await,
+        Command::Bench(a) => {
+            // A benchmark's own output is its report: the log only when asked for.
+            if std::env::var_os("RIFFLE_LOG").is_some() {
+                logging::init();
+            }
+            riffle_bench::cli::run(a).await
+        }
     }
 }

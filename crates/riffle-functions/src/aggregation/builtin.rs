@@ -10,13 +10,19 @@
 //! | `LASTWITHTIME(x, t, 'TYPE')`, `FIRSTWITHTIME(...)` | the type of `x` | the value at the greatest (least) `t` |
 //! | `COUNTMV`, `SUMMV`, `MINMV`, `MAXMV`, `AVGMV`, `MINMAXRANGEMV`, `DISTINCTCOUNTMV`, `DISTINCTSUMMV`, `DISTINCTAVGMV`, `PERCENTILEMV`, `MODEMV` | as above (`COUNTMV`: LONG) | the same over every value of a multi-value column |
 //!
-//! The estimating ones (`DISTINCTCOUNTHLL`, `PERCENTILETDIGEST`, ...) are in `sketch`.
+//! | `DISTINCTCOUNTBITMAP(x)` | INT | as `DISTINCTCOUNT` (exact for every type; Pinot's bitmap hashes non-INT values) |
+//! | `SEGMENTPARTITIONEDDISTINCTCOUNT(x)` | LONG | as `DISTINCTCOUNT` (exact across segments, so correct whatever the partitioning) |
+//!
+//! The estimating ones are in `sketch` (`DISTINCTCOUNTHLL`, `PERCENTILETDIGEST`, ...),
+//! `theta` (`DISTINCTCOUNTTHETASKETCH`, `DISTINCTCOUNTSMARTHLL`) and `kll`
+//! (`PERCENTILEKLL`); `moments` has `SKEWNESS`, `KURTOSIS` and `HISTOGRAM`, `precision`
+//! has `SUMPRECISION`.
 //!
 //! Over no rows, `COUNTMV` and `DISTINCTCOUNT*` answer 0 and the others NULL (Pinot without
 //! null handling answers its default values there, such as -Infinity, which JSON cannot
 //! carry). Numbers are read as DOUBLE, as Pinot reads them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
@@ -24,8 +30,12 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::common::{exec_err, Result, ScalarValue};
 
+use super::kll::Kll;
+use super::moments::{Histogram, Moments, Shape};
 use super::multi_value::MultiValue;
+use super::precision::SumPrecision;
 use super::sketch::{for_each_key, Digest, Hll};
+use super::theta::{SmartHll, Theta};
 use super::with_time::WithTime;
 use super::{Aggregation, AggregationArgs, AggregationState};
 
@@ -50,9 +60,55 @@ pub fn all() -> Vec<Arc<dyn Aggregation>> {
         ("distinctsummv", Kind::DistinctSum),
         ("distinctavgmv", Kind::DistinctAvg),
     ];
-    let mut out: Vec<Arc<dyn Aggregation>> = vec![Arc::new(DistinctCount {
-        name: "distinctcount",
-    })];
+    let mut out: Vec<Arc<dyn Aggregation>> = vec![
+        Arc::new(DistinctCount {
+            name: "distinctcount",
+            long: false,
+        }),
+        // Exact here, where Pinot's bitmap hashes values other than INT into 32 bits.
+        Arc::new(DistinctCount {
+            name: "distinctcountbitmap",
+            long: false,
+        }),
+        Arc::new(DistinctCount {
+            name: "segmentpartitioneddistinctcount",
+            long: true,
+        }),
+        Arc::new(Theta {
+            name: "distinctcountthetasketch",
+        }),
+        Arc::new(SmartHll {
+            name: "distinctcountsmarthll",
+        }),
+        Arc::new(Moments {
+            name: "skewness",
+            shape: Shape::Skewness,
+        }),
+        Arc::new(Moments {
+            name: "kurtosis",
+            shape: Shape::Kurtosis,
+        }),
+        Arc::new(Histogram { name: "histogram" }),
+        Arc::new(SumPrecision {
+            name: "sumprecision",
+        }),
+        Arc::new(Kll {
+            name: "percentilekll",
+        }),
+        Arc::new(MultiValue {
+            name: "percentilekllmv",
+            inner: Arc::new(Kll {
+                name: "percentilekllmv",
+            }),
+        }),
+        Arc::new(MultiValue {
+            name: "distinctcountbitmapmv",
+            inner: Arc::new(DistinctCount {
+                name: "distinctcountbitmapmv",
+                long: false,
+            }),
+        }),
+    ];
     for (name, kind) in single {
         out.push(Arc::new(Numeric { name, kind }));
     }
@@ -66,6 +122,7 @@ pub fn all() -> Vec<Arc<dyn Aggregation>> {
         name: "distinctcountmv",
         inner: Arc::new(DistinctCount {
             name: "distinctcountmv",
+            long: false,
         }),
     }));
     // Sketches (see `sketch`): single-value and multi-value forms.
@@ -385,6 +442,8 @@ impl AggregationState for NumericState {
 #[derive(Debug)]
 struct DistinctCount {
     name: &'static str,
+    /// LONG rather than INT (`SEGMENTPARTITIONEDDISTINCTCOUNT`).
+    long: bool,
 }
 
 impl Aggregation for DistinctCount {
@@ -402,6 +461,7 @@ impl Aggregation for DistinctCount {
             ) => {
                 exec_err!("{} takes a single value per row", self.name)
             }
+            Some(_) if self.long => Ok(DataType::Int64),
             Some(_) => Ok(DataType::Int32),
             None => exec_err!("{} takes a column", self.name),
         }
@@ -410,24 +470,40 @@ impl Aggregation for DistinctCount {
     fn initialise(&self, _args: &AggregationArgs) -> Result<Box<dyn AggregationState>> {
         Ok(Box::new(DistinctState {
             name: self.name,
-            seen: HashSet::new(),
+            long: self.long,
+            seen: hashbrown::HashSet::new(),
+            bytes: 0,
+            scratch: Vec::new(),
         }))
     }
 }
 
 /// Distinct values by their canonical bytes: a tag (integer, float, text, bytes) and the
-/// value.
+/// value. A value already seen costs one hash and no allocation; the size is kept as keys
+/// are added (DataFusion asks for it after every batch).
 #[derive(Debug)]
 struct DistinctState {
     name: &'static str,
-    seen: HashSet<Vec<u8>>,
+    long: bool,
+    seen: hashbrown::HashSet<Box<[u8]>>,
+    /// Bytes of the keys held.
+    bytes: usize,
+    /// The key being looked up.
+    scratch: Vec<u8>,
 }
 
-fn key(tag: u8, bytes: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(bytes.len() + 1);
-    k.push(tag);
-    k.extend_from_slice(bytes);
-    k
+impl DistinctState {
+    fn insert(&mut self, tag: u8, value: &[u8]) {
+        self.scratch.clear();
+        self.scratch.push(tag);
+        self.scratch.extend_from_slice(value);
+        let bytes = &mut self.bytes;
+        self.seen
+            .get_or_insert_with(self.scratch.as_slice(), |k: &[u8]| {
+                *bytes += k.len();
+                k.into()
+            });
+    }
 }
 
 impl AggregationState for DistinctState {
@@ -435,10 +511,7 @@ impl AggregationState for DistinctState {
         let Some(a) = values.first() else {
             return exec_err!("{} takes a column", self.name);
         };
-        let seen = &mut self.seen;
-        for_each_key(a, |tag, bytes| {
-            seen.insert(key(tag, bytes));
-        })
+        for_each_key(a, |tag, bytes| self.insert(tag, bytes))
     }
 
     fn serialize(&self) -> Result<Vec<u8>> {
@@ -460,7 +533,10 @@ impl AggregationState for DistinctState {
             let item = len.and_then(|n| b.get(at + 4..at + 4 + n as usize));
             match item {
                 Some(k) if !k.is_empty() => {
-                    self.seen.insert(k.to_vec());
+                    if !self.seen.contains(k) {
+                        self.bytes += k.len();
+                        self.seen.insert(k.into());
+                    }
                     at += 4 + k.len();
                 }
                 _ => return exec_err!("{}: a malformed intermediate result", self.name),
@@ -470,12 +546,18 @@ impl AggregationState for DistinctState {
     }
 
     fn finish(&self) -> Result<ScalarValue> {
-        Ok(ScalarValue::Int32(Some(
-            i32::try_from(self.seen.len()).unwrap_or(i32::MAX),
-        )))
+        let n = self.seen.len();
+        Ok(if self.long {
+            ScalarValue::Int64(Some(n as i64))
+        } else {
+            ScalarValue::Int32(Some(i32::try_from(n).unwrap_or(i32::MAX)))
+        })
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of::<Self>() + self.seen.iter().map(|k| k.len() + 32).sum::<usize>()
+        std::mem::size_of::<Self>()
+            + self.bytes
+            + self.seen.capacity() * (std::mem::size_of::<Box<[u8]>>() + 1)
+            + self.scratch.capacity()
     }
 }

@@ -29,8 +29,12 @@
 //! anything else with an error rather than a wrong answer.
 
 pub mod builtin;
+mod kll;
+mod moments;
 mod multi_value;
+mod precision;
 mod sketch;
+mod theta;
 mod udaf;
 mod with_time;
 

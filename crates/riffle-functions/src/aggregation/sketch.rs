@@ -70,14 +70,14 @@ impl Aggregation for Hll {
 }
 
 #[derive(Debug)]
-struct HllState {
+pub(super) struct HllState {
     name: &'static str,
     p: u8,
     registers: Vec<u8>,
 }
 
 /// FNV-1a, then MurmurHash3's finaliser for the avalanche HyperLogLog needs.
-fn hash(tag: u8, bytes: &[u8]) -> u64 {
+pub(super) fn hash(tag: u8, bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in std::iter::once(&tag).chain(bytes) {
         h ^= u64::from(*b);
@@ -100,7 +100,16 @@ fn number_key(v: f64) -> (u8, [u8; 8]) {
 }
 
 impl HllState {
-    fn add(&mut self, h: u64) {
+    /// An empty sketch of precision `p` (4 to 18).
+    pub(super) fn new(name: &'static str, p: u8) -> HllState {
+        HllState {
+            name,
+            p,
+            registers: vec![0; 1 << p],
+        }
+    }
+
+    pub(super) fn add(&mut self, h: u64) {
         let p = u32::from(self.p);
         let index = (h >> (64 - p)) as usize;
         let rest = (h << p) | (1 << (p - 1));
@@ -110,7 +119,7 @@ impl HllState {
         }
     }
 
-    fn estimate(&self) -> i64 {
+    pub(super) fn estimate(&self) -> i64 {
         let m = self.registers.len() as f64;
         let alpha = match self.registers.len() {
             16 => 0.673,

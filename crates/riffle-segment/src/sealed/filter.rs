@@ -275,6 +275,7 @@ fn plan<'a>(seg: &'a SealedSegment, p: &Predicate) -> Result<Plan<'a>, SegmentEr
         return Ok(Plan::All);
     };
     match cond {
+        // Not decidable here: the caller filters again.
         Cond::All => return Ok(Plan::All),
         Cond::Empty => return Ok(Plan::Docs(RoaringBitmap::new())),
         Cond::NonNull => return Ok(Plan::Docs(full(n) - &col.nulls)),
@@ -432,12 +433,14 @@ pub(crate) fn filter(seg: &SealedSegment, preds: &[Predicate]) -> Result<Selecti
     let empty = || Selection {
         docs: RoaringBitmap::new(),
         entries_scanned: 0,
+        exact: true,
     };
+    let mut exact = true;
     let mut sel: Option<RoaringBitmap> = None;
     let mut scans = Vec::new();
     for p in preds {
         match plan(seg, p)? {
-            Plan::All => {}
+            Plan::All => exact = false,
             Plan::Docs(bm) => {
                 sel = Some(match sel {
                     None => bm,
@@ -455,11 +458,17 @@ pub(crate) fn filter(seg: &SealedSegment, preds: &[Predicate]) -> Result<Selecti
         let (bm, seen) = match s {
             Plan::ScanIds(col, mask) => match &col.data {
                 ColData::Dict { ids, .. } => scan_ids(ids, &mask, sel.as_ref(), n),
-                _ => continue,
+                _ => {
+                    exact = false;
+                    continue;
+                }
             },
             Plan::ScanValues(col, cond) => match scan_values(col, &cond, sel.as_ref(), n) {
                 Some(r) => r,
-                None => continue,
+                None => {
+                    exact = false;
+                    continue;
+                }
             },
             Plan::All | Plan::Docs(_) => continue,
         };
@@ -475,5 +484,6 @@ pub(crate) fn filter(seg: &SealedSegment, preds: &[Predicate]) -> Result<Selecti
     Ok(Selection {
         docs,
         entries_scanned: scanned,
+        exact,
     })
 }

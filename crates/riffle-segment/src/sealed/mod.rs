@@ -26,6 +26,7 @@
 //!   count, and get no dictionary and no index.
 
 mod bloom;
+mod distinct;
 mod filter;
 mod format;
 mod reader;
@@ -37,6 +38,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arrow::array::ArrayRef;
 use arrow::datatypes::FieldRef;
 use arrow::record_batch::RecordBatch;
 pub use riffle_config::LoadMode;
@@ -190,6 +192,11 @@ pub struct Selection {
     /// Values read to evaluate the filter (Pinot's `numEntriesScannedInFilter`): 0 for a
     /// predicate answered by an index or the sorted column, the rows checked otherwise.
     pub entries_scanned: u64,
+    /// True when `docs` are exactly the docs matching every predicate; false when a
+    /// predicate could not be answered here (a multi-value column, a column this segment
+    /// lacks or holds in another type, a literal that does not convert), so `docs` is a
+    /// superset the caller must filter again.
+    pub exact: bool,
 }
 
 /// Writes `batches` (in stream order) as sealed segment `name` at `path`: to a temporary
@@ -338,6 +345,18 @@ impl SealedSegment {
         selection: Option<&RoaringBitmap>,
     ) -> Result<Option<TopDocs>, SegmentError> {
         top::top_docs(self, column, descending, n, selection)
+    }
+
+    /// The distinct values of table column `column` over the `selection` (all docs for
+    /// `None`), in the table's type, found from the dictionary ids alone. `None` when this
+    /// segment cannot tell that way: the column has nulls, is multi-value, has no
+    /// dictionary, is missing or has another type here.
+    pub fn distinct_values(
+        &self,
+        column: usize,
+        selection: Option<&RoaringBitmap>,
+    ) -> Result<Option<ArrayRef>, SegmentError> {
+        distinct::distinct_values(self, column, selection)
     }
 }
 

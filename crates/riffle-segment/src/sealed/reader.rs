@@ -852,16 +852,22 @@ pub(crate) fn read(
     let step = batch_rows.max(1);
     let n = seg.num_rows();
     let mut out = Vec::new();
-    match selection {
-        None => {
-            let mut start = 0;
-            while start < n {
-                let len = step.min(n - start);
+    // A selection of one run of docs (a range on the sorted column, a time range on rows
+    // in time order) is read as that range, without visiting each doc id.
+    let run = selection.and_then(|sel| {
+        let (lo, hi) = (sel.min()?, sel.max()?);
+        (sel.len() == u64::from(hi - lo) + 1).then_some((lo as usize, (hi as usize + 1).min(n)))
+    });
+    match (selection, run) {
+        (None, _) | (Some(_), Some(_)) => {
+            let (mut start, end) = run.unwrap_or((0, n));
+            while start < end {
+                let len = step.min(end - start);
                 out.push(batch(seg, &schema, &proj, Chunk::Range(start, len))?);
                 start += len;
             }
         }
-        Some(sel) => {
+        (Some(sel), None) => {
             let mut docs = Vec::with_capacity(step.min(sel.len() as usize));
             for d in sel.iter() {
                 if d as usize >= n {

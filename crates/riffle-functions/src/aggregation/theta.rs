@@ -1,0 +1,478 @@
+//! Distinct counts on a theta sketch, and Pinot's "smart" HyperLogLog.
+//!
+//! | Name | Result | Sketch and default |
+//! | --- | --- | --- |
+//! | `DISTINCTCOUNTTHETASKETCH(x[, 'nominalEntries=N'])` | LONG | a theta (k minimum values) sketch of N = 16384 entries (Pinot's default): exact below N distinct values, then an estimate with a relative error of about 1/√N |
+//! | `DISTINCTCOUNTSMARTHLL(x[, 'threshold=T;hllLog2m=P'])` | INT | exact (a set of values) up to T = 100000 distinct values, then a HyperLogLog of precision P = 12, as Pinot's |
+//!
+//! The theta sketch keeps the hashes below its threshold theta, at most 2N between trims;
+//! a trim keeps the N smallest and lowers theta to the next one. Sketches merge by taking
+//! the smaller theta and the union of the hashes below it, so partial results merge as
+//! Pinot's do. Pinot's filter and set-operation arguments of the theta sketch
+//! (`'dim = 1'`, `'SET_INTERSECT($1, $2)'`) are not supported: such a call is refused.
+
+use std::collections::HashSet;
+
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{exec_err, Result, ScalarValue};
+
+use super::sketch::{for_each_key, hash, HllState};
+use super::{Aggregation, AggregationArgs, AggregationState};
+
+/// Pinot's default nominal entries of a theta sketch.
+const DEFAULT_NOMINAL_ENTRIES: usize = 16_384;
+
+/// `key=value` pairs separated by `;`, keys compared without case; an unknown key or a
+/// value that is not a whole number in `range` is an error naming it.
+fn parameters(
+    name: &str,
+    text: Option<&str>,
+    known: &[(&str, std::ops::RangeInclusive<u64>)],
+) -> Result<Vec<Option<u64>>> {
+    let mut out = vec![None; known.len()];
+    let Some(text) = text else {
+        return Ok(out);
+    };
+    for pair in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((k, v)) = pair.split_once('=') else {
+            return exec_err!("{name}: the parameter '{pair}' is not key=value");
+        };
+        let (k, v) = (k.trim(), v.trim());
+        let Some(i) = known.iter().position(|(n, _)| n.eq_ignore_ascii_case(k)) else {
+            let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
+            return exec_err!(
+                "{name}: unknown parameter '{k}' (known: {})",
+                names.join(", ")
+            );
+        };
+        let range = &known[i].1;
+        match v.parse::<u64>() {
+            Ok(n) if range.contains(&n) => out[i] = Some(n),
+            _ => {
+                return exec_err!(
+                    "{name}: {k} must be a whole number from {} to {}, got '{v}'",
+                    range.start(),
+                    range.end()
+                )
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn single_value_only(name: &str, types: &[DataType]) -> Result<()> {
+    match types.first() {
+        Some(DataType::List(_) | DataType::LargeList(_)) => {
+            exec_err!("{name} takes a single value per row")
+        }
+        Some(_) => Ok(()),
+        None => exec_err!("{name} takes a column"),
+    }
+}
+
+/// `DISTINCTCOUNTTHETASKETCH`.
+#[derive(Debug)]
+pub(super) struct Theta {
+    pub(super) name: &'static str,
+}
+
+impl Aggregation for Theta {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn arity(&self) -> (usize, usize) {
+        (1, 2)
+    }
+
+    fn result_type(&self, types: &[DataType]) -> Result<DataType> {
+        single_value_only(self.name, types)?;
+        Ok(DataType::Int64)
+    }
+
+    fn initialise(&self, args: &AggregationArgs) -> Result<Box<dyn AggregationState>> {
+        if args.types.len() > 1 && args.text(1).is_none() {
+            return exec_err!(
+                "{}: the second argument must be a parameter string such as 'nominalEntries=4096'",
+                self.name
+            );
+        }
+        let p = parameters(
+            self.name,
+            args.text(1),
+            &[("nominalEntries", 16..=(1 << 26))],
+        )?;
+        let k = p[0].map_or(DEFAULT_NOMINAL_ENTRIES, |n| n as usize);
+        // As DataSketches does: the next power of two.
+        Ok(Box::new(ThetaState::new(self.name, k.next_power_of_two())))
+    }
+}
+
+/// A theta sketch: the hashes below `theta`, at most `2k` of them.
+#[derive(Debug)]
+pub(super) struct ThetaState {
+    name: &'static str,
+    k: usize,
+    /// Hashes at or above it are not kept; `u64::MAX` while nothing was dropped.
+    theta: u64,
+    hashes: HashSet<u64>,
+}
+
+impl ThetaState {
+    pub(super) fn new(name: &'static str, k: usize) -> ThetaState {
+        ThetaState {
+            name,
+            k,
+            theta: u64::MAX,
+            hashes: HashSet::new(),
+        }
+    }
+
+    fn add(&mut self, h: u64) {
+        if h < self.theta && self.hashes.insert(h) && self.hashes.len() > 2 * self.k {
+            self.trim();
+        }
+    }
+
+    /// Keeps the `k` smallest hashes; theta becomes the next one.
+    fn trim(&mut self) {
+        if self.hashes.len() <= self.k {
+            return;
+        }
+        let mut v: Vec<u64> = self.hashes.drain().collect();
+        let (_, next, _) = v.select_nth_unstable(self.k);
+        self.theta = *next;
+        v.truncate(self.k);
+        self.hashes = v.into_iter().collect();
+    }
+
+    /// The estimate: exact while nothing was dropped.
+    pub(super) fn estimate(&self) -> i64 {
+        let kept = self.hashes.iter().filter(|h| **h < self.theta).count();
+        if self.theta == u64::MAX {
+            return kept as i64;
+        }
+        // The retained share of the hash space is theta / 2^64.
+        let fraction = self.theta as f64 / 2f64.powi(64);
+        (kept.min(self.k) as f64 / fraction).round() as i64
+    }
+}
+
+impl AggregationState for ThetaState {
+    fn aggregate(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let Some(a) = values.first() else {
+            return exec_err!("{} takes a column", self.name);
+        };
+        for_each_key(a, |tag, bytes| self.add(hash(tag, bytes)))
+    }
+
+    fn serialize(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(16 + 8 * self.hashes.len());
+        out.extend_from_slice(&(self.k as u64).to_le_bytes());
+        out.extend_from_slice(&self.theta.to_le_bytes());
+        for h in &self.hashes {
+            out.extend_from_slice(&h.to_le_bytes());
+        }
+        Ok(out)
+    }
+
+    fn merge(&mut self, b: &[u8]) -> Result<()> {
+        let word = |i: usize| {
+            b.get(i * 8..i * 8 + 8)
+                .and_then(|s| s.try_into().ok())
+                .map(u64::from_le_bytes)
+        };
+        let (Some(k), Some(theta)) = (word(0), word(1)) else {
+            return exec_err!("{}: not an intermediate result of this sketch", self.name);
+        };
+        if k != self.k as u64 || b.len() % 8 != 0 {
+            return exec_err!("{}: not an intermediate result of this sketch", self.name);
+        }
+        if theta < self.theta {
+            self.theta = theta;
+            let t = self.theta;
+            self.hashes.retain(|h| *h < t);
+        }
+        for i in 2..b.len() / 8 {
+            if let Some(h) = word(i) {
+                self.add(h);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<ScalarValue> {
+        let mut copy = ThetaState {
+            name: self.name,
+            k: self.k,
+            theta: self.theta,
+            hashes: self.hashes.clone(),
+        };
+        copy.trim();
+        Ok(ScalarValue::Int64(Some(copy.estimate())))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.hashes.capacity() * 9
+    }
+}
+
+/// `DISTINCTCOUNTSMARTHLL`.
+#[derive(Debug)]
+pub(super) struct SmartHll {
+    pub(super) name: &'static str,
+}
+
+/// Pinot's defaults: exact up to this many values, then a HyperLogLog of this precision.
+const SMART_THRESHOLD: u64 = 100_000;
+const SMART_LOG2M: u64 = 12;
+
+impl Aggregation for SmartHll {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn arity(&self) -> (usize, usize) {
+        (1, 2)
+    }
+
+    fn result_type(&self, types: &[DataType]) -> Result<DataType> {
+        single_value_only(self.name, types)?;
+        Ok(DataType::Int32)
+    }
+
+    fn initialise(&self, args: &AggregationArgs) -> Result<Box<dyn AggregationState>> {
+        if args.types.len() > 1 && args.text(1).is_none() {
+            return exec_err!(
+                "{}: the second argument must be a parameter string such as 'threshold=1000;hllLog2m=12'",
+                self.name
+            );
+        }
+        let p = parameters(
+            self.name,
+            args.text(1),
+            &[
+                ("threshold", 1..=100_000_000),
+                ("hllLog2m", 4..=18),
+                ("log2m", 4..=18),
+            ],
+        )?;
+        Ok(Box::new(SmartState {
+            name: self.name,
+            threshold: p[0].unwrap_or(SMART_THRESHOLD) as usize,
+            p: p[1].or(p[2]).unwrap_or(SMART_LOG2M) as u8,
+            exact: Some(HashSet::new()),
+            hll: None,
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct SmartState {
+    name: &'static str,
+    threshold: usize,
+    p: u8,
+    /// The distinct keys (tag and bytes) while there are at most `threshold`.
+    exact: Option<HashSet<Box<[u8]>>>,
+    hll: Option<HllState>,
+}
+
+impl SmartState {
+    fn key(tag: u8, bytes: &[u8]) -> Box<[u8]> {
+        let mut k = Vec::with_capacity(bytes.len() + 1);
+        k.push(tag);
+        k.extend_from_slice(bytes);
+        k.into()
+    }
+
+    /// The HyperLogLog, made from the exact set the first time.
+    fn hll(&mut self) -> &mut HllState {
+        let (name, p, exact) = (self.name, self.p, &mut self.exact);
+        self.hll.get_or_insert_with(|| {
+            let mut h = HllState::new(name, p);
+            for k in exact.take().unwrap_or_default() {
+                if let Some((tag, rest)) = k.split_first() {
+                    h.add(hash(*tag, rest));
+                }
+            }
+            h
+        })
+    }
+
+    fn add(&mut self, tag: u8, bytes: &[u8]) {
+        if let Some(set) = &mut self.exact {
+            set.insert(Self::key(tag, bytes));
+            if set.len() > self.threshold {
+                self.hll();
+            }
+            return;
+        }
+        self.hll().add(hash(tag, bytes));
+    }
+}
+
+impl AggregationState for SmartState {
+    fn aggregate(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let Some(a) = values.first() else {
+            return exec_err!("{} takes a column", self.name);
+        };
+        for_each_key(a, |tag, bytes| self.add(tag, bytes))
+    }
+
+    fn serialize(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        match (&self.exact, &self.hll) {
+            (Some(set), _) => {
+                out.push(0);
+                for k in set {
+                    out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+                    out.extend_from_slice(k);
+                }
+            }
+            (None, Some(h)) => {
+                out.push(1);
+                out.extend_from_slice(&h.serialize()?);
+            }
+            (None, None) => out.push(0),
+        }
+        Ok(out)
+    }
+
+    fn merge(&mut self, b: &[u8]) -> Result<()> {
+        match b.split_first() {
+            Some((0, mut rest)) => {
+                while !rest.is_empty() {
+                    let len = rest
+                        .get(..4)
+                        .and_then(|s| s.try_into().ok())
+                        .map(u32::from_le_bytes);
+                    let Some(k) = len.and_then(|n| rest.get(4..4 + n as usize)) else {
+                        return exec_err!("{}: a malformed intermediate result", self.name);
+                    };
+                    if let Some((tag, bytes)) = k.split_first() {
+                        self.add(*tag, bytes);
+                    }
+                    rest = &rest[4 + k.len()..];
+                }
+                Ok(())
+            }
+            Some((1, sketch)) => self.hll().merge(sketch),
+            _ => exec_err!("{}: a malformed intermediate result", self.name),
+        }
+    }
+
+    fn finish(&self) -> Result<ScalarValue> {
+        let n = match (&self.exact, &self.hll) {
+            (Some(set), _) => set.len() as i64,
+            (None, Some(h)) => h.estimate(),
+            (None, None) => 0,
+        };
+        Ok(ScalarValue::Int32(Some(
+            i32::try_from(n).unwrap_or(i32::MAX),
+        )))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.exact.as_ref().map_or(0, |s| {
+                s.capacity() * (std::mem::size_of::<Box<[u8]>>() + 16)
+            })
+            + self.hll.as_ref().map_or(0, HllState::size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+    use std::sync::Arc;
+
+    fn theta(k: usize, values: impl Iterator<Item = i64>) -> ThetaState {
+        let mut s = ThetaState::new("t", k);
+        let a: ArrayRef = Arc::new(Int64Array::from_iter_values(values));
+        s.aggregate(&[a]).unwrap_or_default();
+        s
+    }
+
+    fn count(s: &dyn AggregationState) -> i64 {
+        match s.finish() {
+            Ok(ScalarValue::Int64(Some(n))) => n,
+            Ok(ScalarValue::Int32(Some(n))) => n.into(),
+            other => panic!("not a count: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn theta_is_exact_below_its_nominal_entries() {
+        let s = theta(1024, (0..1000).chain(0..1000));
+        assert_eq!(count(&s), 1000);
+    }
+
+    #[test]
+    fn theta_estimates_within_its_error_and_merges() {
+        // k = 4096: relative standard error about 1/sqrt(4096) = 1.6%; 5% is three sigmas.
+        let a = theta(4096, 0..300_000);
+        let b = theta(4096, 200_000..500_000);
+        let n = count(&a) as f64;
+        assert!((n - 300_000.0).abs() / 300_000.0 < 0.05, "estimate {n}");
+        let mut merged = ThetaState::new("t", 4096);
+        merged
+            .merge(&a.serialize().unwrap_or_default())
+            .unwrap_or_default();
+        merged
+            .merge(&b.serialize().unwrap_or_default())
+            .unwrap_or_default();
+        let m = count(&merged) as f64;
+        assert!((m - 500_000.0).abs() / 500_000.0 < 0.05, "merged {m}");
+        assert!(merged.merge(&[1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn smart_hll_is_exact_up_to_its_threshold_then_estimates() {
+        let make = |threshold: usize| SmartState {
+            name: "s",
+            threshold,
+            p: 12,
+            exact: Some(HashSet::new()),
+            hll: None,
+        };
+        let a: ArrayRef = Arc::new(Int64Array::from_iter_values(0..50_000));
+        let mut exact = make(100_000);
+        exact.aggregate(&[a.clone()]).unwrap_or_default();
+        assert_eq!(count(&exact), 50_000);
+        let mut small = make(1_000);
+        small.aggregate(&[a]).unwrap_or_default();
+        assert!(small.exact.is_none());
+        let n = count(&small) as f64;
+        // p = 12: about 1.6% standard error.
+        assert!((n - 50_000.0).abs() / 50_000.0 < 0.06, "estimate {n}");
+        // An exact partial merges into an estimating one.
+        small
+            .merge(&exact.serialize().unwrap_or_default())
+            .unwrap_or_default();
+        assert!((count(&small) as f64 - 50_000.0).abs() / 50_000.0 < 0.06);
+    }
+
+    #[test]
+    fn parameters_name_what_is_wrong() {
+        let known = [("nominalEntries", 16..=1024)];
+        assert_eq!(
+            parameters("f", Some("NOMINALENTRIES = 64"), &known).ok(),
+            Some(vec![Some(64)])
+        );
+        let e = parameters("f", Some("nominalEntries=8"), &known)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("nominalEntries must be a whole number from 16"),
+            "{e}"
+        );
+        let e = parameters("f", Some("lgK=8"), &known)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("unknown parameter 'lgK'"), "{e}");
+    }
+}
