@@ -7,6 +7,7 @@
 //! | `JSONPATHLONG(json, path[, default])` | LONG | the number at `path`; missing: `Long.MIN_VALUE` (-9223372036854775808), or `default` |
 //! | `JSONPATHDOUBLE(json, path[, default])` | DOUBLE | the number at `path`; missing: NaN, or `default` |
 //! | `JSONPATHARRAY(json, path)`, `JSONPATHARRAYDEFAULTEMPTY(json, path)` | multi-value STRING | the values at `path` (an array is spread); missing: null, or an empty list |
+//! | `JSONEXTRACTKEY(json, path)` | multi-value STRING | the paths of the values `path` selects, as JsonPath lists them (`$['a']['b']`, `$['arr'][0]`); `''` or `'$..**'`: every key, depth first; not JSON or NULL: an empty list |
 //!
 //! Paths are JsonPath's common subset: `$`, `.name`, `['name']`, `[n]` (negative from the
 //! end), `[*]` and `.*`. Text that is not JSON reads as missing. The path, type and default
@@ -133,6 +134,66 @@ fn select<'a>(root: &'a Value, steps: &[Step]) -> (Vec<&'a Value>, bool) {
     (current, spread)
 }
 
+/// A key as JsonPath writes it in a path list: `['key']`, quotes escaped.
+fn key_step(k: &str) -> String {
+    format!("['{}']", k.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// The paths (`$['a']['b']`, `$['a'][0]`) of the values at `steps`.
+fn select_paths(root: &Value, steps: &[Step]) -> Vec<String> {
+    let mut current = vec![(root, String::from("$"))];
+    for s in steps {
+        let mut next = Vec::new();
+        for (v, path) in current {
+            match (s, v) {
+                (Step::Key(k), Value::Object(m)) => {
+                    if let Some(c) = m.get(k) {
+                        next.push((c, format!("{path}{}", key_step(k))));
+                    }
+                }
+                (Step::Index(i), Value::Array(a)) => {
+                    let at = if *i < 0 { a.len() as i64 + i } else { *i };
+                    if let Some(c) = usize::try_from(at).ok().and_then(|at| a.get(at)) {
+                        next.push((c, format!("{path}[{at}]")));
+                    }
+                }
+                (Step::All, Value::Array(a)) => {
+                    next.extend(
+                        a.iter()
+                            .enumerate()
+                            .map(|(i, c)| (c, format!("{path}[{i}]"))),
+                    );
+                }
+                (Step::All, Value::Object(m)) => {
+                    next.extend(m.iter().map(|(k, c)| (c, format!("{path}{}", key_step(k)))));
+                }
+                _ => {}
+            }
+        }
+        current = next;
+    }
+    current.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Every key's path, depth first (`$..**`), through arrays' elements.
+fn all_key_paths(v: &Value, path: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, c) in m {
+                let p = format!("{path}{}", key_step(k));
+                out.push(p.clone());
+                all_key_paths(c, &p, out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, c) in a.iter().enumerate() {
+                all_key_paths(c, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The single value at the path (a wildcard's values as an array), None when missing or null.
 fn extract(text: &str, steps: &[Step]) -> Option<Value> {
     let root: Value = serde_json::from_str(text).ok()?;
@@ -243,6 +304,7 @@ enum Op {
     PathDouble,
     PathArray,
     PathArrayDefaultEmpty,
+    ExtractKey,
 }
 
 /// One of the JSON functions.
@@ -262,6 +324,7 @@ pub fn functions() -> Vec<ScalarUDF> {
         ("jsonpathdouble", Op::PathDouble),
         ("jsonpatharray", Op::PathArray),
         ("jsonpatharraydefaultempty", Op::PathArrayDefaultEmpty),
+        ("jsonextractkey", Op::ExtractKey),
     ]
     .into_iter()
     .map(|(name, op)| {
@@ -292,7 +355,7 @@ impl JsonFn {
         match self.op {
             Op::ExtractScalar => (3, 4),
             Op::PathString | Op::PathLong | Op::PathDouble => (2, 3),
-            Op::PathArray | Op::PathArrayDefaultEmpty => (2, 2),
+            Op::PathArray | Op::PathArrayDefaultEmpty | Op::ExtractKey => (2, 2),
         }
     }
 }
@@ -311,7 +374,7 @@ impl ScalarUDFImpl for JsonFn {
             Op::ExtractScalar | Op::PathString => DataType::Utf8,
             Op::PathLong => DataType::Int64,
             Op::PathDouble => DataType::Float64,
-            Op::PathArray | Op::PathArrayDefaultEmpty => string_list(),
+            Op::PathArray | Op::PathArrayDefaultEmpty | Op::ExtractKey => string_list(),
         })
     }
 
@@ -354,6 +417,9 @@ impl ScalarUDFImpl for JsonFn {
                 self.name
             );
         };
+        if self.op == Op::ExtractKey {
+            return extract_keys(json, &path).map(ColumnarValue::Array);
+        }
         let steps = match parse_path(&path) {
             Ok(s) => s,
             Err(e) => return exec_err!("{}: JSON path '{path}': {e}", self.name),
@@ -408,6 +474,7 @@ impl ScalarUDFImpl for JsonFn {
                 }
                 Arc::new(b.finish())
             }
+            Op::ExtractKey => return exec_err!("jsonextractkey is answered above"),
             Op::PathArray | Op::PathArrayDefaultEmpty => {
                 let mut b = ListBuilder::new(StringBuilder::new());
                 for v in &values {
@@ -431,6 +498,42 @@ impl ScalarUDFImpl for JsonFn {
         };
         Ok(ColumnarValue::Array(out))
     }
+}
+
+/// `JSONEXTRACTKEY(json, path)`: per row, the paths of the keys the path selects (`''` or
+/// `'$..**'`: every key, recursively); an empty list for NULL or text that is not JSON.
+fn extract_keys(json: &datafusion::arrow::array::StringArray, path: &str) -> Result<ArrayRef> {
+    let every = matches!(path.trim(), "" | "$..**");
+    let steps = if every {
+        Vec::new()
+    } else {
+        match parse_path(path) {
+            Ok(s) => s,
+            Err(e) => return exec_err!("jsonextractkey: JSON path '{path}': {e}"),
+        }
+    };
+    let mut b = ListBuilder::new(StringBuilder::new());
+    for i in 0..json.len() {
+        let root: Option<Value> = if json.is_null(i) {
+            None
+        } else {
+            serde_json::from_str(json.value(i)).ok()
+        };
+        if let Some(root) = root {
+            let paths = if every {
+                let mut out = Vec::new();
+                all_key_paths(&root, "$", &mut out);
+                out
+            } else {
+                select_paths(&root, &steps)
+            };
+            for p in paths {
+                b.values().append_value(p);
+            }
+        }
+        b.append(true);
+    }
+    Ok(Arc::new(b.finish()))
 }
 
 /// JSONEXTRACTSCALAR's column of type `rt`.

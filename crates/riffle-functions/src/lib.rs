@@ -22,7 +22,11 @@
 //!   `FROMDATETIME`, `YEAR` … `MILLISECOND`, `AGO`.
 //! - `ADD`/`SUB`/`MULT`/`DIV`/`MOD` (DOUBLE), `STARTSWITH`, `ENDSWITH`, `SPLITPART`,
 //!   `STRCMP`, `TOUTF8`, Base64 and URL coding ([`scalars`]).
-//! - `JSONEXTRACTSCALAR` and the `JSONPATH*` family ([`json`]), with Pinot's defaults.
+//! - `JSONEXTRACTSCALAR`, `JSONEXTRACTKEY` and the `JSONPATH*` family ([`json`]), with
+//!   Pinot's defaults.
+//! - `REGEXPEXTRACT` ([`regexp`]), the hash functions (`SHA`, `SHA256` as hex, Murmur, FNV,
+//!   CRC32, Adler-32: [`hash`]), the IP functions ([`ip`]) and the vector functions
+//!   (`COSINEDISTANCE`, `L2DISTANCE`, ...: [`vector`]).
 //! - Aggregations beyond DataFusion's, and the plugin API they are written on
 //!   ([`aggregation`]).
 //!
@@ -34,12 +38,16 @@ pub mod adapted;
 pub mod aggregation;
 pub mod arrays;
 pub mod datetime;
+pub mod hash;
+pub mod ip;
 pub mod json;
 pub mod literal;
 pub mod multivalue;
+pub mod regexp;
 pub mod round;
 pub mod scalars;
 pub mod strings;
+pub mod vector;
 
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
@@ -50,6 +58,7 @@ pub fn functions() -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(round::PinotRound::new()),
         ScalarUDF::new_from_impl(multivalue::MvAny::new()),
         ScalarUDF::new_from_impl(strings::PinotSubstr::new()),
+        ScalarUDF::new_from_impl(regexp::RegexpExtract::new()),
         ScalarUDF::new_from_impl(arrays::ValueIn::new()),
     ];
     out.extend(
@@ -60,6 +69,9 @@ pub fn functions() -> Vec<ScalarUDF> {
     out.extend(datetime::functions());
     out.extend(json::functions());
     out.extend(scalars::functions());
+    out.extend(hash::functions());
+    out.extend(ip::functions());
+    out.extend(vector::functions());
     out
 }
 

@@ -155,6 +155,8 @@ pub(crate) fn prepare(
             .flatten()
             .collect();
         let columns: Vec<&String> = known_columns.iter().map(|c| &c.name).collect();
+        theta_sketch_filters(&mut statement)
+            .map_err(|m| Box::new(BrokerResponse::error(ErrorKind::SqlParsing, &m)))?;
         resolve_columns(&mut statement, &columns);
         apply_aliases_in_where(&mut statement, &columns);
         let multi_value: BTreeSet<String> = known_columns
@@ -315,6 +317,62 @@ fn datafusion_spelling(pinot: &str) -> Option<&'static str> {
         "boolor" => "bool_or",
         _ => return None,
     })
+}
+
+/// `DISTINCTCOUNTTHETASKETCH(col, params, 'filter', ..., 'post-aggregation')`: Pinot writes
+/// each filter as a predicate in a string; it becomes the predicate itself (an argument of
+/// BOOLEAN type), so that its columns resolve as anywhere else. The last argument stays
+/// text (the set expression over `$0`, `$1`, ...).
+fn theta_sketch_filters(statement: &mut Statement) -> Result<(), String> {
+    let mut error = None;
+    let _ = ast::visit_expressions_mut(statement, |e: &mut SqlExpr| {
+        let SqlExpr::Function(f) = e else {
+            return ControlFlow::<()>::Continue(());
+        };
+        let name = f
+            .name
+            .to_string()
+            .replace(['_', '"'], "")
+            .to_ascii_lowercase();
+        if name != "distinctcountthetasketch" {
+            return ControlFlow::Continue(());
+        }
+        let ast::FunctionArguments::List(list) = &mut f.args else {
+            return ControlFlow::Continue(());
+        };
+        let n = list.args.len();
+        if n < 4 {
+            return ControlFlow::Continue(());
+        }
+        for arg in list.args.iter_mut().take(n - 1).skip(2) {
+            let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) = arg else {
+                continue;
+            };
+            let SqlExpr::Value(v) = x else {
+                continue;
+            };
+            let SqlValue::SingleQuotedString(text) = &v.value else {
+                continue;
+            };
+            let parsed = Parser::new(&GenericDialect {})
+                .try_with_sql(text)
+                .and_then(|mut p| p.parse_expr());
+            match parsed {
+                Ok(predicate) => *x = SqlExpr::Nested(Box::new(predicate)),
+                Err(err) => {
+                    error = Some(format!(
+                        "distinctcountthetasketch: the filter '{text}' is not a predicate: {err}"
+                    ));
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    match error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Pinot resolves column names in any case: an identifier that names no column as written,

@@ -184,10 +184,13 @@ impl SegmentTable {
 
 /// The pushed filters as the scan evaluates them on the rows of a segment that cannot
 /// answer them exactly: the real columns to read (the scan's own, then the filtered ones it
-/// does not return), their null fills, and the predicate over them.
+/// does not return), their null fills, and the predicates over them: `IS [NOT] NULL` on the
+/// recorded nulls (Pinot's basic null support: the null vector answers them even without
+/// `enableNullHandling`), the others on the values with the defaults filled in.
 #[derive(Debug)]
 struct Residual {
-    predicate: Arc<dyn PhysicalExpr>,
+    nulls: Option<Arc<dyn PhysicalExpr>>,
+    values: Option<Arc<dyn PhysicalExpr>>,
     columns: Vec<usize>,
     schema: SchemaRef,
     fills: Option<Arc<Vec<Option<ArrayRef>>>>,
@@ -219,26 +222,32 @@ impl SegmentTable {
             }
         }
         let schema = Arc::new(arrow.project(&columns)?);
-        let Some(all) = filters.iter().cloned().reduce(Expr::and) else {
-            return Err(DataFusionError::Internal(
-                "a residual filter without filters".into(),
-            ));
-        };
-        // Names as the residual's schema has them: unqualified.
-        let all = all
-            .transform(|e| {
-                Ok(match e {
-                    Expr::Column(c) => Transformed::yes(Expr::Column(
-                        datafusion::common::Column::new_unqualified(c.name),
-                    )),
-                    e => Transformed::no(e),
-                })
-            })?
-            .data;
         let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
-        let predicate = state.create_physical_expr(all, &df_schema)?;
+        // Names as the residual's schema has them: unqualified.
+        let plan = |exprs: Vec<&Expr>| -> DfResult<Option<Arc<dyn PhysicalExpr>>> {
+            let Some(all) = exprs.into_iter().cloned().reduce(Expr::and) else {
+                return Ok(None);
+            };
+            let all = all
+                .transform(|e| {
+                    Ok(match e {
+                        Expr::Column(c) => Transformed::yes(Expr::Column(
+                            datafusion::common::Column::new_unqualified(c.name),
+                        )),
+                        e => Transformed::no(e),
+                    })
+                })?
+                .data;
+            Ok(Some(state.create_physical_expr(all, &df_schema)?))
+        };
+        let (null_filters, value_filters): (Vec<&Expr>, Vec<&Expr>) = filters
+            .iter()
+            .partition(|f| matches!(f, Expr::IsNull(_) | Expr::IsNotNull(_)));
+        let nulls = plan(null_filters)?;
+        let values = plan(value_filters)?;
         Ok(Residual {
-            predicate,
+            nulls,
+            values,
             fills: self.fills(Some(&columns))?,
             columns,
             schema,
@@ -247,8 +256,9 @@ impl SegmentTable {
     }
 }
 
-/// The rows of `batches` (read with `r.columns`, defaults filled) that satisfy the
-/// residual, with only the scan's own columns; with `docs`, the doc ids of the rows kept.
+/// The rows of `batches` (read with `r.columns`, nulls as recorded) that satisfy the
+/// residual, with the defaults filled in and only the scan's own columns; with `docs`, the
+/// doc ids of the rows kept.
 fn apply_residual(
     batches: Vec<RecordBatch>,
     r: &Residual,
@@ -259,16 +269,33 @@ fn apply_residual(
         DocIds::All => Box::new(0u32..) as Box<dyn Iterator<Item = u32>>,
         DocIds::Selected(b) => Box::new(b.iter()),
     });
+    let mask_of = |p: &Arc<dyn PhysicalExpr>, b: &RecordBatch| -> DfResult<BooleanArray> {
+        let m = p.evaluate(b)?.into_array(b.num_rows())?;
+        match m.as_any().downcast_ref::<BooleanArray>() {
+            Some(m) => Ok(m.clone()),
+            None => Err(DataFusionError::Internal(
+                "a filter that is not boolean".into(),
+            )),
+        }
+    };
     let mut kept = RoaringBitmap::new();
     let keep: Vec<usize> = (0..r.keep).collect();
     let mut out = Vec::with_capacity(batches.len());
     for b in batches {
         let n = b.num_rows();
-        let mask = r.predicate.evaluate(&b)?.into_array(n)?;
-        let Some(mask) = mask.as_any().downcast_ref::<BooleanArray>() else {
-            return Err(DataFusionError::Internal(
-                "a filter that is not boolean".into(),
-            ));
+        let on_nulls = r.nulls.as_ref().map(|p| mask_of(p, &b)).transpose()?;
+        let b = match &r.fills {
+            Some(f) => fill_nulls(vec![b], f)?
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| RecordBatch::new_empty(r.schema.clone())),
+            None => b,
+        };
+        let on_values = r.values.as_ref().map(|p| mask_of(p, &b)).transpose()?;
+        let mask = match (on_nulls, on_values) {
+            (Some(a), Some(v)) => arrow::compute::and(&a, &v)?,
+            (Some(m), None) | (None, Some(m)) => m,
+            (None, None) => BooleanArray::from(vec![true; n]),
         };
         if let Some(ids) = ids.as_mut() {
             for (i, id) in ids.by_ref().take(n).enumerate() {
@@ -277,7 +304,7 @@ fn apply_residual(
                 }
             }
         }
-        out.push(filter_record_batch(&b, mask)?.project(&keep)?);
+        out.push(filter_record_batch(&b, &mask)?.project(&keep)?);
     }
     Ok((out, docs.map(|_| DocIds::Selected(kept))))
 }
@@ -495,11 +522,13 @@ impl TableProvider for SegmentTable {
                     let total = s.num_rows();
                     rec.total_docs += total;
                     // Without null handling a null reads as the default value, which the
-                    // indexes and min / max do not know: such columns are filtered above.
+                    // indexes and min / max do not know: such columns are filtered by the
+                    // residual, but for IS [NOT] NULL, which the null vector answers.
                     let seg_preds: Vec<Predicate> = preds
                         .iter()
                         .filter(|p| {
                             self.null_handling
+                                || matches!(p, Predicate::IsNull(_) | Predicate::IsNotNull(_))
                                 || s.column_info(p.column()).is_none_or(|c| c.null_count == 0)
                         })
                         .cloned()
@@ -794,7 +823,11 @@ impl DisplayAs for SegmentScanExec {
             "SegmentScanExec: segments={}, sealed={sealed}, projection={:?}",
             self.units.len(),
             self.projection
-        )
+        )?;
+        if self.distinct {
+            write!(f, ", distinct_values")?;
+        }
+        Ok(())
     }
 }
 
@@ -970,9 +1003,10 @@ impl ExecutionPlan for SegmentScanExec {
                     .await
                     .map_err(|e| DataFusionError::Execution(format!("segment read failed: {e}")))?,
                 }?;
-            let read = match fills {
-                Some(f) => fill_nulls(read, &f)?,
-                None => read,
+            // The residual fills the defaults itself, after `IS NULL` saw the nulls.
+            let read = match (fills, &residual) {
+                (Some(f), None) => fill_nulls(read, &f)?,
+                _ => read,
             };
             let (read, virtuals) = match (residual, virtuals) {
                 (Some(r), Some((sources, docs, name, schema))) => {

@@ -378,7 +378,43 @@ async fn the_remaining_distinct_counts_moments_histograms_and_sums_answer_as_com
         assert_eq!(got[2], json!([low, members.len() as f64 - low]), "{r}");
     }
 
+    // Filters and a set expression, as Pinot writes them.
+    let r = ok(
+        &e,
+        "SELECT DISTINCTCOUNTTHETASKETCH(i, '', 'g = 0', 'x < 5', 'SET_INTERSECT($1, $2)'), \
+         DISTINCT_COUNT_THETA_SKETCH(i, 'nominalEntries=4096', 'g = 0', 'x < 5', 'SET_UNION($1, $2)'), \
+         DISTINCTCOUNTTHETASKETCH(i, '', 'G = 0', 'setDiff($0, $1)'), \
+         DISTINCTCOUNTTHETASKETCH(s, '', 's = ''s1'' OR x = 0', '$1') FROM m",
+    )
+    .await;
+    let got = &r["resultTable"]["rows"][0];
+    let count = |f: &dyn Fn(i32) -> bool| (0..ROWS).filter(|i| f(*i)).count();
+    assert_eq!(got[0], count(&|i| i % 3 == 0 && i % 10 < 5), "{r}");
+    assert_eq!(got[1], count(&|i| i % 3 == 0 || i % 10 < 5), "{r}");
+    assert_eq!(got[2], count(&|i| i % 3 != 0), "{r}");
+    let names: BTreeSet<String> = (0..ROWS)
+        .filter(|i| row(*i).2 == "s1" || row(*i).1 == 0)
+        .map(|i| row(i).2)
+        .collect();
+    assert_eq!(got[3], names.len(), "{r}");
+
     for (sql, needle) in [
+        (
+            "SELECT DISTINCTCOUNTTHETASKETCH(x, '', 'g = 0', 'SET_FOO($1)') FROM m",
+            "unknown set operation 'setfoo'",
+        ),
+        (
+            "SELECT DISTINCTCOUNTTHETASKETCH(x, '', 'g = 0', 'SET_UNION($1, $2)') FROM m",
+            "$2 names no filter",
+        ),
+        (
+            "SELECT DISTINCTCOUNTTHETASKETCH(x, '', 'g = ', '$1') FROM m",
+            "the filter 'g = ' is not a predicate",
+        ),
+        (
+            "SELECT DISTINCTCOUNTTHETASKETCH(x, '', 'g = 0') FROM m",
+            "a set expression",
+        ),
         (
             "SELECT DISTINCTCOUNTTHETASKETCH(x, 'lgK=4') FROM m",
             "unknown parameter 'lgK'",

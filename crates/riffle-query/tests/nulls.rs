@@ -1,6 +1,8 @@
 //! Null handling: a column that records nulls (column-based null handling, or a table's
 //! `nullHandlingEnabled`) reads as its default null value unless the query sets
-//! `enableNullHandling`, and then has SQL NULL semantics, in consuming and sealed segments.
+//! `enableNullHandling`, and then has SQL NULL semantics, in consuming and sealed segments;
+//! without it, `IS [NOT] NULL` filters still see the recorded nulls (Pinot's basic null
+//! support).
 
 #![allow(clippy::unwrap_used)]
 
@@ -134,8 +136,30 @@ async fn without_the_option_nulls_read_as_default_values() {
         rows(&e, "SELECT COUNT(*) FROM t WHERE m < 1").await,
         json!([[7]])
     );
+    // Pinot's basic null support: IS [NOT] NULL sees the recorded nulls (the null vector),
+    // while the values read as defaults.
     assert_eq!(
         rows(&e, "SELECT COUNT(*) FROM t WHERE m IS NULL").await,
+        json!([[7]])
+    );
+    assert_eq!(
+        rows(&e, "SELECT COUNT(*) FROM t WHERE m IS NOT NULL").await,
+        json!([[13]])
+    );
+    // k (notNull) reads its default, Integer.MIN_VALUE, where it is missing.
+    let want: Vec<i32> = (0..20)
+        .filter(|i| i % 3 == 0 && i % 5 != 0 && *i > 5)
+        .collect();
+    assert_eq!(
+        rows(
+            &e,
+            "SELECT m, k FROM t WHERE m IS NULL AND k > 5 ORDER BY k"
+        )
+        .await,
+        json!(want.iter().map(|k| json!([0, k])).collect::<Vec<_>>())
+    );
+    assert_eq!(
+        rows(&e, "SELECT COUNT(*) FROM t WHERE k IS NULL").await,
         json!([[0]])
     );
     assert_eq!(

@@ -281,7 +281,8 @@ impl Aggregation for Histogram {
                         self.name
                     );
                 };
-                if !(upper > lower) {
+                // NaN edges fail too.
+                if upper.partial_cmp(&lower) != Some(std::cmp::Ordering::Greater) {
                     return exec_err!(
                         "{}: the upper edge {upper} must be greater than the lower edge {lower}",
                         self.name

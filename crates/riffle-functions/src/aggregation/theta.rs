@@ -8,12 +8,20 @@
 //! The theta sketch keeps the hashes below its threshold theta, at most 2N between trims;
 //! a trim keeps the N smallest and lowers theta to the next one. Sketches merge by taking
 //! the smaller theta and the union of the hashes below it, so partial results merge as
-//! Pinot's do. Pinot's filter and set-operation arguments of the theta sketch
-//! (`'dim = 1'`, `'SET_INTERSECT($1, $2)'`) are not supported: such a call is refused.
+//! Pinot's do.
+//!
+//! With filters and a set expression, as Pinot's
+//! `DISTINCTCOUNTTHETASKETCH(x, params, 'filter1', ..., 'SET_INTERSECT($1, $2)')` (at least
+//! four arguments), one sketch is kept per filter (of the values of the rows it keeps) and
+//! one of every row (`$0`); the answer is the estimate of the set expression over them:
+//! `SET_UNION(...)`, `SET_INTERSECT(...)`, `SET_DIFF(a, b)` and `$n`, nested at will. The
+//! query engine turns each filter's text into the predicate itself (a BOOLEAN argument).
+//! Set operations take the smallest theta of their inputs, as DataSketches' do.
 
 use std::collections::HashSet;
 
-use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::array::{ArrayRef, AsArray};
+use datafusion::arrow::compute::filter;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{exec_err, Result, ScalarValue};
 
@@ -83,11 +91,28 @@ impl Aggregation for Theta {
     }
 
     fn arity(&self) -> (usize, usize) {
-        (1, 2)
+        (1, 3 + MAX_FILTERS)
     }
 
     fn result_type(&self, types: &[DataType]) -> Result<DataType> {
         single_value_only(self.name, types)?;
+        if types.len() == 3 {
+            return exec_err!(
+                "{}: give the parameters, at least one filter and a set expression                  (x, 'nominalEntries=4096', 'dim = 1', 'SET_UNION($1)'), or only x and the parameters",
+                self.name
+            );
+        }
+        if let Some(t) = types
+            .iter()
+            .take(types.len().saturating_sub(1))
+            .skip(2)
+            .find(|t| !matches!(t, DataType::Boolean | DataType::Null))
+        {
+            return exec_err!(
+                "{}: a filter must be a predicate written as text, such as 'dim = 1' (got {t})",
+                self.name
+            );
+        }
         Ok(DataType::Int64)
     }
 
@@ -105,7 +130,227 @@ impl Aggregation for Theta {
         )?;
         let k = p[0].map_or(DEFAULT_NOMINAL_ENTRIES, |n| n as usize);
         // As DataSketches does: the next power of two.
-        Ok(Box::new(ThetaState::new(self.name, k.next_power_of_two())))
+        let k = k.next_power_of_two();
+        let n = args.types.len();
+        if n < 4 {
+            return Ok(Box::new(ThetaState::new(self.name, k)));
+        }
+        let filters = n - 3;
+        let Some(text) = args.text(n - 1) else {
+            return exec_err!(
+                "{}: the last argument must be a set expression as text, such as 'SET_INTERSECT($1, $2)'",
+                self.name
+            );
+        };
+        let expr = SetExpr::parse(text, filters).map_err(|e| {
+            datafusion::common::DataFusionError::Execution(format!(
+                "{}: set expression '{text}': {e}",
+                self.name
+            ))
+        })?;
+        Ok(Box::new(ThetaSetState {
+            name: self.name,
+            sketches: (0..=filters)
+                .map(|_| ThetaState::new(self.name, k))
+                .collect(),
+            expr,
+        }))
+    }
+}
+
+/// Filters a theta sketch call may have.
+const MAX_FILTERS: usize = 32;
+
+/// A set expression over the sketches: `$0` is every row's, `$n` filter n's.
+#[derive(Clone, Debug, PartialEq)]
+enum SetExpr {
+    Sketch(usize),
+    Union(Vec<SetExpr>),
+    Intersect(Vec<SetExpr>),
+    Diff(Box<SetExpr>, Box<SetExpr>),
+}
+
+impl SetExpr {
+    /// Parses Pinot's post-aggregation expression; `$n` up to `filters`.
+    fn parse(text: &str, filters: usize) -> std::result::Result<SetExpr, String> {
+        let mut rest = text.trim();
+        let e = Self::parse_one(&mut rest, filters, 0)?;
+        if !rest.trim().is_empty() {
+            return Err(format!("unexpected '{}'", rest.trim()));
+        }
+        Ok(e)
+    }
+
+    fn parse_one(
+        rest: &mut &str,
+        filters: usize,
+        depth: usize,
+    ) -> std::result::Result<SetExpr, String> {
+        if depth > 32 {
+            return Err("nested too deeply".into());
+        }
+        *rest = rest.trim_start();
+        if let Some(r) = rest.strip_prefix('$') {
+            let digits: String = r.chars().take_while(char::is_ascii_digit).collect();
+            let n: usize = digits
+                .parse()
+                .map_err(|_| "a '$' without a number".to_string())?;
+            if n > filters {
+                return Err(format!("${n} names no filter (there are {filters})"));
+            }
+            *rest = &r[digits.len()..];
+            return Ok(SetExpr::Sketch(n));
+        }
+        let open = rest
+            .find('(')
+            .ok_or("expected SET_UNION, SET_INTERSECT, SET_DIFF or $n")?;
+        let name = rest[..open].trim().replace('_', "").to_ascii_lowercase();
+        *rest = &rest[open + 1..];
+        let mut args = Vec::new();
+        loop {
+            args.push(Self::parse_one(rest, filters, depth + 1)?);
+            *rest = rest.trim_start();
+            if let Some(r) = rest.strip_prefix(',') {
+                *rest = r;
+            } else if let Some(r) = rest.strip_prefix(')') {
+                *rest = r;
+                break;
+            } else {
+                return Err("expected ',' or ')'".into());
+            }
+        }
+        match name.as_str() {
+            "setunion" => Ok(SetExpr::Union(args)),
+            "setintersect" => Ok(SetExpr::Intersect(args)),
+            "setdiff" => match <[SetExpr; 2]>::try_from(args) {
+                Ok([a, b]) => Ok(SetExpr::Diff(Box::new(a), Box::new(b))),
+                Err(_) => Err("SET_DIFF takes two sets".into()),
+            },
+            other => Err(format!("unknown set operation '{other}'")),
+        }
+    }
+
+    /// The expression's sketch: its theta and the hashes below it.
+    fn eval(&self, sketches: &[ThetaState]) -> (u64, HashSet<u64>) {
+        match self {
+            SetExpr::Sketch(n) => sketches
+                .get(*n)
+                .map(|s| {
+                    let mut c = s.copy();
+                    c.trim();
+                    (c.theta, c.hashes)
+                })
+                .unwrap_or((u64::MAX, HashSet::new())),
+            SetExpr::Union(args) => {
+                let parts: Vec<_> = args.iter().map(|a| a.eval(sketches)).collect();
+                let theta = parts.iter().map(|p| p.0).min().unwrap_or(u64::MAX);
+                let hashes = parts
+                    .into_iter()
+                    .flat_map(|p| p.1)
+                    .filter(|h| *h < theta)
+                    .collect();
+                (theta, hashes)
+            }
+            SetExpr::Intersect(args) => {
+                let parts: Vec<_> = args.iter().map(|a| a.eval(sketches)).collect();
+                let theta = parts.iter().map(|p| p.0).min().unwrap_or(u64::MAX);
+                let mut it = parts.into_iter();
+                let first = it.next().map(|p| p.1).unwrap_or_default();
+                let rest: Vec<HashSet<u64>> = it.map(|p| p.1).collect();
+                let hashes = first
+                    .into_iter()
+                    .filter(|h| *h < theta && rest.iter().all(|r| r.contains(h)))
+                    .collect();
+                (theta, hashes)
+            }
+            SetExpr::Diff(a, b) => {
+                let (ta, ha) = a.eval(sketches);
+                let (tb, hb) = b.eval(sketches);
+                let theta = ta.min(tb);
+                let hashes = ha
+                    .into_iter()
+                    .filter(|h| *h < theta && !hb.contains(h))
+                    .collect();
+                (theta, hashes)
+            }
+        }
+    }
+}
+
+/// Theta sketches per filter and a set expression over them.
+#[derive(Debug)]
+struct ThetaSetState {
+    name: &'static str,
+    /// `$0` (every row), then one per filter.
+    sketches: Vec<ThetaState>,
+    expr: SetExpr,
+}
+
+impl AggregationState for ThetaSetState {
+    fn aggregate(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let Some(a) = values.first() else {
+            return exec_err!("{} takes a column", self.name);
+        };
+        let filters = self.sketches.len() - 1;
+        for (i, sketch) in self.sketches.iter_mut().enumerate() {
+            if i == 0 {
+                for_each_key(a, |tag, bytes| sketch.add(hash(tag, bytes)))?;
+                continue;
+            }
+            let Some(mask) = values.get(1 + i).and_then(|m| m.as_boolean_opt()) else {
+                return exec_err!("{}: filter {i} of {filters} is not a predicate", self.name);
+            };
+            let kept = filter(a.as_ref(), mask)?;
+            for_each_key(&kept, |tag, bytes| sketch.add(hash(tag, bytes)))?;
+        }
+        Ok(())
+    }
+
+    fn serialize(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for s in &self.sketches {
+            let b = s.serialize()?;
+            out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+            out.extend_from_slice(&b);
+        }
+        Ok(out)
+    }
+
+    fn merge(&mut self, b: &[u8]) -> Result<()> {
+        let mut at = 0usize;
+        for s in self.sketches.iter_mut() {
+            let len = b
+                .get(at..at + 8)
+                .and_then(|x| x.try_into().ok())
+                .map(u64::from_le_bytes)
+                .and_then(|n| usize::try_from(n).ok());
+            let Some(part) = len.and_then(|n| b.get(at + 8..at + 8 + n)) else {
+                return exec_err!("{}: a malformed intermediate result", self.name);
+            };
+            s.merge(part)?;
+            at += 8 + part.len();
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<ScalarValue> {
+        let (theta, hashes) = self.expr.eval(&self.sketches);
+        let k = self
+            .sketches
+            .first()
+            .map_or(DEFAULT_NOMINAL_ENTRIES, |s| s.k);
+        let mut result = ThetaState {
+            name: self.name,
+            k,
+            theta,
+            hashes,
+        };
+        result.trim();
+        Ok(ScalarValue::Int64(Some(result.estimate())))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.sketches.iter().map(|s| s.size()).sum::<usize>()
     }
 }
 
@@ -126,6 +371,15 @@ impl ThetaState {
             k,
             theta: u64::MAX,
             hashes: HashSet::new(),
+        }
+    }
+
+    fn copy(&self) -> ThetaState {
+        ThetaState {
+            name: self.name,
+            k: self.k,
+            theta: self.theta,
+            hashes: self.hashes.clone(),
         }
     }
 
@@ -203,12 +457,7 @@ impl AggregationState for ThetaState {
     }
 
     fn finish(&self) -> Result<ScalarValue> {
-        let mut copy = ThetaState {
-            name: self.name,
-            k: self.k,
-            theta: self.theta,
-            hashes: self.hashes.clone(),
-        };
+        let mut copy = self.copy();
         copy.trim();
         Ok(ScalarValue::Int64(Some(copy.estimate())))
     }

@@ -113,6 +113,19 @@ async fn json_functions_as_pinot_answers_them() {
         column(&ctx, "jsonpatharraydefaultempty(j, '$.nothing')").await,
         ["[]", "[]", "[]", "[]"]
     );
+    // Key paths as Pinot lists them; not JSON or NULL: an empty list.
+    assert_eq!(
+        column(&ctx, "jsonextractkey(j, '$.o.*')").await,
+        ["[$['o']['k']]", "[]", "[]", "[]"]
+    );
+    assert_eq!(
+        column(&ctx, "jsonextractkey(j, '')").await[1],
+        "[$['a'], $['a']['b'], $['arr'], $['tags']]"
+    );
+    assert_eq!(
+        column(&ctx, "jsonextractkey(j, '$.arr[*]')").await[0],
+        "[$['arr'][0], $['arr'][1], $['arr'][2]]"
+    );
 }
 
 #[tokio::test]
