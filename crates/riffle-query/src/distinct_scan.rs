@@ -1,7 +1,8 @@
 //! Distinct counts without reading every row: the [`DistinctScan`] rule finds an
 //! aggregation without `GROUP BY` whose aggregates all ignore duplicates (`DISTINCTCOUNT`,
 //! `COUNT(DISTINCT x)`, the distinct-count sketches, `MIN`, `MAX`, `DISTINCTSUM`, ...) of
-//! the one column a segment scan below it returns, and asks the scan for each sealed
+//! the one column a segment scan below it returns (directly, or through a projection of
+//! casts of that column), and asks the scan for each sealed
 //! segment's distinct values instead of its rows ([`SegmentScanExec::with_distinct`]): a
 //! mark per dictionary id over the selected docs, then the marked dictionary entries. The
 //! aggregation above sees each value once per segment instead of once per row, and answers
@@ -12,9 +13,10 @@ use std::sync::Arc;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::Result as DfResult;
-use datafusion::physical_expr::expressions::{Column, Literal};
+use datafusion::physical_expr::expressions::{CastExpr, Column, Literal};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::{replace_children_if_necessary, ExecutionPlan};
 
 use crate::provider::SegmentScanExec;
@@ -72,11 +74,11 @@ impl PhysicalOptimizerRule for DistinctScan {
                     let exprs = a.expressions();
                     ignores_duplicates(a.fun().name(), a.is_distinct())
                         && a.order_bys().is_empty()
-                        // The column itself, then constant parameters.
+                        // A column (the scan's one, or a cast of it), then constant
+                        // parameters.
                         && exprs
                             .first()
-                            .and_then(|e| e.downcast_ref::<Column>())
-                            .is_some_and(|c| c.index() == 0)
+                            .is_some_and(|e| e.downcast_ref::<Column>().is_some())
                         && exprs
                             .iter()
                             .skip(1)
@@ -109,7 +111,20 @@ fn distinct_input(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan
             .with_distinct()
             .map(|s| Arc::new(s) as Arc<dyn ExecutionPlan>);
     }
-    if !matches!(plan.name(), "CooperativeExec" | "CoalesceBatchesExec") {
+    // A projection of the scan's one column and casts of it (Pinot's DOUBLE results for
+    // MIN / MAX cast the column first) is a function of each value: applying it to each
+    // value once changes nothing for an aggregation that ignores duplicates.
+    let passes = match plan.downcast_ref::<ProjectionExec>() {
+        Some(p) => p.expr().iter().all(|e| {
+            let inner = match e.expr.downcast_ref::<CastExpr>() {
+                Some(c) => c.expr(),
+                None => &e.expr,
+            };
+            inner.downcast_ref::<Column>().is_some()
+        }),
+        None => matches!(plan.name(), "CooperativeExec" | "CoalesceBatchesExec"),
+    };
+    if !passes {
         return None;
     }
     let [child] = plan.children()[..] else {

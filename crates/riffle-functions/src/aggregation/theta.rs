@@ -688,7 +688,9 @@ mod tests {
         };
         let a: ArrayRef = Arc::new(Int64Array::from_iter_values(0..50_000));
         let mut exact = make(100_000);
-        exact.aggregate(&[a.clone()]).unwrap_or_default();
+        exact
+            .aggregate(std::slice::from_ref(&a))
+            .unwrap_or_default();
         assert_eq!(count(&exact), 50_000);
         let mut small = make(1_000);
         small.aggregate(&[a]).unwrap_or_default();
