@@ -7,6 +7,7 @@
 //! | `JSONPATHLONG(json, path[, default])` | LONG | the number at `path`; missing: `Long.MIN_VALUE` (-9223372036854775808), or `default` |
 //! | `JSONPATHDOUBLE(json, path[, default])` | DOUBLE | the number at `path`; missing: NaN, or `default` |
 //! | `JSONPATHARRAY(json, path)`, `JSONPATHARRAYDEFAULTEMPTY(json, path)` | multi-value STRING | the values at `path` (an array is spread); missing: null, or an empty list |
+//! | `JSON_MATCH(json, 'filter')` | BOOLEAN | Pinot's JSON filter (`"$.a" = 'x' AND "$.tags[*]" IN (...)`, ...), evaluated on each row ([`matching`]) |
 //! | `JSONEXTRACTKEY(json, path)` | multi-value STRING | the paths of the values `path` selects, as JsonPath lists them (`$['a']['b']`, `$['arr'][0]`); `''` or `'$..**'`: every key, depth first; not JSON or NULL: an empty list |
 //!
 //! Paths are JsonPath's common subset: `$`, `.name`, `['name']`, `[n]` (negative from the
@@ -305,6 +306,7 @@ enum Op {
     PathArray,
     PathArrayDefaultEmpty,
     ExtractKey,
+    Match,
 }
 
 /// One of the JSON functions.
@@ -325,6 +327,8 @@ pub fn functions() -> Vec<ScalarUDF> {
         ("jsonpatharray", Op::PathArray),
         ("jsonpatharraydefaultempty", Op::PathArrayDefaultEmpty),
         ("jsonextractkey", Op::ExtractKey),
+        ("json_match", Op::Match),
+        ("jsonmatch", Op::Match),
     ]
     .into_iter()
     .map(|(name, op)| {
@@ -355,7 +359,7 @@ impl JsonFn {
         match self.op {
             Op::ExtractScalar => (3, 4),
             Op::PathString | Op::PathLong | Op::PathDouble => (2, 3),
-            Op::PathArray | Op::PathArrayDefaultEmpty | Op::ExtractKey => (2, 2),
+            Op::PathArray | Op::PathArrayDefaultEmpty | Op::ExtractKey | Op::Match => (2, 2),
         }
     }
 }
@@ -375,6 +379,7 @@ impl ScalarUDFImpl for JsonFn {
             Op::PathLong => DataType::Int64,
             Op::PathDouble => DataType::Float64,
             Op::PathArray | Op::PathArrayDefaultEmpty | Op::ExtractKey => string_list(),
+            Op::Match => DataType::Boolean,
         })
     }
 
@@ -419,6 +424,22 @@ impl ScalarUDFImpl for JsonFn {
         };
         if self.op == Op::ExtractKey {
             return extract_keys(json, &path).map(ColumnarValue::Array);
+        }
+        if self.op == Op::Match {
+            let filter = match matching::JsonFilter::parse(&path) {
+                Ok(f) => f,
+                Err(e) => return exec_err!("json_match: {e}"),
+            };
+            let mut b = BooleanBuilder::with_capacity(rows);
+            for i in 0..rows {
+                let root: Option<Value> = if json.is_null(i) {
+                    None
+                } else {
+                    serde_json::from_str(json.value(i)).ok()
+                };
+                b.append_value(root.is_some_and(|r| filter.matches(&r)));
+            }
+            return Ok(ColumnarValue::Array(Arc::new(b.finish())));
         }
         let steps = match parse_path(&path) {
             Ok(s) => s,
@@ -474,7 +495,7 @@ impl ScalarUDFImpl for JsonFn {
                 }
                 Arc::new(b.finish())
             }
-            Op::ExtractKey => return exec_err!("jsonextractkey is answered above"),
+            Op::ExtractKey | Op::Match => return exec_err!("{} is answered above", self.name),
             Op::PathArray | Op::PathArrayDefaultEmpty => {
                 let mut b = ListBuilder::new(StringBuilder::new());
                 for v in &values {
@@ -600,6 +621,8 @@ fn build_typed(
         other => return exec_err!("{name}: cannot answer {other}"),
     })
 }
+
+mod matching;
 
 #[cfg(test)]
 mod tests;

@@ -113,6 +113,51 @@ async fn json_functions_as_pinot_answers_them() {
         column(&ctx, "jsonpatharraydefaultempty(j, '$.nothing')").await,
         ["[]", "[]", "[]", "[]"]
     );
+    // Pinot's JSON filter on each row; not JSON or NULL: false.
+    assert_eq!(
+        column(&ctx, "json_match(j, '\"$.a.b\" = 7')").await,
+        ["true", "false", "false", "false"]
+    );
+    assert_eq!(
+        column(
+            &ctx,
+            "json_match(j, '\"$.a.b\" = ''9'' OR \"$.arr[*]\" IN (2, 5)')"
+        )
+        .await,
+        ["true", "true", "false", "false"]
+    );
+    assert_eq!(
+        column(
+            &ctx,
+            "json_match(j, '\"$.a.f\" > 2 AND \"$.o.k\" IS NOT NULL')"
+        )
+        .await,
+        ["true", "false", "false", "false"]
+    );
+    assert_eq!(
+        column(
+            &ctx,
+            "json_match(j, 'NOT (\"$.tags[*]\" = ''p'') AND \"$.a\" IS NOT NULL')"
+        )
+        .await,
+        ["false", "true", "false", "false"]
+    );
+    assert_eq!(
+        column(&ctx, "json_match(j, 'REGEXP_LIKE(\"$.a.s\", ''^x$'')')").await,
+        ["true", "false", "false", "false"]
+    );
+    for bad in [
+        "json_match(j, 'a = 1')",
+        "json_match(j, '\"$.a\" LIKE 1')",
+        "json_match(j, '(')",
+    ] {
+        let r = match ctx.sql(&format!("SELECT {bad} FROM t")).await {
+            Ok(df) => df.collect().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let e = r.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("json_match"), "{bad}: {e}");
+    }
     // Key paths as Pinot lists them; not JSON or NULL: an empty list.
     assert_eq!(
         column(&ctx, "jsonextractkey(j, '$.o.*')").await,
