@@ -26,7 +26,8 @@
 //!   Pinot's defaults.
 //! - `REGEXPEXTRACT` ([`regexp`]), the hash functions (`SHA`, `SHA256` as hex, Murmur, FNV,
 //!   CRC32, Adler-32: [`hash`]), the IP functions ([`ip`]) and the vector functions
-//!   (`COSINEDISTANCE`, `L2DISTANCE`, ...: [`vector`]).
+//!   (`COSINEDISTANCE`, `L2DISTANCE`, ...: [`vector`]); `TEXT_MATCH` ([`text`]) and
+//!   `JSON_MATCH` ([`json`]) evaluated on each row (no text or JSON index).
 //! - Aggregations beyond DataFusion's, and the plugin API they are written on
 //!   ([`aggregation`]).
 //!
@@ -47,6 +48,7 @@ pub mod regexp;
 pub mod round;
 pub mod scalars;
 pub mod strings;
+pub mod text;
 pub mod vector;
 
 use datafusion::logical_expr::ScalarUDF;
@@ -59,6 +61,7 @@ pub fn functions() -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(multivalue::MvAny::new()),
         ScalarUDF::new_from_impl(strings::PinotSubstr::new()),
         ScalarUDF::new_from_impl(regexp::RegexpExtract::new()),
+        ScalarUDF::new_from_impl(text::TextMatch::new()),
         ScalarUDF::new_from_impl(arrays::ValueIn::new()),
     ];
     out.extend(
