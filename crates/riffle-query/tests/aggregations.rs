@@ -378,6 +378,39 @@ async fn the_remaining_distinct_counts_moments_histograms_and_sums_answer_as_com
         assert_eq!(got[2], json!([low, members.len() as f64 - low]), "{r}");
     }
 
+    // The raw forms: the merged sketch as hex (Riffle's own bytes).
+    let r = ok(
+        &e,
+        "SELECT DISTINCTCOUNTRAWHLL(i), DISTINCTCOUNTRAWTHETASKETCH(s), \
+         PERCENTILERAWTDIGEST(x, 50), PERCENTILERAWKLL(x, 50) FROM m",
+    )
+    .await;
+    assert_eq!(
+        r["resultTable"]["dataSchema"]["columnDataTypes"],
+        json!(["STRING", "STRING", "STRING", "STRING"]),
+        "{r}"
+    );
+    let hex: Vec<String> = (0..4)
+        .map(|c| r["resultTable"]["rows"][0][c].as_str().unwrap().to_string())
+        .collect();
+    for h in &hex {
+        assert!(!h.is_empty() && h.len() % 2 == 0, "{r}");
+        assert!(h.chars().all(|c| c.is_ascii_hexdigit()), "{r}");
+    }
+    // HyperLogLog: the precision (8) then 256 registers.
+    assert!(
+        hex[0].starts_with("08") && hex[0].len() == 2 * 257,
+        "{}",
+        hex[0]
+    );
+    // Theta: k = 16384, theta untouched, then the 7 distinct names' hashes.
+    assert!(
+        hex[1].starts_with("0040000000000000ffffffffffffffff"),
+        "{}",
+        hex[1]
+    );
+    assert_eq!(hex[1].len(), 32 + 7 * 16, "{}", hex[1]);
+
     // Filters and a set expression, as Pinot writes them.
     let r = ok(
         &e,

@@ -34,6 +34,7 @@ use super::kll::Kll;
 use super::moments::{Histogram, Moments, Shape};
 use super::multi_value::MultiValue;
 use super::precision::SumPrecision;
+use super::raw::Raw;
 use super::sketch::{for_each_key, Digest, Hll};
 use super::theta::{SmartHll, Theta};
 use super::with_time::WithTime;
@@ -142,6 +143,99 @@ pub fn all() -> Vec<Arc<dyn Aggregation>> {
                 name: mv_name,
                 default_precision: p,
             }),
+        }));
+    }
+    // The raw forms: the merged sketch as hex (see `raw`).
+    for (name, inner) in [
+        (
+            "distinctcountrawhll",
+            Arc::new(Hll {
+                name: "distinctcountrawhll",
+                default_precision: 8,
+            }) as Arc<dyn Aggregation>,
+        ),
+        (
+            "distinctcountrawhllplus",
+            Arc::new(Hll {
+                name: "distinctcountrawhllplus",
+                default_precision: 14,
+            }),
+        ),
+        (
+            "distinctcountrawull",
+            Arc::new(Hll {
+                name: "distinctcountrawull",
+                default_precision: 12,
+            }),
+        ),
+        (
+            "distinctcountrawcpcsketch",
+            Arc::new(Hll {
+                name: "distinctcountrawcpcsketch",
+                default_precision: 12,
+            }),
+        ),
+        (
+            "distinctcountrawthetasketch",
+            Arc::new(Theta {
+                name: "distinctcountrawthetasketch",
+            }),
+        ),
+        (
+            "percentilerawtdigest",
+            Arc::new(Digest {
+                name: "percentilerawtdigest",
+                long: false,
+            }),
+        ),
+        (
+            "percentilerawest",
+            Arc::new(Digest {
+                name: "percentilerawest",
+                long: true,
+            }),
+        ),
+        (
+            "percentilerawkll",
+            Arc::new(Kll {
+                name: "percentilerawkll",
+            }),
+        ),
+    ] {
+        out.push(Arc::new(Raw { name, inner }));
+    }
+    for (name, inner) in [
+        (
+            "distinctcountrawhllmv",
+            Arc::new(Hll {
+                name: "distinctcountrawhllmv",
+                default_precision: 8,
+            }) as Arc<dyn Aggregation>,
+        ),
+        (
+            "percentilerawtdigestmv",
+            Arc::new(Digest {
+                name: "percentilerawtdigestmv",
+                long: false,
+            }),
+        ),
+        (
+            "percentilerawestmv",
+            Arc::new(Digest {
+                name: "percentilerawestmv",
+                long: true,
+            }),
+        ),
+        (
+            "percentilerawkllmv",
+            Arc::new(Kll {
+                name: "percentilerawkllmv",
+            }),
+        ),
+    ] {
+        out.push(Arc::new(MultiValue {
+            name,
+            inner: Arc::new(Raw { name, inner }),
         }));
     }
     out.push(Arc::new(WithTime {

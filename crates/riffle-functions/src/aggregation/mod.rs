@@ -33,6 +33,7 @@ mod kll;
 mod moments;
 mod multi_value;
 mod precision;
+mod raw;
 mod sketch;
 mod theta;
 mod udaf;
