@@ -15,7 +15,8 @@
 //! - `mv_any(mv, op, value...)` ([`multivalue::MvAny`]): a predicate on a multi-value
 //!   column as Pinot means it (any value matches); the query engine rewrites `mv = 3`,
 //!   `mv IN (...)`, `mv BETWEEN ...` and their negations into it; `VALUEIN`,
-//!   `ARRAYLENGTH`, `ARRAYMIN` / `MAX` / `SUM` / `AVERAGE` on multi-value columns.
+//!   `ARRAYLENGTH`, `ARRAYMIN` / `MAX` / `SUM` / `AVERAGE` on multi-value columns, and the
+//!   typed ones (`ARRAYSORTINT`, `ARRAYCONTAINSSTRING`, ...: [`typed_arrays`]).
 //! - `SUBSTR(s, begin[, end])` ([`strings`]): 0-based, `end` exclusive, as Pinot's.
 //! - Pinot's date-time functions on epoch values ([`datetime`]): `DATETRUNC`,
 //!   `DATETIMECONVERT`, `TIMECONVERT`, `TOEPOCH*`, `FROMEPOCH*`, `TODATETIME`,
@@ -49,6 +50,7 @@ pub mod round;
 pub mod scalars;
 pub mod strings;
 pub mod text;
+pub mod typed_arrays;
 pub mod vector;
 
 use datafusion::logical_expr::ScalarUDF;
@@ -75,6 +77,7 @@ pub fn functions() -> Vec<ScalarUDF> {
     out.extend(hash::functions());
     out.extend(ip::functions());
     out.extend(vector::functions());
+    out.extend(typed_arrays::functions());
     out
 }
 
