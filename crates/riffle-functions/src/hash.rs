@@ -372,30 +372,15 @@ mod tests {
 
 #[cfg(test)]
 mod sql_tests {
-    use datafusion::arrow::util::display::array_value_to_string;
-    use datafusion::prelude::SessionContext;
+    use crate::sql_test::first_row;
 
     #[tokio::test]
     async fn pinot_names_win_over_datafusion_ones() {
-        let ctx = SessionContext::new();
-        crate::register(
-            &ctx,
-            &crate::aggregation::AggregationRegistry::with_builtins(),
-        );
-        let b = ctx
-            .sql(
-                "SELECT sha('abc'), sha256(toutf8('abc')), murmur2('21'), \
-                 murmurhash3bit32('hello', 0), fnv1a_32('a'), crc32('abc')",
-            )
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let b = &b[0];
-        let got: Vec<String> = (0..b.num_columns())
-            .map(|c| array_value_to_string(b.column(c), 0).unwrap())
-            .collect();
+        let got = first_row(
+            "SELECT sha('abc'), sha256(toutf8('abc')), murmur2('21'), \
+             murmurhash3bit32('hello', 0), fnv1a_32('a'), crc32('abc')",
+        )
+        .await;
         assert_eq!(
             got,
             [

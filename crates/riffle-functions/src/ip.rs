@@ -243,31 +243,16 @@ mod tests {
 
 #[cfg(test)]
 mod sql_tests {
-    use datafusion::arrow::util::display::array_value_to_string;
-    use datafusion::prelude::SessionContext;
+    use crate::sql_test::{error, first_row};
 
     #[tokio::test]
     async fn ip_functions_through_sql() {
-        let ctx = SessionContext::new();
-        crate::register(
-            &ctx,
-            &crate::aggregation::AggregationRegistry::with_builtins(),
-        );
-        let b = ctx
-            .sql(
-                "SELECT issubnetof('10.0.0.0/8', '10.20.30.40'), issubnetof('10.0.0.0/8', '11.0.0.1'), \
-                 ipprefix('192.168.1.77', 24), ipsubnetmin('192.168.1.77/24'), \
-                 ipsubnetmax('192.168.1.77/24'), ipsubnetmax('2001:db8::/120')",
-            )
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let b = &b[0];
-        let got: Vec<String> = (0..b.num_columns())
-            .map(|c| array_value_to_string(b.column(c), 0).unwrap())
-            .collect();
+        let got = first_row(
+            "SELECT issubnetof('10.0.0.0/8', '10.20.30.40'), issubnetof('10.0.0.0/8', '11.0.0.1'), \
+             ipprefix('192.168.1.77', 24), ipsubnetmin('192.168.1.77/24'), \
+             ipsubnetmax('192.168.1.77/24'), ipsubnetmax('2001:db8::/120')",
+        )
+        .await;
         assert_eq!(
             got,
             [
@@ -279,13 +264,7 @@ mod sql_tests {
                 "2001:db8::ff"
             ]
         );
-        let bad = ctx
-            .sql("SELECT issubnetof('10.0.0.0/40', '10.0.0.1')")
-            .await;
-        let e = match bad {
-            Ok(df) => df.collect().await.err().map(|e| e.to_string()),
-            Err(e) => Some(e.to_string()),
-        };
-        assert!(e.unwrap_or_default().contains("must be 0 to 32"));
+        let e = error("SELECT issubnetof('10.0.0.0/40', '10.0.0.1')").await;
+        assert!(e.contains("must be 0 to 32"), "{e}");
     }
 }

@@ -48,6 +48,8 @@ pub mod multivalue;
 pub mod regexp;
 pub mod round;
 pub mod scalars;
+#[cfg(test)]
+mod sql_test;
 pub mod strings;
 pub mod text;
 pub mod typed_arrays;

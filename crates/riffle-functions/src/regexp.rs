@@ -175,41 +175,18 @@ mod tests {
 
 #[cfg(test)]
 mod sql_tests {
-    use datafusion::arrow::util::display::array_value_to_string;
-    use datafusion::prelude::SessionContext;
+    use crate::sql_test::{error, rows};
 
     #[tokio::test]
     async fn regexpextract_through_sql() {
-        let ctx = SessionContext::new();
-        crate::register(
-            &ctx,
-            &crate::aggregation::AggregationRegistry::with_builtins(),
-        );
-        let b = ctx
-            .sql(
-                "SELECT regexpextract(v, '([a-z]+)-(\\d+)', 2), regexpextract(v, 'z+'), \
-                 regexpextract(v, 'z+', 0, 'none') \
-                 FROM (VALUES ('ab-12'), ('cd-345')) AS t(v) ORDER BY v",
-            )
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let b = &b[0];
-        let got: Vec<Vec<String>> = (0..b.num_rows())
-            .map(|r| {
-                (0..b.num_columns())
-                    .map(|c| array_value_to_string(b.column(c), r).unwrap())
-                    .collect()
-            })
-            .collect();
+        let got = rows(
+            "SELECT regexpextract(v, '([a-z]+)-(\\d+)', 2), regexpextract(v, 'z+'), \
+             regexpextract(v, 'z+', 0, 'none') \
+             FROM (VALUES ('ab-12'), ('cd-345')) AS t(v) ORDER BY v",
+        )
+        .await;
         assert_eq!(got, [["12", "", "none"], ["345", "", "none"]]);
-        let bad = ctx.sql("SELECT regexpextract('a', '(?<=a)b')").await;
-        let e = match bad {
-            Ok(df) => df.collect().await.err().map(|e| e.to_string()),
-            Err(e) => Some(e.to_string()),
-        };
-        assert!(e.unwrap_or_default().contains("invalid regular expression"));
+        let e = error("SELECT regexpextract('a', '(?<=a)b')").await;
+        assert!(e.contains("invalid regular expression"), "{e}");
     }
 }

@@ -400,35 +400,18 @@ mod tests {
 
 #[cfg(test)]
 mod sql_tests {
-    use datafusion::arrow::util::display::array_value_to_string;
-    use datafusion::prelude::SessionContext;
+    use crate::sql_test::{error, first_row};
 
     #[tokio::test]
     async fn text_match_filters_rows_through_sql() {
-        let ctx = SessionContext::new();
-        crate::register(
-            &ctx,
-            &crate::aggregation::AggregationRegistry::with_builtins(),
-        );
-        let b = ctx
-            .sql(
-                "SELECT COUNT(*) FROM (VALUES ('disk full on db-1'), ('Connection reset'), \
-                 ('connection refused'), (NULL)) AS t(msg) \
-                 WHERE text_match(msg, 'connection AND NOT refused OR disk')",
-            )
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        assert_eq!(array_value_to_string(b[0].column(0), 0).unwrap(), "2");
-        let bad = ctx.sql("SELECT text_match('a', 'host:db')").await;
-        let e = match bad {
-            Ok(df) => df.collect().await.err().map(|e| e.to_string()),
-            Err(e) => Some(e.to_string()),
-        };
-        assert!(e
-            .unwrap_or_default()
-            .contains("text_match: query 'host:db'"));
+        let got = first_row(
+            "SELECT COUNT(*) FROM (VALUES ('disk full on db-1'), ('Connection reset'), \
+             ('connection refused'), (NULL)) AS t(msg) \
+             WHERE text_match(msg, 'connection AND NOT refused OR disk')",
+        )
+        .await;
+        assert_eq!(got, ["2"]);
+        let e = error("SELECT text_match('a', 'host:db')").await;
+        assert!(e.contains("text_match: query 'host:db'"), "{e}");
     }
 }

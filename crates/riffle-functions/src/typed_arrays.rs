@@ -333,35 +333,20 @@ impl ScalarUDFImpl for TypedArrayFn {
 
 #[cfg(test)]
 mod sql_tests {
-    use datafusion::arrow::util::display::array_value_to_string;
-    use datafusion::prelude::SessionContext;
+    use crate::sql_test::first_row;
 
     #[tokio::test]
     async fn typed_array_functions_as_pinot() {
-        let ctx = SessionContext::new();
-        crate::register(
-            &ctx,
-            &crate::aggregation::AggregationRegistry::with_builtins(),
-        );
-        let b = ctx
-            .sql(
-                "SELECT arrayreverseint([1, 2, 3]), arraysortstring(['b', 'a', 'c']), \
-                 arraydistinctint([3, 1, 3, 2, 1]), arrayindexofstring(['a', 'b'], 'b'), \
-                 arrayindexofint([1, 2], 9), arraycontainsint([1, 2], 2), \
-                 arrayslicestring(['a', 'b', 'c', 'd'], 1, 3), arrayremoveint([1, 2, 1], 1), \
-                 arrayunionint([1, 2], [2, 3]), arrayconcatdouble([1.5], [2]), \
-                 arrayelementatlong([10, 20], 2), arrayelementatint([10, 20], 5), \
-                 arraysumint([1, 2, 3]), arrayindexesofint([1, 2, 1], 1)",
-            )
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let b = &b[0];
-        let got: Vec<String> = (0..b.num_columns())
-            .map(|c| array_value_to_string(b.column(c), 0).unwrap())
-            .collect();
+        let got = first_row(
+            "SELECT arrayreverseint([1, 2, 3]), arraysortstring(['b', 'a', 'c']), \
+             arraydistinctint([3, 1, 3, 2, 1]), arrayindexofstring(['a', 'b'], 'b'), \
+             arrayindexofint([1, 2], 9), arraycontainsint([1, 2], 2), \
+             arrayslicestring(['a', 'b', 'c', 'd'], 1, 3), arrayremoveint([1, 2, 1], 1), \
+             arrayunionint([1, 2], [2, 3]), arrayconcatdouble([1.5], [2]), \
+             arrayelementatlong([10, 20], 2), arrayelementatint([10, 20], 5), \
+             arraysumint([1, 2, 3]), arrayindexesofint([1, 2, 1], 1)",
+        )
+        .await;
         assert_eq!(
             got,
             [

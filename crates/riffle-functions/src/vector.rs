@@ -224,30 +224,15 @@ mod tests {
 
 #[cfg(test)]
 mod sql_tests {
-    use datafusion::arrow::util::display::array_value_to_string;
-    use datafusion::prelude::SessionContext;
+    use crate::sql_test::first_row;
 
     #[tokio::test]
     async fn vector_functions_through_sql() {
-        let ctx = SessionContext::new();
-        crate::register(
-            &ctx,
-            &crate::aggregation::AggregationRegistry::with_builtins(),
-        );
-        let b = ctx
-            .sql(
-                "SELECT innerproduct([1, 0, 2], [0, 3, 4]), l1distance([1, 0, 2], [0, 3, 4]), \
-                 vectordims([1.5, 2.5]), vectornorm([3, 4]), cosinedistance([0, 0], [1, 1], -1)",
-            )
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let b = &b[0];
-        let got: Vec<String> = (0..b.num_columns())
-            .map(|c| array_value_to_string(b.column(c), 0).unwrap())
-            .collect();
+        let got = first_row(
+            "SELECT innerproduct([1, 0, 2], [0, 3, 4]), l1distance([1, 0, 2], [0, 3, 4]), \
+             vectordims([1.5, 2.5]), vectornorm([3, 4]), cosinedistance([0, 0], [1, 1], -1)",
+        )
+        .await;
         assert_eq!(got, ["8.0", "6.0", "2", "5.0", "-1.0"]);
     }
 }

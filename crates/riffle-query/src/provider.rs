@@ -79,6 +79,19 @@ pub struct ScanRecord {
     pub filtered: bool,
 }
 
+impl ScanRecord {
+    /// A consuming segment of `rows` rows whose latest event is at `latest_ms` was queried.
+    fn saw_consuming(&mut self, rows: usize, latest_ms: i64) {
+        self.consuming_queried += 1;
+        if rows > 0 && latest_ms > 0 {
+            self.min_consuming_freshness_ms = Some(
+                self.min_consuming_freshness_ms
+                    .map_or(latest_ms, |m| m.min(latest_ms)),
+            );
+        }
+    }
+}
+
 /// A table as DataFusion sees it.
 #[derive(Debug)]
 pub struct SegmentTable {
@@ -157,14 +170,7 @@ impl SegmentTable {
             let rows = match seg {
                 SegmentRef::Consuming(c) => {
                     let snap = c.snapshot();
-                    rec.consuming_queried += 1;
-                    if snap.num_rows > 0 && snap.latest_event_ms > 0 {
-                        let fresh = snap.latest_event_ms;
-                        rec.min_consuming_freshness_ms = Some(
-                            rec.min_consuming_freshness_ms
-                                .map_or(fresh, |m: i64| m.min(fresh)),
-                        );
-                    }
+                    rec.saw_consuming(snap.num_rows, snap.latest_event_ms);
                     if snap.num_rows > 0 {
                         rec.consuming_processed += 1;
                     }
@@ -496,15 +502,8 @@ impl TableProvider for SegmentTable {
             match seg {
                 SegmentRef::Consuming(c) => {
                     let snap = c.snapshot();
-                    rec.consuming_queried += 1;
+                    rec.saw_consuming(snap.num_rows, snap.latest_event_ms);
                     rec.total_docs += snap.num_rows;
-                    if snap.num_rows > 0 && snap.latest_event_ms > 0 {
-                        let fresh = snap.latest_event_ms;
-                        rec.min_consuming_freshness_ms = Some(
-                            rec.min_consuming_freshness_ms
-                                .map_or(fresh, |m: i64| m.min(fresh)),
-                        );
-                    }
                     if snap.num_rows == 0 {
                         continue;
                     }

@@ -36,7 +36,8 @@ use super::multi_value::MultiValue;
 use super::precision::SumPrecision;
 use super::raw::Raw;
 use super::sketch::{for_each_key, Digest, Hll};
-use super::theta::{SmartHll, Theta};
+use super::smart_hll::SmartHll;
+use super::theta::Theta;
 use super::with_time::WithTime;
 use super::{Aggregation, AggregationArgs, AggregationState};
 

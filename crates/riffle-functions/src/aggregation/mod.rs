@@ -35,6 +35,7 @@ mod multi_value;
 mod precision;
 mod raw;
 mod sketch;
+mod smart_hll;
 mod theta;
 mod udaf;
 mod with_time;
