@@ -10,7 +10,7 @@ from typing import Callable, Iterator, Optional
 
 import pytest
 
-from riffle_harness import TRANSCRIPT_TOPIC, Riffle, append_lines, transcript_lines
+from riffle_harness import TRANSCRIPT_TOPIC, Riffle, Tansu, append_lines, transcript_lines
 
 
 @pytest.fixture
@@ -29,6 +29,17 @@ def riffle_factory(tmp_path: Path) -> Iterator[Callable[..., Riffle]]:
     yield make
     for r in made:
         r.kill()
+
+
+@pytest.fixture
+def tansu(tmp_path: Path, request) -> Iterator[Tansu]:
+    t = Tansu(tmp_path)
+    # The broker's log goes into the failure report too (see conftest.py).
+    request.node.riffle_logs = [t.log]
+    try:
+        yield t
+    finally:
+        t.kill()
 
 
 # Servers of session-scoped fixtures, so that their logs reach failure reports too (also

@@ -352,3 +352,85 @@ def expected_transcript_averages(lines: list[str]) -> dict[str, float]:
         f32 = struct.unpack("f", struct.pack("f", float(row["score"])))[0]
         sums.setdefault(row["subject"], []).append(f32)
     return {k: sum(v) / len(v) for k, v in sums.items()}
+
+
+TANSU_VERSION = "0.6.0"
+
+
+def tansu_bin() -> Path:
+    """`$RIFFLE_TANSU`, else where `scripts/tansu.sh` installs it; fails (never skips) when
+    it is missing."""
+    env = os.environ.get("RIFFLE_TANSU")
+    if env:
+        p = Path(env)
+    else:
+        tools = Path(os.environ.get("RIFFLE_TOOLS") or Path.home() / ".cache" / "riffle" / "tools")
+        p = tools / f"tansu-{TANSU_VERSION}" / "tansu"
+    if not p.is_file():
+        pytest.fail(f"the Tansu broker is not installed at {p}: run scripts/tansu.sh (or set RIFFLE_TANSU)")
+    return p
+
+
+class Tansu:
+    """One `tansu broker` process with in-memory storage on a free loopback port."""
+
+    def __init__(self, log_dir: Path):
+        self.bin = tansu_bin()
+        self.port = free_ports(1)[0]
+        self.log = log_dir / f"tansu-{self.port}.log"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [
+                    str(self.bin),
+                    "broker",
+                    "--listener-url",
+                    self.url,
+                    "--advertised-listener-url",
+                    self.url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "RUST_LOG": "warn"},
+            )
+        deadline = time.monotonic() + 20
+        while True:
+            if self.proc.poll() is not None:
+                pytest.fail(f"tansu exited with {self.proc.returncode}:\n{self.log.read_text(errors='replace')}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"tansu did not listen on port {self.port} within 20 s")
+                time.sleep(0.05)
+
+    @property
+    def url(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def run(self, *args: str, stdin: str = "") -> str:
+        """Runs a `tansu` client command against this broker; fails the test unless it
+        exits 0."""
+        r = subprocess.run(
+            [str(self.bin), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "RUST_LOG": "warn"},
+        )
+        out = r.stdout + r.stderr
+        assert r.returncode == 0, f"tansu {' '.join(args)} exited {r.returncode}:\n{out}"
+        return out
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)

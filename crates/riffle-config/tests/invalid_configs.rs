@@ -16,7 +16,12 @@ use riffle_config::{ConfigError, Schema, TableConfig};
 use serde_json::Value;
 
 fn repo_file(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+    // The directory cargo runs the test in (a build reused from another checkout keeps
+    // the compile-time path).
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join(rel)
 }
 
 fn read_json(rel: &str) -> Value {

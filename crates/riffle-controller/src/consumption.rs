@@ -293,6 +293,7 @@ impl TableManager {
                 last_indexed_ms: st.map_or(0, |p| p.last_indexed_ms),
                 last_error: st.and_then(|p| p.last_error.clone()),
                 decode_errors: st.map_or(0, |p| p.decode_errors),
+                rows_filtered: st.map_or(0, |p| p.rows_filtered),
                 offsets_lost: st.map_or(0, |p| p.offsets_lost),
             });
         }

@@ -26,4 +26,6 @@ pub struct ControllerContext {
     pub deep_store: Arc<DeepStore>,
     /// How often streams are checked for new partitions.
     pub discovery_interval: Duration,
+    /// How ingestion expressions are read (Groovy's safe subset).
+    pub transforms: riffle_transform::TransformOptions,
 }

@@ -88,6 +88,8 @@ pub struct ConsumingInfo {
     pub last_error: Option<PartitionError>,
     /// Malformed messages dropped since the server started.
     pub decode_errors: u64,
+    /// Rows the table's filter dropped since the server started.
+    pub rows_filtered: u64,
     /// Offsets skipped under `RESUME_FROM_EARLIEST`.
     pub offsets_lost: u64,
 }

@@ -10,6 +10,7 @@ use riffle_config::{FlushConfig, Schema, TableConfig};
 use riffle_ingest::{StreamSpec, TableSpec};
 use riffle_segment::{SealOptions, TableColumns};
 use riffle_stream::{MetadataProvider, StreamContext, StreamError, StreamRegistry};
+use riffle_transform::{IngestPlan, TransformOptions};
 
 use crate::error::ControllerError;
 
@@ -20,17 +21,30 @@ pub fn resolve(
     schema: Arc<Schema>,
     registry: &StreamRegistry,
     ctx: &StreamContext,
+    transform_options: TransformOptions,
 ) -> Result<(TableSpec, Vec<String>), ControllerError> {
     let columns = TableColumns::new(riffle_config::Column::with_table_nulls(
         schema.columns().map_err(|e| ControllerError::wrap("", e))?,
         config.null_handling_enabled(),
     ));
     let mut warnings = Vec::new();
+    let ingest = IngestPlan::new(&config, &schema, &columns, transform_options)
+        .map_err(|e| ControllerError::new(ErrorKind::BadRequest, e.to_string()))?;
+    if let Some(w) = ingest.as_ref().and_then(IngestPlan::check) {
+        warnings.push(format!(
+            "ingestionConfig: the expressions do not run on text source fields ({w}); they \
+             run on the types the messages carry, and rows they fail on are counted as errors"
+        ));
+    }
+    let (target, extras) = match &ingest {
+        Some(p) => (p.staging().clone(), p.extras().to_vec()),
+        None => (columns.clone(), Vec::new()),
+    };
     let mut streams = Vec::new();
     for (i, sc) in config.streams().iter().enumerate() {
         let plugin = registry.plugin_for(sc)?;
         warnings.extend(plugin.validate(sc, ctx)?);
-        riffle_decode::decoder_for(sc, &columns).map_err(|e| {
+        riffle_decode::decoder_for(sc, &target, &extras).map_err(|e| {
             ControllerError::new(
                 ErrorKind::BadRequest,
                 format!(
@@ -58,6 +72,7 @@ pub fn resolve(
         streams,
         config,
         schema,
+        ingest: ingest.map(Arc::new),
     };
     Ok((spec, warnings))
 }

@@ -134,6 +134,7 @@ impl TableManager {
             Arc::new(schema),
             &self.ctx.streams,
             &self.ctx.stream_ctx,
+            self.ctx.transforms,
         )
         .map_err(|e| prefixed("Invalid table config", e))?;
         let spec = Arc::new(spec);
@@ -193,6 +194,7 @@ impl TableManager {
             Arc::new(schema),
             &self.ctx.streams,
             &self.ctx.stream_ctx,
+            self.ctx.transforms,
         )
         .map_err(|e| prefixed("Invalid table config", e))?;
         let cfg = table.clone();
@@ -274,6 +276,7 @@ impl TableManager {
             Arc::new(schema),
             &self.ctx.streams,
             &self.ctx.stream_ctx,
+            self.ctx.transforms,
         )?;
         let n = name.clone();
         let segments = self.ctx.store.run(move |c| c.segments(&n)).await?;

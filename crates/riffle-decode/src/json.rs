@@ -71,17 +71,33 @@ impl JsonDecoder {
     /// A decoder reading `columns`; metadata columns (`__key`, `__header$*`,
     /// `__metadata$*`) are left to the caller.
     pub fn new(columns: &Arc<TableColumns>) -> JsonDecoder {
-        let index = columns
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| !c.name.starts_with("__"))
-            .map(|(i, c)| (c.name.clone(), i))
-            .collect();
+        JsonDecoder::with_extras(columns, &[])
+    }
+
+    /// A decoder that also keeps the source-only fields `extras` (read by ingestion
+    /// transforms) as the block's extra values, in that order.
+    pub fn with_extras(columns: &Arc<TableColumns>, extras: &[String]) -> JsonDecoder {
         JsonDecoder {
-            index: FieldIndex::new(index),
+            index: FieldIndex::new(field_map(columns, extras)),
         }
     }
+}
+
+/// Field name to position: the table's columns (not the metadata columns, which the caller
+/// fills), then the source-only fields numbered after them.
+pub fn field_map(columns: &TableColumns, extras: &[String]) -> HashMap<String, usize> {
+    let n = columns.columns.len();
+    let mut map: HashMap<String, usize> = columns
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.name.starts_with("__"))
+        .map(|(i, c)| (c.name.clone(), i))
+        .collect();
+    for (j, e) in extras.iter().enumerate() {
+        map.entry(e.clone()).or_insert(n + j);
+    }
+    map
 }
 
 impl MessageDecoder for JsonDecoder {
@@ -134,6 +150,11 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
         })? {
             pos += 1;
             match col {
+                Some(i) if i >= self.out.columns().columns.len() => {
+                    let v: serde_json::Value = map.next_value()?;
+                    let j = i - self.out.columns().columns.len();
+                    self.out.push_extra(j, v);
+                }
                 Some(i) => {
                     if self.out.is_set(i) {
                         // A repeated key: the last value wins.

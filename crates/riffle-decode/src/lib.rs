@@ -52,13 +52,15 @@ pub fn supported_decoders() -> &'static [&'static str] {
 }
 
 /// The decoder for a stream config's decoder class, or an error naming the class and the
-/// supported ones.
+/// supported ones. `extras` are source fields outside `columns` that the decoder keeps as
+/// the block's extra values (ingestion transforms read them).
 pub fn decoder_for(
     config: &StreamConfig,
     columns: &Arc<TableColumns>,
+    extras: &[String],
 ) -> Result<Box<dyn MessageDecoder>, DecodeError> {
     if config.decoder_class == JSON_DECODER {
-        return Ok(Box::new(json::JsonDecoder::new(columns)));
+        return Ok(Box::new(json::JsonDecoder::with_extras(columns, extras)));
     }
     Err(DecodeError::new(format!(
         "decoder class '{}' is not supported yet, supported: {} (and its alias \
@@ -190,6 +192,12 @@ pub struct DecodeStats {
     pub errors: usize,
     /// The first error, with the offset of its message.
     pub first_error: Option<(StreamOffset, DecodeError)>,
+    /// The position in the batch of the message of the first error.
+    pub first_error_index: Option<usize>,
+    /// For each row added, the position in the batch of the message it came from.
+    pub row_messages: Vec<u32>,
+    /// Rows an ingestion filter dropped (set by the caller that applies it).
+    pub filtered: usize,
     /// The latest record timestamp seen.
     pub latest_timestamp_ms: Option<i64>,
 }
@@ -206,12 +214,13 @@ pub fn decode_batch(
     stop_on_error: bool,
 ) -> DecodeStats {
     let mut stats = DecodeStats::default();
-    for msg in messages {
+    for (m, msg) in messages.iter().enumerate() {
         match decoder.decode(msg, out) {
             Ok(()) => {
                 special.fill(msg, partition, out);
                 out.end_row();
                 stats.rows += 1;
+                stats.row_messages.push(m as u32);
                 if let Some(ts) = msg.timestamp_ms {
                     stats.latest_timestamp_ms =
                         Some(stats.latest_timestamp_ms.map_or(ts, |l| l.max(ts)));
@@ -222,6 +231,7 @@ pub fn decode_batch(
                 stats.errors += 1;
                 if stats.first_error.is_none() {
                     stats.first_error = Some((msg.offset.clone(), e));
+                    stats.first_error_index = Some(m);
                 }
                 if stop_on_error {
                     break;

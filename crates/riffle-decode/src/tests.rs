@@ -53,7 +53,7 @@ fn decode_all(populate: bool, lines: &[&str]) -> (arrow::record_batch::RecordBat
         .collect(),
     )
     .unwrap();
-    let mut dec = decoder_for(&cfg, &cols).unwrap();
+    let mut dec = decoder_for(&cfg, &cols, &[]).unwrap();
     let special = SpecialColumns::new(&cols, populate);
     let msgs: Vec<StreamMessage> = lines
         .iter()
@@ -218,7 +218,7 @@ fn test_unsupported_decoder_is_named() {
         .collect(),
     )
     .unwrap();
-    let err = decoder_for(&cfg, &cols).err().unwrap();
+    let err = decoder_for(&cfg, &cols, &[]).err().unwrap();
     assert!(err.message.contains("CSVMessageDecoder"), "{}", err.message);
 }
 

@@ -17,7 +17,9 @@
 //!   `mv IN (...)`, `mv BETWEEN ...` and their negations into it; `VALUEIN`,
 //!   `ARRAYLENGTH`, `ARRAYMIN` / `MAX` / `SUM` / `AVERAGE` on multi-value columns, and the
 //!   typed ones (`ARRAYSORTINT`, `ARRAYCONTAINSSTRING`, ...: [`typed_arrays`]).
-//! - `SUBSTR(s, begin[, end])` ([`strings`]): 0-based, `end` exclusive, as Pinot's.
+//! - `SUBSTR(s, begin[, end])` ([`strings`]): 0-based, `end` exclusive, as Pinot's;
+//!   `SPLIT`, Pinot's three-argument `CONCAT(a, b, separator)` and `JSONFORMAT`
+//!   ([`ingest_strings`]), which ingestion transforms use most.
 //! - Pinot's date-time functions on epoch values ([`datetime`]): `DATETRUNC`,
 //!   `DATETIMECONVERT`, `TIMECONVERT`, `TOEPOCH*`, `FROMEPOCH*`, `TODATETIME`,
 //!   `FROMDATETIME`, `YEAR` … `MILLISECOND`, `AGO`.
@@ -41,6 +43,7 @@ pub mod aggregation;
 pub mod arrays;
 pub mod datetime;
 pub mod hash;
+pub mod ingest_strings;
 pub mod ip;
 pub mod json;
 pub mod literal;
@@ -77,6 +80,7 @@ pub fn functions() -> Vec<ScalarUDF> {
     out.extend(json::functions());
     out.extend(scalars::functions());
     out.extend(hash::functions());
+    out.extend(ingest_strings::functions());
     out.extend(ip::functions());
     out.extend(vector::functions());
     out.extend(typed_arrays::functions());

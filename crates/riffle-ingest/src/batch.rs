@@ -2,10 +2,13 @@
 //! records, the exact row threshold, decoding on the cpu pool, and publishing rows together
 //! with the offset that follows them.
 
+use arrow::record_batch::RecordBatch;
 use riffle_common::{now_ms, StreamOffset};
 use riffle_config::DataLossPolicy;
-use riffle_decode::{decode_batch, DecodeStats};
+use riffle_decode::{decode_batch, DecodeError, DecodeStats};
+use riffle_segment::ExtraValues;
 use riffle_stream::{MessageBatch, StreamMessage};
+use riffle_transform::IngestPlan;
 use tracing::warn;
 
 use crate::partition::{Exit, Flow, PartitionLoop};
@@ -123,13 +126,14 @@ impl PartitionLoop {
         };
         let messages: Vec<StreamMessage> = batch.messages;
         let (special, pid) = (self.special.clone(), self.partition);
+        let plan = self.table.spec.ingest.clone();
         // A partition decodes on one thread when it can: its consuming segments' memory
         // comes from, and returns to, one allocator arena.
         let (d, b, messages, stats, rows) = self
             .ctx
             .cpu
             .run_keyed(self.affinity, move || {
-                let stats = decode_batch(
+                let mut stats = decode_batch(
                     decoder.as_mut(),
                     &special,
                     pid,
@@ -137,7 +141,12 @@ impl PartitionLoop {
                     &mut b,
                     stop_on_error,
                 );
-                let rows = b.finish();
+                let rows = match &plan {
+                    None => b.finish(),
+                    Some(plan) => b.finish_with_extras().map(|(rows, extras)| {
+                        transform(plan, rows, extras, &mut stats, &messages, stop_on_error)
+                    }),
+                };
                 (decoder, b, messages, stats, rows)
             })
             .await
@@ -176,6 +185,7 @@ impl PartitionLoop {
             s.messages_read += read;
             s.rows_indexed += stats.rows as u64;
             s.decode_errors += stats.errors as u64;
+            s.rows_filtered += stats.filtered as u64;
             if stats.rows > 0 {
                 s.last_indexed_ms = now;
             }
@@ -211,4 +221,50 @@ impl PartitionLoop {
         }
         Ok(())
     }
+}
+
+/// Runs the table's transforms and filter on a decoded block: filtered rows are counted,
+/// rows that fail count as malformed messages (the earliest failure, by position in the
+/// batch, is the one reported). Under `stop_on_error` the rows from the first failing
+/// message on are left out, so that the offset stops there.
+fn transform(
+    plan: &IngestPlan,
+    rows: RecordBatch,
+    extras: ExtraValues,
+    stats: &mut DecodeStats,
+    messages: &[StreamMessage],
+    stop_on_error: bool,
+) -> RecordBatch {
+    let applied = plan.apply(rows, extras);
+    stats.filtered += applied.filtered;
+    let mut batch = applied.batch;
+    let first = applied
+        .errors
+        .iter()
+        .filter_map(|(row, e)| Some((*stats.row_messages.get(*row as usize)? as usize, e)))
+        .min_by_key(|(m, _)| *m);
+    if let Some((m, e)) = first {
+        if stats.first_error_index.is_none_or(|d| m < d) {
+            if let Some(msg) = messages.get(m) {
+                stats.first_error = Some((msg.offset.clone(), DecodeError::new(e.clone())));
+                stats.first_error_index = Some(m);
+            }
+        }
+        if stop_on_error {
+            let keep = applied
+                .kept
+                .iter()
+                .take_while(|r| {
+                    stats
+                        .row_messages
+                        .get(**r as usize)
+                        .is_some_and(|x| (*x as usize) < m)
+                })
+                .count();
+            batch = batch.slice(0, keep);
+        }
+    }
+    stats.errors += applied.errors.len();
+    stats.rows = batch.num_rows();
+    batch
 }

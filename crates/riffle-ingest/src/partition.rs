@@ -153,8 +153,9 @@ impl PartitionLoop {
             meta.segment_name.clone(),
             offset.clone(),
         ));
-        let special = SpecialColumns::new(&table.spec.columns, stream.config.metadata_populate);
-        let builder = Some(BlockBuilder::new(table.spec.columns.clone(), 1024));
+        let (target, extras) = table.spec.decode_target();
+        let special = SpecialColumns::new(&target, stream.config.metadata_populate);
+        let builder = Some(BlockBuilder::with_extras(target, 1024, extras.len()));
         let forces_handled = control.forces();
         let cur = open_segment(&ctx, &table, meta, consumer_start_ms);
         let affinity = {
@@ -236,7 +237,8 @@ impl PartitionLoop {
 
     /// Creates the decoder and the stream consumer, retrying transient failures.
     async fn connect(&mut self) -> Flow<Box<dyn PartitionConsumer>> {
-        let decoder = decoder_for(&self.stream.config, &self.table.spec.columns).map_err(|e| {
+        let (target, extras) = self.table.spec.decode_target();
+        let decoder = decoder_for(&self.stream.config, &target, extras).map_err(|e| {
             Exit::Failed(PartitionError::new(
                 Stage::Connect,
                 format!("decoder: {e}"),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use riffle_config::{FlushConfig, LoadMode, Schema, StreamConfig, TableConfig};
 use riffle_segment::{SealOptions, TableColumns};
 use riffle_stream::StreamPlugin;
+use riffle_transform::IngestPlan;
 
 /// Partition ids of a multi-stream table: `stream_index * 10_000 + stream_partition`.
 pub const PARTITIONS_PER_STREAM: u32 = 10_000;
@@ -54,9 +55,20 @@ pub struct TableSpec {
     pub load_mode: LoadMode,
     /// End criteria (the first stream's; Pinot requires them equal).
     pub flush: FlushConfig,
+    /// Ingestion transforms and filter, if the table has any.
+    pub ingest: Option<Arc<IngestPlan>>,
 }
 
 impl TableSpec {
+    /// The columns a decoder fills and the source-only fields it keeps: the table's
+    /// columns, or the ingestion plan's staging columns when the table has transforms.
+    pub fn decode_target(&self) -> (Arc<TableColumns>, &[String]) {
+        match &self.ingest {
+            Some(p) => (p.staging().clone(), p.extras()),
+            None => (self.columns.clone(), &[]),
+        }
+    }
+
     /// The stream a table-wide partition id belongs to.
     pub fn stream_of(&self, partition: u32) -> Option<&StreamSpec> {
         let index = partition / PARTITIONS_PER_STREAM;

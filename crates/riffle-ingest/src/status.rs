@@ -94,8 +94,11 @@ pub struct PartitionStatus {
     pub messages_read: u64,
     /// Rows indexed since the server started.
     pub rows_indexed: u64,
-    /// Malformed messages dropped since the server started.
+    /// Messages dropped since the server started because they could not be decoded or
+    /// transformed.
     pub decode_errors: u64,
+    /// Rows the table's `filterConfig` dropped since the server started (not errors).
+    pub rows_filtered: u64,
     /// Offsets the stream deleted before they were read and that were skipped under
     /// `realtime.segment.dataLossPolicy=RESUME_FROM_EARLIEST` (for integer offsets).
     pub offsets_lost: u64,
@@ -120,6 +123,7 @@ impl PartitionStatus {
             messages_read: 0,
             rows_indexed: 0,
             decode_errors: 0,
+            rows_filtered: 0,
             offsets_lost: 0,
             segments_committed: 0,
             last_error: None,

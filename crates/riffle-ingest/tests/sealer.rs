@@ -97,6 +97,7 @@ fn spec(topic: &str) -> TableSpec {
         flush: config.flush,
         config: Arc::new(table),
         schema: Arc::new(schema),
+        ingest: None,
     }
 }
 

@@ -75,6 +75,8 @@ pub struct NodeConfig {
     pub http: HttpConfig,
     /// Who may call the APIs; none configured: anyone who can connect.
     pub auth: AuthConfig,
+    /// How ingestion transforms are read (`--ingestion-groovy-safe-subset`).
+    pub transforms: riffle_transform::TransformOptions,
 }
 
 impl NodeConfig {
@@ -95,6 +97,7 @@ impl NodeConfig {
             allowed_stream_dirs: Vec::new(),
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
+            transforms: Default::default(),
         }
     }
 
@@ -198,6 +201,7 @@ impl Node {
             stream_ctx,
             deep_store,
             discovery_interval: config.discovery_interval,
+            transforms: config.transforms,
         });
         let host = hostname();
         let query = Arc::new(

@@ -15,7 +15,12 @@ use riffle_node::{default_streams, Node, NodeConfig};
 use serde_json::{json, Value};
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/compat-v1")
+    // The directory cargo runs the test in (a build reused from another checkout keeps
+    // the compile-time path).
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests/data/compat-v1")
 }
 
 fn copy_dir(from: &Path, to: &Path) {

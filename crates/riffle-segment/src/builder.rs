@@ -187,7 +187,8 @@ pub struct ColumnBuilder {
     /// For multi-value columns: `list_offsets[i]..list_offsets[i+1]` are row i's items.
     pub list_offsets: Option<Vec<i32>>,
     /// For a nullable column: the rows (in order) that got the default because the message
-    /// had no value; they become the array's nulls (the default stays under them).
+    /// had no value; they become the array's nulls (the default stays under them). A
+    /// multi-value column is nullable only while staged for ingestion transforms.
     pub null_rows: Option<Vec<u32>>,
 }
 
@@ -212,18 +213,38 @@ pub struct BlockBuilder {
     columns: Arc<TableColumns>,
     cols: Vec<ColumnBuilder>,
     rows: usize,
+    /// Source fields outside the table's columns that ingestion transforms read: one
+    /// value per finished row (`None` when the message lacked the field), kept as the
+    /// decoder found them because their type is only known from the values.
+    extras: Vec<Vec<Option<serde_json::Value>>>,
 }
+
+/// The source-only fields of a finished block ([`BlockBuilder::finish_with_extras`]), in
+/// the order the builder was given their names; one value per row.
+pub type ExtraValues = Vec<Vec<Option<serde_json::Value>>>;
 
 impl BlockBuilder {
     /// An empty block with room for `capacity` rows.
     pub fn new(columns: Arc<TableColumns>, capacity: usize) -> BlockBuilder {
         let text = vec![capacity * FIRST_BLOCK_TEXT_BYTES_PER_ROW; columns.columns.len()];
-        BlockBuilder::with_text_room(columns, capacity, &text)
+        BlockBuilder::with_text_room(columns, capacity, &text, 0)
+    }
+
+    /// An empty block that also keeps `extras` source-only fields (see
+    /// [`BlockBuilder::push_extra`]).
+    pub fn with_extras(columns: Arc<TableColumns>, capacity: usize, extras: usize) -> BlockBuilder {
+        let text = vec![capacity * FIRST_BLOCK_TEXT_BYTES_PER_ROW; columns.columns.len()];
+        BlockBuilder::with_text_room(columns, capacity, &text, extras)
     }
 
     /// An empty block with room for `capacity` rows and `text[i]` bytes of text or bytes
     /// values in column `i`.
-    fn with_text_room(columns: Arc<TableColumns>, capacity: usize, text: &[usize]) -> BlockBuilder {
+    fn with_text_room(
+        columns: Arc<TableColumns>,
+        capacity: usize,
+        text: &[usize],
+        extras: usize,
+    ) -> BlockBuilder {
         let cols = columns
             .columns
             .iter()
@@ -239,7 +260,7 @@ impl BlockBuilder {
                 ColumnBuilder {
                     values,
                     list_offsets,
-                    null_rows: (c.nullable && c.single_value).then(Vec::new),
+                    null_rows: c.nullable.then(Vec::new),
                 }
             })
             .collect();
@@ -247,6 +268,21 @@ impl BlockBuilder {
             columns,
             cols,
             rows: 0,
+            extras: (0..extras).map(|_| Vec::with_capacity(capacity)).collect(),
+        }
+    }
+
+    /// Number of source-only fields kept.
+    pub fn extra_count(&self) -> usize {
+        self.extras.len()
+    }
+
+    /// Sets source-only field `j` of the current row (the last value wins).
+    pub fn push_extra(&mut self, j: usize, v: serde_json::Value) {
+        let rows = self.rows;
+        if let Some(e) = self.extras.get_mut(j) {
+            e.truncate(rows);
+            e.push(Some(v));
         }
     }
 
@@ -346,11 +382,19 @@ impl BlockBuilder {
                 self.push_default(i);
             }
         }
+        for e in &mut self.extras {
+            if e.len() == self.rows {
+                e.push(None);
+            }
+        }
         self.rows += 1;
     }
 
     /// Takes back everything written for the current row.
     pub fn abort_row(&mut self) {
+        for e in &mut self.extras {
+            e.truncate(self.rows);
+        }
         for i in 0..self.cols.len() {
             self.unset(i);
             // An open list may hold items without an end offset yet.
@@ -374,6 +418,11 @@ impl BlockBuilder {
     /// Turns the block into a record batch (no copy of value buffers) and leaves the
     /// builder empty, ready for the next block.
     pub fn finish(&mut self) -> Result<RecordBatch, SegmentError> {
+        self.finish_with_extras().map(|(batch, _)| batch)
+    }
+
+    /// [`BlockBuilder::finish`], also handing over the source-only fields' values.
+    pub fn finish_with_extras(&mut self) -> Result<(RecordBatch, ExtraValues), SegmentError> {
         let rows = self.rows;
         // The next block is sized like this one: as many rows, and for text and bytes the
         // bytes this block's values took plus an eighth (reserving a fixed amount per row
@@ -389,8 +438,14 @@ impl BlockBuilder {
                 _ => 0,
             })
             .collect();
-        let fresh = BlockBuilder::with_text_room(self.columns.clone(), rows.max(16), &text);
+        let fresh = BlockBuilder::with_text_room(
+            self.columns.clone(),
+            rows.max(16),
+            &text,
+            self.extras.len(),
+        );
         let old = std::mem::replace(self, fresh);
+        let extras = old.extras;
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(old.cols.len());
         for (i, c) in old.cols.into_iter().enumerate() {
             let values = c.values.into_array()?;
@@ -405,23 +460,32 @@ impl BlockBuilder {
                         arrow_value_type(old.columns.columns[i].data_type),
                         true,
                     );
+                    let nulls = c.null_rows.filter(|n| !n.is_empty()).map(|n| {
+                        let mut bits = arrow::array::BooleanBufferBuilder::new(rows);
+                        bits.append_n(rows, true);
+                        for r in n.iter().map(|r| *r as usize).filter(|r| *r < rows) {
+                            bits.set_bit(r, false);
+                        }
+                        arrow::buffer::NullBuffer::new(bits.finish())
+                    });
                     let list = ListArray::try_new(
                         Arc::new(item),
                         OffsetBuffer::new(ScalarBuffer::from(o)),
                         values,
-                        None,
+                        nulls,
                     )
                     .map_err(|e| SegmentError::internal(format!("build list column: {e}")))?;
                     arrays.push(Arc::new(list));
                 }
             }
         }
-        RecordBatch::try_new_with_options(
+        let batch = RecordBatch::try_new_with_options(
             old.columns.arrow.clone(),
             arrays,
             &RecordBatchOptions::new().with_row_count(Some(rows)),
         )
-        .map_err(|e| SegmentError::internal(format!("build record batch: {e}")))
+        .map_err(|e| SegmentError::internal(format!("build record batch: {e}")))?;
+        Ok((batch, extras))
     }
 }
 

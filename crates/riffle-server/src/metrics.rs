@@ -60,12 +60,13 @@ async fn partitions(
     names: &[riffle_common::TableNameWithType],
     out: &mut Exposition,
 ) {
-    const FAMILIES: [(&str, &str, &str); 11] = [
+    const FAMILIES: [(&str, &str, &str); 12] = [
         ("riffle_partition_state", "gauge", "1 for the partition's current state (STARTING, CONSUMING, RETRYING, ERROR, STOPPED, PAUSED, ENDED)."),
         ("riffle_partition_consuming", "gauge", "1 while the partition consumes (Pinot's llcPartitionConsuming)."),
         ("riffle_partition_messages_read_total", "counter", "Messages read from the stream since the server started."),
         ("riffle_partition_rows_indexed_total", "counter", "Rows indexed since the server started (Pinot's realtimeRowsConsumed)."),
-        ("riffle_partition_decode_errors_total", "counter", "Malformed messages dropped since the server started (Pinot's invalidRealtimeRowsDropped)."),
+        ("riffle_partition_decode_errors_total", "counter", "Messages dropped since the server started because they could not be decoded or transformed (Pinot's invalidRealtimeRowsDropped)."),
+        ("riffle_partition_rows_filtered_total", "counter", "Rows the table's ingestion filter dropped since the server started (Pinot's realtimeRowsFiltered)."),
         ("riffle_partition_offsets_lost_total", "counter", "Offsets the stream deleted before they were read, skipped under RESUME_FROM_EARLIEST."),
         ("riffle_partition_segments_committed_total", "counter", "Segments committed since the server started."),
         ("riffle_partition_records_lag", "gauge", "Records between the next offset to read and the stream's end (when offsets count records)."),
@@ -113,6 +114,7 @@ async fn partitions(
                 ("riffle_partition_messages_read_total", st.messages_read),
                 ("riffle_partition_rows_indexed_total", st.rows_indexed),
                 ("riffle_partition_decode_errors_total", st.decode_errors),
+                ("riffle_partition_rows_filtered_total", st.rows_filtered),
                 ("riffle_partition_offsets_lost_total", st.offsets_lost),
                 (
                     "riffle_partition_segments_committed_total",

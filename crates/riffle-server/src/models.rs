@@ -203,6 +203,8 @@ pub struct ConsumerInfo {
     pub riffle_error_stage: Option<Stage>,
     /// Malformed messages dropped.
     pub riffle_decode_errors: u64,
+    /// Rows the table's filter dropped.
+    pub riffle_rows_filtered: u64,
     /// Offsets skipped under `RESUME_FROM_EARLIEST`.
     pub riffle_offsets_lost: u64,
 }
@@ -249,6 +251,7 @@ impl ConsumerInfo {
             riffle_last_error: c.last_error.as_ref().map(|e| e.message.clone()),
             riffle_error_stage: c.last_error.as_ref().map(|e| e.stage),
             riffle_decode_errors: c.decode_errors,
+            riffle_rows_filtered: c.rows_filtered,
             riffle_offsets_lost: c.offsets_lost,
         }
     }

@@ -79,6 +79,11 @@ pub struct ServeArgs {
     /// (`stream.file.path`; repeatable). By default they read only inside the data directory.
     #[arg(long = "allow-stream-path", value_name = "DIR")]
     pub allow_stream_paths: Vec<PathBuf>,
+    /// Translate Groovy transforms and filters of the safe subset (ternaries, string
+    /// concatenation, comparisons, arithmetic over the declared arguments) to built-in
+    /// expressions; without it every Groovy script is refused at table creation.
+    #[arg(long)]
+    pub ingestion_groovy_safe_subset: bool,
     /// An origin browsers may call the APIs from (CORS; repeatable; `*` for any). None by
     /// default: a web page cannot call the APIs.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
@@ -196,6 +201,7 @@ impl ServeArgs {
         c.max_consuming_bytes = self.max_consuming_bytes.max(1 << 20);
         c.query_limits = self.query.limits();
         c.allowed_stream_dirs = self.allow_stream_paths.clone();
+        c.transforms.groovy_safe_subset = self.ingestion_groovy_safe_subset;
         if let Some(path) = &self.auth_config {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| anyhow::anyhow!("--auth-config {}: {e}", path.display()))?;
