@@ -157,3 +157,74 @@ def test_filter_and_chained_transforms_from_kafka(tansu: Tansu, riffle_factory):
     consumers = [c for segs in info["_segmentToConsumingInfoMap"].values() for c in segs]
     assert sum(c["riffleRowsFiltered"] for c in consumers) == len(rows) - len(kept)
     assert sum(c["riffleDecodeErrors"] for c in consumers) == 0
+
+
+def test_complex_types_unnest_and_flatten_from_kafka(tansu: Tansu, riffle_factory):
+    orders = [
+        {"order": 1, "user": {"name": "ann", "geo": {"cc": "FR"}}, "items": [{"sku": "a", "qty": 2}, {"sku": "b", "qty": 1}]},
+        {"order": 2, "user": {"name": "bo"}, "items": [{"sku": "c", "qty": 5}], "tags": ["x", "y"]},
+        {"order": 3, "user": {"name": "cy"}, "items": []},
+    ]
+    tansu.run("topic", "create", "--broker", tansu.url, "--partitions", "1", "orders")
+    produced = "".join(json.dumps({"value": o}) + "\n" for o in orders)
+    tansu.run("cat", "produce", "--broker", tansu.url, "--partition", "0", "orders", stdin=produced)
+    r: Riffle = riffle_factory()
+    r.start()
+    schema = {
+        "schemaName": "orders",
+        "dimensionFieldSpecs": [
+            {"name": "order", "dataType": "INT"},
+            {"name": "name", "dataType": "STRING"},
+            {"name": "country", "dataType": "STRING"},
+            {"name": "items_sku", "dataType": "STRING"},
+            {"name": "tags", "dataType": "STRING", "singleValueField": False},
+        ],
+        "metricFieldSpecs": [{"name": "items_qty", "dataType": "LONG"}],
+        "dateTimeFieldSpecs": [
+            {"name": "ts", "dataType": "LONG", "format": "1:MILLISECONDS:EPOCH", "granularity": "1:MILLISECONDS"}
+        ],
+    }
+    config = {
+        "tableName": "orders",
+        "tableType": "REALTIME",
+        "segmentsConfig": {"timeColumnName": "ts", "replication": "1"},
+        "tenants": {},
+        "tableIndexConfig": {
+            "streamConfigs": {
+                "streamType": "kafka",
+                "stream.kafka.topic.name": "orders",
+                "stream.kafka.broker.list": tansu.bootstrap,
+                "stream.kafka.decoder.class.name": "org.apache.pinot.plugin.inputformat.json.JSONMessageDecoder",
+                "stream.kafka.consumer.prop.auto.offset.reset": "smallest",
+            }
+        },
+        "metadata": {},
+        "ingestionConfig": {
+            "complexTypeConfig": {
+                "fieldsToUnnest": ["items"],
+                "delimiter": "_",
+                "prefixesToRename": {"user_": ""},
+            },
+            "transformConfigs": [{"columnName": "country", "transformFunction": "upper(geo_cc)"}],
+        },
+    }
+    for path, body in (("/schemas", schema), ("/tables", config)):
+        status, resp = r.post(path, body)
+        assert status == 200, resp
+    r.wait_count("orders", 4)
+    got = sorted(r.query("SELECT \"order\", name, country, items_sku, items_qty, tags FROM orders LIMIT 10"))
+    assert got == [
+        [1, "ann", "FR", "a", 2, ["null"]],
+        [1, "ann", "FR", "b", 1, ["null"]],
+        [2, "bo", "null", "c", 5, ["x", "y"]],
+        [3, "cy", "null", "null", 0, ["null"]],
+    ]
+    # A bad complexTypeConfig is refused with its JSON path.
+    bad = json.loads(json.dumps(config))
+    bad["tableName"] = "orders2"
+    bad["ingestionConfig"]["complexTypeConfig"]["collectionNotUnnestedToJson"] = "SOME"
+    schema["schemaName"] = "orders2"
+    assert r.post("/schemas", schema)[0] == 200
+    status, resp = r.post("/tables", bad)
+    assert status == 400, resp
+    assert "$.ingestionConfig.complexTypeConfig.collectionNotUnnestedToJson" in json.dumps(resp), resp

@@ -441,8 +441,8 @@ pub async fn stage_split(
         let len = std::fs::metadata(&path)
             .map_err(|e| io_err("stat", &path, e))?
             .len() as i64;
-        let mut decoder =
-            decoder_for(&sc, &columns, &[]).map_err(|e| err(format!("decoder: {e}")))?;
+        let mut decoder = decoder_for(&sc, &columns, &Default::default())
+            .map_err(|e| err(format!("decoder: {e}")))?;
         let special = SpecialColumns::new(&columns, sc.metadata_populate);
         let segment = ConsumingSegment::new(
             format!("{TABLE}__{p}__0__split"),

@@ -208,8 +208,24 @@ pub const KAFKA_JSON_DECODER: &str = "org.apache.pinot.plugin.stream.kafka.Kafka
 pub const PROTOBUF_DECODER: &str =
     "org.apache.pinot.plugin.inputformat.protobuf.ProtoBufMessageDecoder";
 
+/// Pinot's CSV decoder class.
+pub const CSV_DECODER: &str = "org.apache.pinot.plugin.inputformat.csv.CSVMessageDecoder";
+
+/// Pinot's plain Avro decoder class (the schema in the decoder props).
+pub const SIMPLE_AVRO_DECODER: &str =
+    "org.apache.pinot.plugin.inputformat.avro.SimpleAvroMessageDecoder";
+
+/// Pinot's Confluent schema-registry Avro decoder class.
+pub const CONFLUENT_AVRO_DECODER: &str =
+    "org.apache.pinot.plugin.inputformat.avro.confluent.KafkaConfluentSchemaRegistryAvroMessageDecoder";
+
 /// Decoder classes Riffle can decode today, canonical names.
-pub const SUPPORTED_DECODERS: &[&str] = &[JSON_DECODER];
+pub const SUPPORTED_DECODERS: &[&str] = &[
+    JSON_DECODER,
+    CSV_DECODER,
+    SIMPLE_AVRO_DECODER,
+    CONFLUENT_AVRO_DECODER,
+];
 
 /// Strips Pinot's optional `pluginName:` prefix from a class name.
 fn strip_plugin_prefix(class: &str) -> &str {

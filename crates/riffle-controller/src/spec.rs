@@ -36,15 +36,31 @@ pub fn resolve(
              run on the types the messages carry, and rows they fail on are counted as errors"
         ));
     }
-    let (target, extras) = match &ingest {
-        Some(p) => (p.staging().clone(), p.extras().to_vec()),
-        None => (columns.clone(), Vec::new()),
+    let complex = config
+        .document()
+        .ingestion_config
+        .as_ref()
+        .and_then(|i| i.extra.get("complexTypeConfig"))
+        .filter(|c| !c.is_null())
+        .map(|c| riffle_decode::ComplexType::parse("$.ingestionConfig.complexTypeConfig", c))
+        .transpose()
+        .map_err(|(path, e)| ControllerError::new(ErrorKind::BadRequest, format!("{path}: {e}")))?;
+    let decode = riffle_decode::DecodeTarget {
+        extras: ingest
+            .as_ref()
+            .map(|p| p.extras().to_vec())
+            .unwrap_or_default(),
+        complex,
+    };
+    let target = match &ingest {
+        Some(p) => p.staging().clone(),
+        None => columns.clone(),
     };
     let mut streams = Vec::new();
     for (i, sc) in config.streams().iter().enumerate() {
         let plugin = registry.plugin_for(sc)?;
         warnings.extend(plugin.validate(sc, ctx)?);
-        riffle_decode::decoder_for(sc, &target, &extras).map_err(|e| {
+        riffle_decode::decoder_for(sc, &target, &decode).map_err(|e| {
             ControllerError::new(
                 ErrorKind::BadRequest,
                 format!(
@@ -73,6 +89,7 @@ pub fn resolve(
         config,
         schema,
         ingest: ingest.map(Arc::new),
+        decode,
     };
     Ok((spec, warnings))
 }

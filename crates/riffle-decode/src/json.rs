@@ -28,6 +28,7 @@ use crate::{DecodeError, MessageDecoder};
 /// The JSON decoder for one table.
 pub struct JsonDecoder {
     index: FieldIndex,
+    complex: Option<crate::ComplexType>,
 }
 
 /// Most keys cached by position.
@@ -79,6 +80,60 @@ impl JsonDecoder {
     pub fn with_extras(columns: &Arc<TableColumns>, extras: &[String]) -> JsonDecoder {
         JsonDecoder {
             index: FieldIndex::new(field_map(columns, extras)),
+            complex: None,
+        }
+    }
+
+    /// A decoder for what a table's ingestion config asks (source-only fields, complex
+    /// types).
+    pub fn for_target(columns: &Arc<TableColumns>, target: &crate::DecodeTarget) -> JsonDecoder {
+        JsonDecoder {
+            index: FieldIndex::new(field_map(columns, &target.extras)),
+            complex: target.complex.clone(),
+        }
+    }
+
+    /// One reshaped row's fields into the current row.
+    fn write_fields(
+        &self,
+        row: serde_json::Map<String, serde_json::Value>,
+        out: &mut BlockBuilder,
+    ) -> Result<(), DecodeError> {
+        let n = out.columns().columns.len();
+        for (k, v) in row {
+            match self.index.map.get(&k).copied() {
+                Some(j) if j >= n => out.push_extra(j - n, v),
+                Some(i) => {
+                    out.unset(i);
+                    ValueSeed { out, col: i }
+                        .deserialize(v)
+                        .map_err(|e| DecodeError::new(e.to_string()))?;
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows of a message under `complexTypeConfig`.
+    fn complex_rows(
+        &self,
+        complex: &crate::ComplexType,
+        bytes: &[u8],
+    ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, DecodeError> {
+        match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(serde_json::Value::Object(m)) => complex.rows(m).map_err(DecodeError::new),
+            Ok(other) => Err(DecodeError::new(format!(
+                "expected a JSON object, got {}",
+                match other {
+                    serde_json::Value::Array(_) => "an array",
+                    serde_json::Value::String(_) => "a string",
+                    serde_json::Value::Number(_) => "a number",
+                    serde_json::Value::Bool(_) => "a boolean",
+                    _ => "null",
+                }
+            ))),
+            Err(e) => Err(DecodeError::new(e.to_string())),
         }
     }
 }
@@ -101,8 +156,36 @@ pub fn field_map(columns: &TableColumns, extras: &[String]) -> HashMap<String, u
 }
 
 impl MessageDecoder for JsonDecoder {
+    /// One row; under `complexTypeConfig` the message's first row (see `decode_rows`).
     fn decode(&mut self, msg: &StreamMessage, out: &mut BlockBuilder) -> Result<(), DecodeError> {
-        decode_json(&mut self.index, &msg.value, out)
+        match &self.complex {
+            None => decode_json(&mut self.index, &msg.value, out),
+            Some(c) => {
+                let rows = self.complex_rows(c, &msg.value)?;
+                match rows.into_iter().next() {
+                    Some(row) => self.write_fields(row, out),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    fn decode_rows(
+        &mut self,
+        msg: &StreamMessage,
+        out: &mut BlockBuilder,
+        end_row: &mut dyn FnMut(&mut BlockBuilder),
+    ) -> Result<(), DecodeError> {
+        let Some(c) = &self.complex else {
+            decode_json(&mut self.index, &msg.value, out)?;
+            end_row(out);
+            return Ok(());
+        };
+        for row in self.complex_rows(c, &msg.value)? {
+            self.write_fields(row, out)?;
+            end_row(out);
+        }
+        Ok(())
     }
 }
 
@@ -598,6 +681,66 @@ impl<'de> DeserializeSeed<'de> for ItemSeed<'_> {
             item: true,
         })
     }
+}
+
+/// Writes one text value into column `col` (as an item of an open list when `item`) with
+/// the JSON decoder's conversions, for decoders whose values arrive as text (CSV).
+pub(crate) fn put_text(
+    out: &mut BlockBuilder,
+    col: usize,
+    v: &str,
+    item: bool,
+) -> Result<(), DecodeError> {
+    ScalarVisitor { out, col, item }
+        .text::<serde::de::value::Error>(v)
+        .map_err(|e| DecodeError::new(e.to_string()))
+}
+
+/// Writes a whole number into column `col` with the JSON decoder's conversions.
+pub(crate) fn put_int(
+    out: &mut BlockBuilder,
+    col: usize,
+    v: i64,
+    item: bool,
+) -> Result<(), DecodeError> {
+    ScalarVisitor { out, col, item }
+        .int::<serde::de::value::Error>(v)
+        .map_err(|e| DecodeError::new(e.to_string()))
+}
+
+/// Writes a number into column `col` with the JSON decoder's conversions.
+pub(crate) fn put_float(
+    out: &mut BlockBuilder,
+    col: usize,
+    v: f64,
+    item: bool,
+) -> Result<(), DecodeError> {
+    ScalarVisitor { out, col, item }
+        .float::<serde::de::value::Error>(v)
+        .map_err(|e| DecodeError::new(e.to_string()))
+}
+
+/// Writes a boolean into column `col` with the JSON decoder's conversions.
+pub(crate) fn put_bool(
+    out: &mut BlockBuilder,
+    col: usize,
+    v: bool,
+    item: bool,
+) -> Result<(), DecodeError> {
+    ScalarVisitor { out, col, item }
+        .visit_bool::<serde::de::value::Error>(v)
+        .map_err(|e| DecodeError::new(e.to_string()))
+}
+
+/// Writes any JSON value into column `col` as if a JSON message held it.
+pub(crate) fn put_value(
+    out: &mut BlockBuilder,
+    col: usize,
+    v: serde_json::Value,
+) -> Result<(), DecodeError> {
+    ValueSeed { out, col }
+        .deserialize(v)
+        .map_err(|e| DecodeError::new(e.to_string()))
 }
 
 fn parse_long(v: &str) -> Option<i64> {

@@ -14,6 +14,9 @@
 //! Invariants: a malformed message never leaves a partial row behind and never panics; the
 //! first error of a batch is reported with the offset of the message that caused it.
 
+pub mod avro;
+pub mod complex;
+pub mod csv;
 pub mod json;
 
 use std::sync::Arc;
@@ -23,47 +26,115 @@ use riffle_config::StreamConfig;
 use riffle_segment::{BlockBuilder, Physical, TableColumns};
 use riffle_stream::{StreamMessage, StreamOffset};
 
+pub use complex::{CollectionToJson, ComplexType};
+
+/// What a decoder fills besides the columns it is given, from the table's ingestion config.
+#[derive(Clone, Debug, Default)]
+pub struct DecodeTarget {
+    /// Source fields outside the columns that ingestion transforms read: kept as the
+    /// block's extra values, in this order.
+    pub extras: Vec<String>,
+    /// `complexTypeConfig`: messages flattened and unnested into rows.
+    pub complex: Option<ComplexType>,
+}
+
 /// A message that could not be decoded.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
 pub struct DecodeError {
     /// What is wrong, naming the column and value where known.
     pub message: String,
+    /// Not the message's fault (a schema registry that cannot be reached): decoding stops
+    /// at it and the message is read again later, never dropped.
+    pub retryable: bool,
 }
 
 impl DecodeError {
-    /// A new error.
+    /// A new error: the message is malformed.
     pub fn new(message: impl Into<String>) -> DecodeError {
         DecodeError {
             message: message.into(),
+            retryable: false,
         }
+    }
+
+    /// The same error, marked as an outage to retry.
+    pub fn retryable(mut self) -> DecodeError {
+        self.retryable = true;
+        self
     }
 }
 
-/// Decodes one message into the current row of a block, without ending the row.
+/// Something a decoder needs from outside before it can decode a batch (a schema
+/// registry's schemas), fetched on the partition's async loop.
+#[async_trait::async_trait]
+pub trait SchemaSource: Send + Sync {
+    /// Fetches what `messages` need and is not at hand. An `Err` is an outage: decode
+    /// nothing, wait and try again.
+    async fn prefetch(&self, messages: &[StreamMessage]) -> Result<(), DecodeError>;
+}
+
+/// Decodes one message into rows of a block.
 pub trait MessageDecoder: Send {
-    /// Writes the message's values; on error the caller rolls the row back.
+    /// Writes the message's values into the current row, without ending it; on error the
+    /// caller rolls the row back.
     fn decode(&mut self, msg: &StreamMessage, out: &mut BlockBuilder) -> Result<(), DecodeError>;
+
+    /// Writes the message's rows, calling `end_row` after each (one row, unless the
+    /// message unnests into several); on error the caller rolls back every row of the
+    /// message.
+    fn decode_rows(
+        &mut self,
+        msg: &StreamMessage,
+        out: &mut BlockBuilder,
+        end_row: &mut dyn FnMut(&mut BlockBuilder),
+    ) -> Result<(), DecodeError> {
+        self.decode(msg, out)?;
+        end_row(out);
+        Ok(())
+    }
+
+    /// What must be fetched before a batch is decoded, if anything.
+    fn schema_source(&self) -> Option<Arc<dyn SchemaSource>> {
+        None
+    }
 }
 
 /// Decoder class names Riffle can decode (canonical names).
 pub fn supported_decoders() -> &'static [&'static str] {
-    &[JSON_DECODER]
+    riffle_config::stream::SUPPORTED_DECODERS
 }
 
 /// The decoder for a stream config's decoder class, or an error naming the class and the
-/// supported ones. `extras` are source fields outside `columns` that the decoder keeps as
-/// the block's extra values (ingestion transforms read them).
+/// supported ones; `target` says what else it fills (source-only fields, complex types).
 pub fn decoder_for(
     config: &StreamConfig,
     columns: &Arc<TableColumns>,
-    extras: &[String],
+    target: &DecodeTarget,
 ) -> Result<Box<dyn MessageDecoder>, DecodeError> {
     if config.decoder_class == JSON_DECODER {
-        return Ok(Box::new(json::JsonDecoder::with_extras(columns, extras)));
+        return Ok(Box::new(json::JsonDecoder::for_target(columns, target)));
+    }
+    if config.decoder_class == avro::SIMPLE_AVRO_DECODER {
+        return Ok(Box::new(avro::SimpleAvroDecoder::new(
+            config, columns, target,
+        )?));
+    }
+    if config.decoder_class == avro::registry::CONFLUENT_AVRO_DECODER {
+        return Ok(Box::new(avro::registry::ConfluentAvroDecoder::new(
+            config, columns, target,
+        )?));
+    }
+    if config.decoder_class == csv::CSV_DECODER {
+        if target.complex.is_some() {
+            return Err(DecodeError::new(
+                "complexTypeConfig needs nested messages: CSVMessageDecoder gives flat records",
+            ));
+        }
+        return Ok(Box::new(csv::CsvDecoder::new(config, columns, target)?));
     }
     Err(DecodeError::new(format!(
-        "decoder class '{}' is not supported yet, supported: {} (and its alias \
+        "decoder class '{}' is not supported yet, supported: {} (and the JSON decoder's alias \
          org.apache.pinot.plugin.stream.kafka.KafkaJSONMessageDecoder)",
         config.decoder_class,
         supported_decoders().join(", ")
@@ -198,6 +269,9 @@ pub struct DecodeStats {
     pub row_messages: Vec<u32>,
     /// Rows an ingestion filter dropped (set by the caller that applies it).
     pub filtered: usize,
+    /// Decoding stopped at this message (its position in the batch) because of an outage
+    /// (a retryable error): it and the messages after it are to be read again.
+    pub retry_at: Option<(usize, DecodeError)>,
     /// The latest record timestamp seen.
     pub latest_timestamp_ms: Option<i64>,
 }
@@ -215,19 +289,30 @@ pub fn decode_batch(
 ) -> DecodeStats {
     let mut stats = DecodeStats::default();
     for (m, msg) in messages.iter().enumerate() {
-        match decoder.decode(msg, out) {
+        let start = out.rows();
+        let mut end_row = |o: &mut BlockBuilder| {
+            special.fill(msg, partition, o);
+            o.end_row();
+        };
+        match decoder.decode_rows(msg, out, &mut end_row) {
             Ok(()) => {
-                special.fill(msg, partition, out);
-                out.end_row();
-                stats.rows += 1;
-                stats.row_messages.push(m as u32);
+                let added = out.rows() - start;
+                stats.rows += added;
+                stats
+                    .row_messages
+                    .extend(std::iter::repeat_n(m as u32, added));
                 if let Some(ts) = msg.timestamp_ms {
                     stats.latest_timestamp_ms =
                         Some(stats.latest_timestamp_ms.map_or(ts, |l| l.max(ts)));
                 }
             }
+            Err(e) if e.retryable => {
+                out.rollback_to(start);
+                stats.retry_at = Some((m, e));
+                break;
+            }
             Err(e) => {
-                out.abort_row();
+                out.rollback_to(start);
                 stats.errors += 1;
                 if stats.first_error.is_none() {
                     stats.first_error = Some((msg.offset.clone(), e));
@@ -244,3 +329,5 @@ pub fn decode_batch(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_formats;

@@ -53,7 +53,7 @@ fn decode_all(populate: bool, lines: &[&str]) -> (arrow::record_batch::RecordBat
         .collect(),
     )
     .unwrap();
-    let mut dec = decoder_for(&cfg, &cols, &[]).unwrap();
+    let mut dec = decoder_for(&cfg, &cols, &Default::default()).unwrap();
     let special = SpecialColumns::new(&cols, populate);
     let msgs: Vec<StreamMessage> = lines
         .iter()
@@ -210,7 +210,7 @@ fn test_unsupported_decoder_is_named() {
             ("stream.memory.topic.name", "t"),
             (
                 "stream.memory.decoder.class.name",
-                "org.apache.pinot.plugin.inputformat.csv.CSVMessageDecoder",
+                "org.apache.pinot.plugin.inputformat.bson.BSONMessageDecoder",
             ),
         ]
         .iter()
@@ -218,7 +218,12 @@ fn test_unsupported_decoder_is_named() {
         .collect(),
     )
     .unwrap();
-    let err = decoder_for(&cfg, &cols, &[]).err().unwrap();
+    let err = decoder_for(&cfg, &cols, &Default::default()).err().unwrap();
+    assert!(
+        err.message.contains("BSONMessageDecoder"),
+        "{}",
+        err.message
+    );
     assert!(err.message.contains("CSVMessageDecoder"), "{}", err.message);
 }
 

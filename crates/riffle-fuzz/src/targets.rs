@@ -31,7 +31,7 @@ pub(crate) fn stream_config() -> Result<StreamConfig> {
 
 /// Decodes the input as a batch of messages (split at newlines); true if a row came out.
 pub(crate) fn run_json(input: &[u8], cols: &Arc<TableColumns>, sc: &StreamConfig) -> bool {
-    let Ok(mut decoder) = decoder_for(sc, cols, &[]) else {
+    let Ok(mut decoder) = decoder_for(sc, cols, &Default::default()) else {
         return false;
     };
     let special = SpecialColumns::new(cols, true);
@@ -52,7 +52,7 @@ pub(crate) fn segment_seed(
     cols: &Arc<TableColumns>,
     sc: &StreamConfig,
 ) -> Result<Vec<u8>> {
-    let mut decoder = decoder_for(sc, cols, &[]).map_err(|e| anyhow!("{e}"))?;
+    let mut decoder = decoder_for(sc, cols, &Default::default()).map_err(|e| anyhow!("{e}"))?;
     let special = SpecialColumns::new(cols, false);
     let msgs: Vec<StreamMessage> = (0..64)
         .map(|i| message(MESSAGES[i % 4].as_bytes().to_vec(), i as i64))
@@ -176,7 +176,7 @@ pub(crate) fn sql_engine(cols: &Arc<TableColumns>, sc: &StreamConfig) -> Result<
         0,
         cols.clone(),
     ));
-    let mut decoder = decoder_for(sc, cols, &[]).map_err(|e| anyhow!("{e}"))?;
+    let mut decoder = decoder_for(sc, cols, &Default::default()).map_err(|e| anyhow!("{e}"))?;
     let special = SpecialColumns::new(cols, false);
     let msgs: Vec<StreamMessage> = (0..200)
         .map(|i| message(MESSAGES[i % 4].as_bytes().to_vec(), i as i64))

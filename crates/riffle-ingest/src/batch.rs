@@ -118,6 +118,9 @@ impl PartitionLoop {
     /// rows with the offset that follows them.
     async fn decode_and_append(&mut self, batch: MessageBatch, now: i64) -> Flow {
         let stop_on_error = self.stream.config.stop_on_decode_error;
+        if !self.prefetch_schemas(&batch.messages).await? {
+            return Ok(());
+        }
         let (Some(mut decoder), Some(mut b)) = (self.decoder.take(), self.builder.take()) else {
             return Err(failed(
                 Stage::Internal,
@@ -155,9 +158,14 @@ impl PartitionLoop {
         self.builder = Some(b);
         let rows = rows.map_err(|e| failed(Stage::Internal, format!("build rows: {e}")))?;
         // Under stopOnDecodeError the offset stops at the bad message: it is re-read (and
-        // fails again, visibly) rather than skipped.
-        let (next_offset, read) = match (&stats.first_error, stop_on_error) {
-            (Some((bad, _)), true) => {
+        // fails again, visibly) rather than skipped. An outage (a retryable error) stops
+        // it too, and the message is read again after a backoff.
+        let (next_offset, read) = match (&stats.retry_at, &stats.first_error, stop_on_error) {
+            (Some((pos, _)), _, _) => match messages.get(*pos) {
+                Some(m) => (m.offset.clone(), *pos as u64),
+                None => (batch.next_offset.clone(), messages.len() as u64),
+            },
+            (None, Some((bad, _)), true) => {
                 let pos = messages
                     .iter()
                     .position(|m| &m.offset == bad)
@@ -178,7 +186,8 @@ impl PartitionLoop {
             )
             .map_err(|e| failed(Stage::Internal, format!("publish rows: {e}")))?;
         self.offset = next_offset;
-        self.end_of_partition = batch.end_of_partition && stats.first_error.is_none();
+        self.end_of_partition =
+            batch.end_of_partition && stats.first_error.is_none() && stats.retry_at.is_none();
         let o = self.offset.clone();
         self.table.status.update(self.partition, |s| {
             s.current_offset = o;
@@ -190,7 +199,50 @@ impl PartitionLoop {
                 s.last_indexed_ms = now;
             }
         });
-        self.report_decode_errors(&stats, stop_on_error, now)
+        self.report_decode_errors(&stats, stop_on_error, now)?;
+        if let Some((_, e)) = &stats.retry_at {
+            self.outage(e).await?;
+        }
+        Ok(())
+    }
+
+    /// Fetches what the decoder needs for these messages (a schema registry's schemas).
+    /// `false` when it cannot now: the partition's error says why, and after a backoff the
+    /// same offset is fetched again, so nothing is skipped.
+    async fn prefetch_schemas(&mut self, messages: &[StreamMessage]) -> Flow<bool> {
+        let Some(source) = self.decoder.as_ref().and_then(|d| d.schema_source()) else {
+            return Ok(true);
+        };
+        match source.prefetch(messages).await {
+            Ok(()) => {
+                self.decode_log.outage_backoff = std::time::Duration::ZERO;
+                Ok(true)
+            }
+            Err(e) => {
+                self.outage(&e).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// An outage of something decoding needs: report it, wait, and let the loop read the
+    /// same offset again.
+    async fn outage(&mut self, e: &DecodeError) -> Flow {
+        let msg = format!("decoding at offset {} waits: {}", self.offset, e.message);
+        warn!(table = %self.table.name, partition = self.partition, offset = %self.offset,
+              error = %e, "decoding waits for an outage to end");
+        self.table.status.error(
+            self.partition,
+            PartitionError::new(Stage::Decode, msg, true),
+        );
+        let log = &mut self.decode_log;
+        if log.outage_backoff.is_zero() {
+            log.outage_backoff = crate::partition::BACKOFF_MIN;
+        }
+        let mut backoff = log.outage_backoff;
+        crate::partition::backoff_sleep(&self.cancel, &mut backoff).await?;
+        self.decode_log.outage_backoff = backoff;
+        Ok(())
     }
 
     /// Malformed messages: stop under `stopOnDecodeError`, else count, keep the first as

@@ -43,7 +43,7 @@ use crate::spec::{StreamSpec, PARTITIONS_PER_STREAM};
 use crate::status::{PartitionError, PartitionState, PartitionStatus, Stage};
 use crate::table::TableRuntime;
 
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
+pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// The row threshold of a consuming segment the controller gave none (Pinot's cap).
@@ -54,6 +54,9 @@ const FALLBACK_THRESHOLD: u64 = 5_000_000;
 pub(crate) struct DecodeErrorLog {
     pub(crate) last_log_ms: i64,
     pub(crate) suppressed: u64,
+    /// The wait before the next try while a decoder's schema source is out (zero when
+    /// it is not).
+    pub(crate) outage_backoff: Duration,
 }
 
 /// Why a loop ended.
@@ -155,7 +158,7 @@ impl PartitionLoop {
         ));
         let (target, extras) = table.spec.decode_target();
         let special = SpecialColumns::new(&target, stream.config.metadata_populate);
-        let builder = Some(BlockBuilder::with_extras(target, 1024, extras.len()));
+        let builder = Some(BlockBuilder::with_extras(target, 1024, extras.extras.len()));
         let forces_handled = control.forces();
         let cur = open_segment(&ctx, &table, meta, consumer_start_ms);
         let affinity = {
@@ -489,7 +492,7 @@ impl PartitionLoop {
 }
 
 /// Sleeps for the backoff (doubling it), unless the table stops.
-async fn backoff_sleep(cancel: &CancellationToken, backoff: &mut Duration) -> Flow {
+pub(crate) async fn backoff_sleep(cancel: &CancellationToken, backoff: &mut Duration) -> Flow {
     tokio::select! {
         _ = cancel.cancelled() => return Err(Exit::Cancelled),
         _ = tokio::time::sleep(*backoff) => {}

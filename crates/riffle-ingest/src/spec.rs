@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use riffle_config::{FlushConfig, LoadMode, Schema, StreamConfig, TableConfig};
+use riffle_decode::DecodeTarget;
 use riffle_segment::{SealOptions, TableColumns};
 use riffle_stream::StreamPlugin;
 use riffle_transform::IngestPlan;
@@ -57,15 +58,17 @@ pub struct TableSpec {
     pub flush: FlushConfig,
     /// Ingestion transforms and filter, if the table has any.
     pub ingest: Option<Arc<IngestPlan>>,
+    /// What decoders fill besides the columns (source-only fields, complex types).
+    pub decode: DecodeTarget,
 }
 
 impl TableSpec {
     /// The columns a decoder fills and the source-only fields it keeps: the table's
     /// columns, or the ingestion plan's staging columns when the table has transforms.
-    pub fn decode_target(&self) -> (Arc<TableColumns>, &[String]) {
+    pub fn decode_target(&self) -> (Arc<TableColumns>, &DecodeTarget) {
         match &self.ingest {
-            Some(p) => (p.staging().clone(), p.extras()),
-            None => (self.columns.clone(), &[]),
+            Some(p) => (p.staging().clone(), &self.decode),
+            None => (self.columns.clone(), &self.decode),
         }
     }
 

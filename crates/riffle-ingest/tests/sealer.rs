@@ -98,6 +98,7 @@ fn spec(topic: &str) -> TableSpec {
         config: Arc::new(table),
         schema: Arc::new(schema),
         ingest: None,
+        decode: Default::default(),
     }
 }
 

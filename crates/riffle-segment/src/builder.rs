@@ -407,6 +407,29 @@ impl BlockBuilder {
         }
     }
 
+    /// Takes back every row from `rows` on (and the current row's values): the rows of a
+    /// message that failed after some of its rows ended.
+    pub fn rollback_to(&mut self, rows: usize) {
+        let rows = rows.min(self.rows);
+        for c in &mut self.cols {
+            match &mut c.list_offsets {
+                Some(o) => {
+                    o.truncate(rows + 1);
+                    let keep = o[rows] as usize;
+                    c.values.truncate(keep);
+                }
+                None => c.values.truncate(rows),
+            }
+            if let Some(n) = &mut c.null_rows {
+                n.retain(|r| (*r as usize) < rows);
+            }
+        }
+        for e in &mut self.extras {
+            e.truncate(rows);
+        }
+        self.rows = rows;
+    }
+
     /// Approximate bytes held.
     pub fn bytes(&self) -> usize {
         self.cols

@@ -7,7 +7,7 @@ use arrow::array::RecordBatch;
 use arrow::util::display::array_value_to_string;
 use bytes::Bytes;
 use riffle_config::{Schema, StreamConfig, TableConfig};
-use riffle_decode::{decode_batch, decoder_for, SpecialColumns};
+use riffle_decode::{decode_batch, decoder_for, DecodeTarget, SpecialColumns};
 use riffle_segment::{BlockBuilder, TableColumns};
 use riffle_stream::{StreamMessage, StreamOffset};
 
@@ -60,7 +60,11 @@ fn ingest(plan: &IngestPlan, lines: &[&str]) -> Applied {
         .collect(),
     )
     .unwrap();
-    let mut dec = decoder_for(&cfg, plan.staging(), plan.extras()).unwrap();
+    let target = DecodeTarget {
+        extras: plan.extras().to_vec(),
+        complex: None,
+    };
+    let mut dec = decoder_for(&cfg, plan.staging(), &target).unwrap();
     let special = SpecialColumns::new(plan.staging(), false);
     let msgs: Vec<StreamMessage> = lines
         .iter()
