@@ -56,7 +56,7 @@ def produce(tansu: Tansu, topic: str, values: list[bytes]) -> None:
     assert p.flush(30) == 0, "messages left unsent"
 
 
-def add_table(r: Riffle, tansu: Tansu, topic: str, decoder: str, props: dict) -> None:
+def add_table(r: Riffle, tansu: Tansu, topic: str, decoder: str, props: dict, dead_letters: bool = False) -> None:
     schema = json.loads(TRANSCRIPT_SCHEMA.read_text())
     schema["schemaName"] = topic
     status, body = r.post("/schemas", schema)
@@ -70,6 +70,8 @@ def add_table(r: Riffle, tansu: Tansu, topic: str, decoder: str, props: dict) ->
     }
     for k, v in props.items():
         stream[f"stream.kafka.decoder.prop.{k}"] = v
+    if dead_letters:
+        stream["riffle.deadLetter.enabled"] = "true"
     config = {
         "tableName": topic,
         "tableType": "REALTIME",
@@ -134,12 +136,20 @@ def test_confluent_avro_through_a_schema_registry(tansu: Tansu, riffle_factory):
         topic,
         f"{DECODER_PREFIX}.avro.confluent.KafkaConfluentSchemaRegistryAvroMessageDecoder",
         {"schema.registry.rest.url": registry.url, "basic.auth.user.info": "riffle:s3cret"},
+        dead_letters=True,
     )
     r.wait_count(topic, len(records))
     assert table_rows(r, topic) == expected_rows()
     c = consumer_counters(r, topic)
     assert c["errors"] == 1, c
     assert any("offset 3" in (e or "") and "Confluent" in (e or "") for e in c["last_error"]), c
+    # The malformed message is in the dead-letter table with its offset and its bytes.
+    [[partition, offset, value, error]] = r.query(
+        f"SELECT streamPartition, streamOffset, messageValue, errorMessage FROM {topic}_deadLetter"
+    )
+    assert (partition, offset) == (0, "3")
+    assert bytes.fromhex(value) == b'{"not":"avro"}'
+    assert "Confluent" in error
     # Riffle asked the registry for exactly the two schemas, with the credentials.
     assert sorted(q for q in registry.requests if q.startswith("GET /schemas/ids/")) == [
         "GET /schemas/ids/1",

@@ -181,3 +181,139 @@ def test_crash_at_each_commit_step_keeps_every_row_once(riffle_factory, point):
     deep = {p.name for p in (r.data_dir / "deepstore" / "crashed_REALTIME").glob("*")}
     assert local == done_names, (local, done_names)
     assert deep == done_names, (deep, done_names)
+
+
+DL_TOPIC = "dl-topic"
+
+
+def create_dead_letter_table(r: Riffle, name: str, rows_per_segment: int) -> None:
+    schema = {
+        "schemaName": name,
+        "dimensionFieldSpecs": [{"name": "id", "dataType": "LONG"}, {"name": "bucket", "dataType": "INT"}],
+        "metricFieldSpecs": [{"name": "amount", "dataType": "LONG"}],
+        "dateTimeFieldSpecs": [{"name": "ts", "dataType": "LONG",
+                                "format": "1:MILLISECONDS:EPOCH", "granularity": "1:MILLISECONDS"}],
+    }
+    table = {
+        "tableName": name,
+        "tableType": "REALTIME",
+        "segmentsConfig": {"timeColumnName": "ts", "replication": "1"},
+        "tenants": {},
+        "tableIndexConfig": {
+            "streamConfigs": {
+                "streamType": "file",
+                "stream.file.topic.name": DL_TOPIC,
+                "stream.file.decoder.class.name":
+                    "org.apache.pinot.plugin.inputformat.json.JSONMessageDecoder",
+                "stream.file.consumer.prop.auto.offset.reset": "smallest",
+                "realtime.segment.flush.threshold.segment.rows": str(rows_per_segment),
+                "riffle.deadLetter.enabled": "true",
+            },
+        },
+        "ingestionConfig": {
+            "transformConfigs": [{"columnName": "bucket", "transformFunction": "jsonPathString(meta, '$.b')"}]
+        },
+    }
+    status, body = r.post("/tableConfigs", {"tableName": name, "schema": schema, "realtime": table})
+    assert status == 200, body
+
+
+def dl_line(i: int) -> tuple[str, bool]:
+    """Line `i` and whether it is bad: every 37th is not JSON, every 53rd fails its
+    transform (a bucket that is not a number)."""
+    if i % 37 == 5:
+        return f'{{"id": {i}, "amount": oops-{i}', True
+    b = f"x{i}" if i % 53 == 7 else str(i % 10)
+    return json.dumps({"id": i, "amount": i * 7 % 1000, "ts": 1_700_000_000_000 + i, "meta": {"b": b}}), i % 53 == 7
+
+
+def dl_expected(n: int) -> tuple[tuple[int, int, int], set[tuple[int, str]]]:
+    good = [i for i in range(n) if not dl_line(i)[1]]
+    bad = {(i % PARTITIONS, dl_line(i)[0].encode().hex()) for i in range(n) if dl_line(i)[1]}
+    return (len(good), len(good), sum(i * 7 % 1000 for i in good)), bad
+
+
+def dead_letters(r: Riffle, table: str) -> list[tuple[int, str, str]]:
+    return [
+        (int(p), v, e)
+        for p, v, e in r.query(
+            f"SELECT streamPartition, messageValue, errorMessage FROM {table}_deadLetter LIMIT 100000"
+        )
+    ]
+
+
+def wait_dead_letters(r: Riffle, table: str, n: int, timeout: float = 120.0) -> None:
+    good, bad = dl_expected(n)
+    wait_until(f"totals of {table} == {good}", lambda: totals(r, table), lambda t: t == good, timeout)
+    wait_until(
+        f"{len(bad)} dead letters of {table}",
+        lambda: len(dead_letters(r, table)),
+        lambda c: c == len(bad),
+        timeout,
+    )
+    time.sleep(0.5)
+    assert totals(r, table) == good
+    got = dead_letters(r, table)
+    # Each bad message exactly once, with its bytes and why it failed.
+    assert len(got) == len(bad), (len(got), len(bad))
+    assert {(p, v.lower()) for p, v, _ in got} == bad
+    assert all(e for _, _, e in got)
+    assert any("bucket" in e for _, _, e in got) and any("amount" in e or "expected" in e for _, _, e in got)
+
+
+def test_dead_letters_survive_kills_exactly_once(riffle_factory):
+    kills = max(4, int(os.environ.get("RIFFLE_KILLS", "20")) // 3)
+    n = 9_000
+    r = riffle_factory(name="dead-letter-kill")
+    r.start()
+    files = [r.stream_file(DL_TOPIC, p) for p in range(PARTITIONS)]
+    for f in files:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.touch()
+    create_dead_letter_table(r, "lettered", rows_per_segment=300)
+    done = threading.Event()
+
+    def produce() -> None:
+        i = 0
+        while i < n:
+            for p in range(PARTITIONS):
+                append_lines(files[p], [dl_line(j)[0] for j in range(i, min(i + 300, n)) if j % PARTITIONS == p])
+            i = min(i + 300, n)
+            time.sleep(0.1)
+        done.set()
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    rng = random.Random(11)
+    ports = (r.controller_port, r.broker_port)
+    for _ in range(kills):
+        time.sleep(rng.uniform(0.1, 0.8))
+        r.kill(signal.SIGKILL)
+        r.start(ports)
+        ports = (r.controller_port, r.broker_port)
+    producer.join(timeout=300)
+    assert done.is_set()
+    wait_dead_letters(r, "lettered", n)
+    assert committed_chains(r, "lettered") >= 3
+    r.kill(signal.SIGKILL)
+    r.start(ports)
+    wait_dead_letters(r, "lettered", n)
+
+
+@pytest.mark.parametrize("point", ["catalog.inside_commit", "seal.after_commit"])
+def test_dead_letters_commit_with_their_segment(riffle_factory, point):
+    r = riffle_factory(name="dl-" + point.replace(".", "-"))
+    files = [r.stream_file(DL_TOPIC, p) for p in range(PARTITIONS)]
+    n = 2_400
+    for p, f in enumerate(files):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        append_lines(f, [dl_line(i)[0] for i in range(n) if i % PARTITIONS == p])
+    r.extra_env = {"RIFFLE_FAILPOINTS": f"{point}@2"}
+    r.start()
+    ports = (r.controller_port, r.broker_port)
+    create_dead_letter_table(r, "dlcrash", rows_per_segment=200)
+    rc = r.wait_exit(timeout=60)
+    assert rc == -signal.SIGABRT, f"the server did not stop at {point} (exit {rc})"
+    r.extra_env = {}
+    r.start(ports)
+    wait_dead_letters(r, "dlcrash", n)

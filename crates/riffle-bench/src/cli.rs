@@ -172,6 +172,17 @@ enum Which {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// The 146-byte event through each decoder (JSON, JSON with three transforms, Avro,
+    /// Avro with Confluent's framing, CSV): the decode stage's events/s on one thread, each
+    /// beside the plain JSON path, in one run. Build in release.
+    Decode {
+        /// Events per variant and run.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// Runs of each variant (taking turns; the median is reported).
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
     /// seal, restart and footprint, one after the other.
     Lifecycle {
         #[command(flatten)]
@@ -332,6 +343,16 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             warn_debug("restart");
             let report = run_restart_bench(&cfg).await.map_err(|e| anyhow!("{e}"))?;
             println!("{report}");
+            Ok(())
+        }
+        Which::Decode { rows, repeat } => {
+            warn_debug("decode");
+            let report =
+                tokio::task::spawn_blocking(move || crate::decode::run_decode_bench(rows, repeat))
+                    .await
+                    .map_err(|e| anyhow!("{e}"))?
+                    .map_err(|e| anyhow!("{e}"))?;
+            println!("{}", report.render());
             Ok(())
         }
         Which::Footprint { footprint, common } => {

@@ -60,6 +60,7 @@ pub mod auth_cost;
 pub mod cli;
 pub mod core;
 pub mod dashboard;
+pub mod decode;
 pub mod events;
 pub mod footprint;
 pub mod ingest;

@@ -13,6 +13,9 @@
 //! - `tables`: table name with type (`t_REALTIME`) -> table config JSON (as Pinot returns it)
 //! - `segments`: `<table name with type>/<segment name>` -> [`SegmentMeta`] JSON
 //! - `table_state`: table name with type -> [`TableState`] JSON (pause flag and its reason)
+//! - `dead_letters`: `<table name with type>/<segment name>` -> the JSON array of the
+//!   messages of that committed segment's offsets that could not be decoded or transformed
+//!   (each a JSON object; the server role defines its fields)
 //!
 //! The records' exact text is pinned by `tests/data/golden_records.json`; records written by
 //! earlier versions keep loading.
@@ -22,7 +25,9 @@
 //! - a segment commit ([`Catalog::commit_segment`]) marks the segment DONE with its end offset
 //!   and creates the next IN_PROGRESS segment starting at that end offset in one transaction,
 //!   so committed ranges of a partition are contiguous and never overlap;
-//! - at most one IN_PROGRESS segment per partition.
+//! - at most one IN_PROGRESS segment per partition;
+//! - a committed segment's dead letters are written in its commit's transaction, so they
+//!   are exactly the failed messages of its offset range: never lost, never twice.
 
 mod records;
 
@@ -40,6 +45,7 @@ const SCHEMAS: TableDefinition<&str, &str> = TableDefinition::new("schemas");
 const TABLES: TableDefinition<&str, &str> = TableDefinition::new("tables");
 const SEGMENTS: TableDefinition<&str, &str> = TableDefinition::new("segments");
 const TABLE_STATE: TableDefinition<&str, &str> = TableDefinition::new("table_state");
+const DEAD_LETTERS: TableDefinition<&str, &str> = TableDefinition::new("dead_letters");
 
 /// A catalog failure.
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +223,8 @@ impl Catalog {
             txn.open_table(SEGMENTS).map_err(storage("open segments"))?;
             txn.open_table(TABLE_STATE)
                 .map_err(storage("open table state"))?;
+            txn.open_table(DEAD_LETTERS)
+                .map_err(storage("open dead letters"))?;
         }
         txn.commit().map_err(storage("commit"))?;
         Ok(Catalog {
@@ -436,8 +444,70 @@ impl Catalog {
                 .open_table(TABLE_STATE)
                 .map_err(storage("open table state"))?;
             st.remove(key).map_err(storage("delete table state"))?;
+            let mut dl = txn
+                .open_table(DEAD_LETTERS)
+                .map_err(storage("open dead letters"))?;
+            let keys: Vec<String> = dl
+                .range(prefix.as_str()..)
+                .map_err(storage("list dead letters"))?
+                .map_while(|r| match r {
+                    Ok((k, _)) if k.value().starts_with(&prefix) => Some(Ok(k.value().to_string())),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<Result<_, _>>()
+                .map_err(storage("list dead letters"))?;
+            for k in keys {
+                dl.remove(k.as_str())
+                    .map_err(storage("delete dead letters"))?;
+            }
         }
         txn.commit().map_err(storage("commit"))
+    }
+
+    /// Every committed segment's dead letters of a table: `(segment name, JSON array)`.
+    pub fn dead_letters(
+        &self,
+        name: &TableNameWithType,
+    ) -> Result<Vec<(String, String)>, CatalogError> {
+        let txn = self.db.begin_read().map_err(storage("begin read"))?;
+        let dl = txn
+            .open_table(DEAD_LETTERS)
+            .map_err(storage("open dead letters"))?;
+        let prefix = format!("{name}/");
+        let mut out = Vec::new();
+        for item in dl
+            .range(prefix.as_str()..)
+            .map_err(storage("list dead letters"))?
+        {
+            let (k, v) = item.map_err(storage("list dead letters"))?;
+            let Some(segment) = k.value().strip_prefix(&prefix) else {
+                break;
+            };
+            out.push((segment.to_string(), v.value().to_string()));
+        }
+        Ok(out)
+    }
+
+    /// Deletes a segment's dead letters (retention); whether there were any.
+    pub fn delete_dead_letters(
+        &self,
+        name: &TableNameWithType,
+        segment: &str,
+    ) -> Result<bool, CatalogError> {
+        let txn = self.db.begin_write().map_err(storage("begin"))?;
+        let removed = {
+            let mut dl = txn
+                .open_table(DEAD_LETTERS)
+                .map_err(storage("open dead letters"))?;
+            let removed = dl
+                .remove(seg_key(name, segment).as_str())
+                .map_err(storage("delete dead letters"))?
+                .is_some();
+            removed
+        };
+        txn.commit().map_err(storage("commit"))?;
+        Ok(removed)
     }
 
     /// A table's consumption state (not paused when never set).
@@ -547,6 +617,18 @@ impl Catalog {
         done: &SegmentMeta,
         next: Option<&SegmentMeta>,
     ) -> Result<(), CatalogError> {
+        self.commit_segment_with(name, done, next, None)
+    }
+
+    /// [`Catalog::commit_segment`], also writing the segment's dead letters (a JSON array)
+    /// in the same transaction.
+    pub fn commit_segment_with(
+        &self,
+        name: &TableNameWithType,
+        done: &SegmentMeta,
+        next: Option<&SegmentMeta>,
+        dead_letters: Option<&str>,
+    ) -> Result<(), CatalogError> {
         let end = done.end_offset.as_ref().ok_or_else(|| {
             CatalogError::Conflict(format!("segment '{}' has no end offset", done.segment_name))
         })?;
@@ -586,6 +668,13 @@ impl Catalog {
             if let (Some(n), Some(json)) = (next, next_json) {
                 segs.insert(seg_key(name, &n.segment_name).as_str(), json.as_str())
                     .map_err(storage("write segment"))?;
+            }
+            if let Some(dl) = dead_letters {
+                let mut t = txn
+                    .open_table(DEAD_LETTERS)
+                    .map_err(storage("open dead letters"))?;
+                t.insert(key.as_str(), dl)
+                    .map_err(storage("write dead letters"))?;
             }
         }
         // A crash here leaves nothing: the transaction is not durable until commit returns.

@@ -34,7 +34,7 @@ pub use error::ConfigError;
 pub use index::{Encoding, FieldConfig, IndexConfig, IndexType, LoadMode};
 pub use schema::{Column, DataType, DefaultValue, FieldSpec, FieldType, Schema};
 pub use stream::{
-    decoder_supported, DataLossPolicy, FlushConfig, OffsetAutoReset, OffsetCriteria, StreamConfig,
-    StreamMap,
+    decoder_supported, DataLossPolicy, DeadLetterConfig, FlushConfig, OffsetAutoReset,
+    OffsetCriteria, StreamConfig, StreamMap,
 };
 pub use table::{Retention, TableConfig, TableDocument};

@@ -179,6 +179,8 @@ pub struct StreamConfig {
     pub data_loss_policy: DataLossPolicy,
     /// `topic.consumption.rate.limit` in messages per second, if positive.
     pub topic_rate_limit: Option<f64>,
+    /// The dead-letter table (`riffle.deadLetter.*`, Riffle keys), if enabled.
+    pub dead_letter: Option<DeadLetterConfig>,
     /// `realtime.segment.commit.timeoutSeconds`: overrides the controller's 120 s commit time.
     pub commit_timeout_seconds: Option<u64>,
     /// `realtime.segment.serverUploadToDeepStore`; unset = the server-level setting.
@@ -193,6 +195,77 @@ pub struct StreamConfig {
 
 /// A stream map as written: string keys to string values.
 pub type StreamMap = BTreeMap<String, String>;
+
+/// Where messages that fail to decode or transform go, besides being counted: the table's
+/// dead-letter table (`<table>_deadLetter`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetterConfig {
+    /// `riffle.deadLetter.retention`: how long a dead letter is kept (a period such as
+    /// `7d`, the default, or milliseconds).
+    pub retention_ms: i64,
+    /// `riffle.deadLetter.maxPerSegment`: dead letters kept per consuming segment (10,000);
+    /// more are only counted.
+    pub max_per_segment: usize,
+    /// `riffle.deadLetter.maxValueBytes`: bytes of a message's key and value kept (65,536);
+    /// longer ones are cut, saying so in the error text.
+    pub max_value_bytes: usize,
+}
+
+impl DeadLetterConfig {
+    /// The default retention: 7 days.
+    pub const DEFAULT_RETENTION_MS: i64 = 7 * 86_400_000;
+
+    fn parse(
+        raw: &BTreeMap<String, String>,
+        key_path: &dyn Fn(&str) -> String,
+    ) -> Result<Option<DeadLetterConfig>, ConfigError> {
+        let enabled_key = "riffle.deadLetter.enabled";
+        let enabled = match raw.get(enabled_key).map(|v| v.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(v) if v == "true" => true,
+            Some(v) if v == "false" => false,
+            Some(v) => {
+                return Err(ConfigError::new(
+                    key_path(enabled_key),
+                    format!("expected \"true\" or \"false\", got '{v}'"),
+                ))
+            }
+        };
+        if !enabled {
+            return Ok(None);
+        }
+        let retention_key = "riffle.deadLetter.retention";
+        let retention_ms = match raw.get(retention_key) {
+            None => Self::DEFAULT_RETENTION_MS,
+            Some(v) => crate::datetime::parse_period_or_millis(v)
+                .filter(|ms| *ms > 0)
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        key_path(retention_key),
+                        format!("'{v}' is not a period: expected e.g. 7d, 12h or milliseconds"),
+                    )
+                })?,
+        };
+        let count = |key: &str, default: usize| -> Result<usize, ConfigError> {
+            match raw.get(key) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        ConfigError::new(key_path(key), format!("'{v}' is not a positive number"))
+                    }),
+            }
+        };
+        Ok(Some(DeadLetterConfig {
+            retention_ms,
+            max_per_segment: count("riffle.deadLetter.maxPerSegment", 10_000)?,
+            max_value_bytes: count("riffle.deadLetter.maxValueBytes", 65_536)?,
+        }))
+    }
+}
 
 /// Pinot's default consumer factory.
 pub const DEFAULT_FACTORY: &str = "org.apache.pinot.plugin.stream.kafka30.KafkaConsumerFactory";
@@ -610,6 +683,7 @@ impl StreamConfig {
                 ))
             }
         };
+        let dead_letter = DeadLetterConfig::parse(raw, &key_path)?;
         let partition_rate_limit = raw
             .get("partition.consumption.rate.limit")
             .and_then(|v| v.trim().parse::<f64>().ok())
@@ -680,6 +754,7 @@ impl StreamConfig {
             metadata_populate,
             partition_rate_limit,
             data_loss_policy,
+            dead_letter,
             topic_rate_limit,
             commit_timeout_seconds,
             server_upload_to_deep_store,

@@ -58,6 +58,7 @@ impl TableManager {
             let Ok(Some(cfg)) = self.table(&name).await else {
                 continue;
             };
+            self.dead_letter_retention(&name, &cfg, now).await;
             let Some(retention) = cfg.retention() else {
                 continue;
             };
@@ -83,6 +84,55 @@ impl TableManager {
             }
         }
         deleted
+    }
+
+    /// Deletes committed dead letters past the dead-letter retention of the table's streams
+    /// (a segment's dead letters go when its newest one is older).
+    async fn dead_letter_retention(
+        &self,
+        name: &TableNameWithType,
+        cfg: &riffle_config::TableConfig,
+        now: i64,
+    ) {
+        let Some(keep_ms) = cfg
+            .streams()
+            .iter()
+            .filter_map(|s| s.dead_letter.as_ref().map(|d| d.retention_ms))
+            .max()
+        else {
+            return;
+        };
+        let n = name.clone();
+        let Ok(all) = self.ctx.store.run(move |c| c.dead_letters(&n)).await else {
+            return;
+        };
+        for (segment, json) in all {
+            let newest = serde_json::from_str::<Vec<serde_json::Value>>(&json)
+                .ok()
+                .and_then(|v| {
+                    v.iter()
+                        .filter_map(|d| d.get("time_ms").and_then(serde_json::Value::as_i64))
+                        .max()
+                })
+                .unwrap_or(0);
+            if newest >= now - keep_ms {
+                continue;
+            }
+            let (n, s) = (name.clone(), segment.clone());
+            match self
+                .ctx
+                .store
+                .run(move |c| c.delete_dead_letters(&n, &s))
+                .await
+            {
+                Ok(_) => {
+                    self.ctx.server.drop_dead_letters(name, &segment);
+                    info!(table = %name, segment = %segment, "dead letters past retention deleted");
+                }
+                Err(e) => warn!(table = %name, segment = %segment, error = %e,
+                                "retention: cannot delete dead letters"),
+            }
+        }
     }
 
     /// Committed segments of a table that this server could not load, with why.

@@ -228,8 +228,9 @@ impl SegmentCommitter for SegmentManager {
         let (done, next, autotune) = self.decide(&c)?;
         let name = c.segment.table_name.clone();
         let next_threshold = next.as_ref().and_then(|n| n.flush_threshold_rows);
+        let dead = c.dead_letters.clone();
         self.store
-            .run(move |cat| cat.commit_segment(&name, &done, next.as_ref()))
+            .run(move |cat| cat.commit_segment_with(&name, &done, next.as_ref(), dead.as_deref()))
             .await
             .map_err(CommitError::of)?;
         if let Some(t) = self.tables.lock().get_mut(&c.segment.table_name) {

@@ -302,6 +302,12 @@ impl TableManager {
         paused: bool,
     ) -> Result<()> {
         let name = spec.config.name_with_type();
+        let dead_letters = if spec.streams.iter().any(|s| s.config.dead_letter.is_some()) {
+            let n = name.clone();
+            self.ctx.store.run(move |c| c.dead_letters(&n)).await?
+        } else {
+            Vec::new()
+        };
         let all: Vec<SegmentMeta> = committed.iter().chain(&consuming).cloned().collect();
         self.ctx.segments.register(&spec, &all);
         for m in &mut consuming {
@@ -315,6 +321,7 @@ impl TableManager {
                 committed,
                 consuming,
                 paused,
+                dead_letters,
             })
             .await;
         if realtime {

@@ -265,6 +265,8 @@ pub struct DecodeStats {
     pub first_error: Option<(StreamOffset, DecodeError)>,
     /// The position in the batch of the message of the first error.
     pub first_error_index: Option<usize>,
+    /// Every malformed message: its position in the batch and why (in batch order).
+    pub failures: Vec<(usize, DecodeError)>,
     /// For each row added, the position in the batch of the message it came from.
     pub row_messages: Vec<u32>,
     /// Rows an ingestion filter dropped (set by the caller that applies it).
@@ -315,9 +317,10 @@ pub fn decode_batch(
                 out.rollback_to(start);
                 stats.errors += 1;
                 if stats.first_error.is_none() {
-                    stats.first_error = Some((msg.offset.clone(), e));
+                    stats.first_error = Some((msg.offset.clone(), e.clone()));
                     stats.first_error_index = Some(m);
                 }
+                stats.failures.push((m, e));
                 if stop_on_error {
                     break;
                 }

@@ -9,6 +9,12 @@ use riffle_decode::{decode_batch, DecodeError, DecodeStats};
 use riffle_segment::ExtraValues;
 use riffle_stream::{MessageBatch, StreamMessage};
 use riffle_transform::IngestPlan;
+
+use std::sync::Arc;
+
+use crate::dead_letter::{to_batch, DeadLetter};
+use riffle_config::DeadLetterConfig;
+use riffle_segment::TableColumns;
 use tracing::warn;
 
 use crate::partition::{Exit, Flow, PartitionLoop};
@@ -130,9 +136,11 @@ impl PartitionLoop {
         let messages: Vec<StreamMessage> = batch.messages;
         let (special, pid) = (self.special.clone(), self.partition);
         let plan = self.table.spec.ingest.clone();
+        let dead = self.dead_letter_room(stop_on_error);
+        let table_name = self.table.name.to_string();
         // A partition decodes on one thread when it can: its consuming segments' memory
         // comes from, and returns to, one allocator arena.
-        let (d, b, messages, stats, rows) = self
+        let (d, b, messages, stats, (rows, letters)) = self
             .ctx
             .cpu
             .run_keyed(self.affinity, move || {
@@ -150,31 +158,24 @@ impl PartitionLoop {
                         transform(plan, rows, extras, &mut stats, &messages, stop_on_error)
                     }),
                 };
-                (decoder, b, messages, stats, rows)
+                let letters =
+                    dead.and_then(|d| dead_letters(d, &table_name, pid, &stats, &messages, now));
+                (decoder, b, messages, stats, (rows, letters))
             })
             .await
             .map_err(|e| failed(Stage::Internal, format!("decode task failed: {e}")))?;
         self.decoder = Some(d);
         self.builder = Some(b);
         let rows = rows.map_err(|e| failed(Stage::Internal, format!("build rows: {e}")))?;
-        // Under stopOnDecodeError the offset stops at the bad message: it is re-read (and
-        // fails again, visibly) rather than skipped. An outage (a retryable error) stops
-        // it too, and the message is read again after a backoff.
-        let (next_offset, read) = match (&stats.retry_at, &stats.first_error, stop_on_error) {
-            (Some((pos, _)), _, _) => match messages.get(*pos) {
-                Some(m) => (m.offset.clone(), *pos as u64),
-                None => (batch.next_offset.clone(), messages.len() as u64),
-            },
-            (None, Some((bad, _)), true) => {
-                let pos = messages
-                    .iter()
-                    .position(|m| &m.offset == bad)
-                    .unwrap_or(messages.len());
-                (bad.clone(), pos as u64)
-            }
-            _ => (batch.next_offset.clone(), messages.len() as u64),
-        };
+        let (next_offset, read) =
+            resume_point(&stats, &messages, &batch.next_offset, stop_on_error);
         self.cur.fetched_any = true;
+        // Dead letters first: a reader that sees the rows and offset sees them too.
+        if let (Some(dead), Some(letters)) = (&self.cur.dead, letters) {
+            let letters = letters.map_err(|e| failed(Stage::Internal, e))?;
+            dead.append(Some(letters), next_offset.clone(), 0, None, now)
+                .map_err(|e| failed(Stage::Internal, format!("publish dead letters: {e}")))?;
+        }
         self.cur
             .segment
             .append(
@@ -188,6 +189,31 @@ impl PartitionLoop {
         self.offset = next_offset;
         self.end_of_partition =
             batch.end_of_partition && stats.first_error.is_none() && stats.retry_at.is_none();
+        self.count_decoded(&stats, read, now);
+        self.report_decode_errors(&stats, stop_on_error, now)?;
+        if let Some((_, e)) = &stats.retry_at {
+            self.outage(e).await?;
+        }
+        Ok(())
+    }
+
+    /// Where a batch's dead letters go and how many more the segment may keep: `None`
+    /// when the stream keeps none, or when the partition stops at a bad message instead.
+    fn dead_letter_room(
+        &self,
+        stop_on_error: bool,
+    ) -> Option<(DeadLetterConfig, usize, Arc<TableColumns>)> {
+        match (&self.cur.dead, &self.stream.config.dead_letter) {
+            (Some(seg), Some(cfg)) if !stop_on_error => {
+                let room = cfg.max_per_segment.saturating_sub(seg.snapshot().num_rows);
+                Some((cfg.clone(), room, seg.columns().clone()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The partition's counters after a published batch.
+    fn count_decoded(&self, stats: &DecodeStats, read: u64, now: i64) {
         let o = self.offset.clone();
         self.table.status.update(self.partition, |s| {
             s.current_offset = o;
@@ -199,11 +225,6 @@ impl PartitionLoop {
                 s.last_indexed_ms = now;
             }
         });
-        self.report_decode_errors(&stats, stop_on_error, now)?;
-        if let Some((_, e)) = &stats.retry_at {
-            self.outage(e).await?;
-        }
-        Ok(())
     }
 
     /// Fetches what the decoder needs for these messages (a schema registry's schemas).
@@ -290,6 +311,16 @@ fn transform(
     let applied = plan.apply(rows, extras);
     stats.filtered += applied.filtered;
     let mut batch = applied.batch;
+    for (row, e) in &applied.errors {
+        if let Some(m) = stats.row_messages.get(*row as usize) {
+            let m = *m as usize;
+            // A message unnested into several rows fails once.
+            if !stats.failures.iter().any(|(x, _)| *x == m) {
+                stats.failures.push((m, DecodeError::new(e.clone())));
+            }
+        }
+    }
+    stats.failures.sort_by_key(|(m, _)| *m);
     let first = applied
         .errors
         .iter()
@@ -319,4 +350,53 @@ fn transform(
     stats.errors += applied.errors.len();
     stats.rows = batch.num_rows();
     batch
+}
+
+/// Where reading goes on after a decoded batch, and how many of its messages were read.
+/// Under `stopOnDecodeError` the offset stops at the bad message: it is re-read (and fails
+/// again, visibly) rather than skipped. An outage (a retryable error) stops it too, and the
+/// message is read again after a backoff.
+fn resume_point(
+    stats: &DecodeStats,
+    messages: &[StreamMessage],
+    batch_next: &StreamOffset,
+    stop_on_error: bool,
+) -> (StreamOffset, u64) {
+    match (&stats.retry_at, &stats.first_error, stop_on_error) {
+        (Some((pos, _)), _, _) => match messages.get(*pos) {
+            Some(m) => (m.offset.clone(), *pos as u64),
+            None => (batch_next.clone(), messages.len() as u64),
+        },
+        (None, Some((bad, _)), true) => {
+            let pos = messages
+                .iter()
+                .position(|m| &m.offset == bad)
+                .unwrap_or(messages.len());
+            (bad.clone(), pos as u64)
+        }
+        _ => (batch_next.clone(), messages.len() as u64),
+    }
+}
+
+/// The dead-letter rows of a batch's failed messages, at most `room` of them.
+fn dead_letters(
+    (cfg, room, columns): (DeadLetterConfig, usize, Arc<TableColumns>),
+    table: &str,
+    partition: u32,
+    stats: &DecodeStats,
+    messages: &[StreamMessage],
+    now: i64,
+) -> Option<Result<RecordBatch, String>> {
+    let letters: Vec<DeadLetter> = stats
+        .failures
+        .iter()
+        .take(room)
+        .filter_map(|(m, e)| {
+            let msg = messages.get(*m)?;
+            Some(DeadLetter::new(
+                table, partition, msg, &e.message, now, &cfg,
+            ))
+        })
+        .collect();
+    (!letters.is_empty()).then(|| to_batch(&columns, &letters))
 }

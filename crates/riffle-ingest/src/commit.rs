@@ -43,6 +43,9 @@ pub struct SegmentCommit {
     /// The segment consumption went on in ([`SegmentCommitter::next_segment`]); `None` when
     /// the partition stops (a pause, a closed partition).
     pub next: Option<SegmentMeta>,
+    /// The segment's dead letters (a JSON array of [`crate::dead_letter::DeadLetter`]), to
+    /// commit in the same transaction; `None` when the table keeps none or there are none.
+    pub dead_letters: Option<String>,
 }
 
 /// What the controller decided when it committed a segment.

@@ -31,6 +31,7 @@ pub mod batch;
 pub mod commit;
 mod context;
 pub mod control;
+pub mod dead_letter;
 pub mod end;
 mod loader;
 pub mod partition;

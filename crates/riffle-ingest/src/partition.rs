@@ -77,6 +77,8 @@ pub(crate) type Flow<T = ()> = Result<T, Exit>;
 /// The consuming segment of a partition and its limits.
 pub(crate) struct Current {
     pub(crate) segment: Arc<ConsumingSegment>,
+    /// The segment's dead letters (a segment of the dead-letter table of the same name).
+    pub(crate) dead: Option<Arc<ConsumingSegment>>,
     pub(crate) meta: SegmentMeta,
     pub(crate) criteria: EndCriteria,
     pub(crate) fetched_any: bool,
@@ -432,14 +434,16 @@ impl PartitionLoop {
     /// Freezes the consuming segment into a seal job.
     fn freeze(&self, reason: StopReason, next: Option<SegmentMeta>, now: i64) -> SealJob {
         let consumed = now - self.consumer_start_ms.max(self.cur.meta.creation_time_ms);
-        freeze(
+        let mut job = freeze(
             self.cur.segment.snapshot(),
             &self.cur.meta,
             reason,
             next,
             consumed,
             self.cur.criteria.row_threshold,
-        )
+        );
+        job.dead = self.cur.dead.as_ref().map(|d| d.snapshot());
+        job
     }
 
     /// One fetch: a batch, `None` after a retryable failure (already waited for), or the
@@ -519,6 +523,18 @@ fn open_segment(
     table
         .data
         .put_segment(SegmentRef::Consuming(segment.clone()));
+    let dead = table.dead.as_ref().map(|d| {
+        let seg = Arc::new(ConsumingSegment::new(
+            meta.segment_name.clone(),
+            PartitionId(meta.partition),
+            meta.sequence,
+            meta.start_offset.clone(),
+            meta.creation_time_ms,
+            d.columns.clone(),
+        ));
+        d.put_segment(SegmentRef::Consuming(seg.clone()));
+        seg
+    });
     let threshold = meta.flush_threshold_rows.unwrap_or_else(|| {
         warn!(table = %table.name, segment = %meta.segment_name,
               "the consuming segment has no row threshold; using {FALLBACK_THRESHOLD}");
@@ -533,6 +549,7 @@ fn open_segment(
     );
     Current {
         segment,
+        dead,
         meta,
         criteria,
         fetched_any: false,

@@ -53,6 +53,8 @@ pub(crate) struct SealJob {
     pub(crate) next: Option<SegmentMeta>,
     pub(crate) consumed_ms: i64,
     pub(crate) threshold: u64,
+    /// The segment's dead letters as they were when it froze.
+    pub(crate) dead: Option<Arc<ConsumingSnapshot>>,
 }
 
 /// A failed step: its kind (which decides the retry) and what happened.
@@ -166,6 +168,7 @@ impl Sealer {
                 consumed_ms: job.consumed_ms,
                 threshold: job.threshold,
                 next: job.next.clone(),
+                dead_letters: dead_letters_json(job)?,
             })
             .await
             .map_err(|e| StepError::of("catalog commit", e))?;
@@ -258,5 +261,20 @@ pub(crate) fn freeze(
         next,
         consumed_ms,
         threshold,
+        dead: None,
     }
+}
+
+/// A frozen segment's dead letters as the catalog keeps them, if it has any.
+fn dead_letters_json(job: &SealJob) -> Result<Option<String>, StepError> {
+    let Some(snap) = job.dead.as_ref().filter(|s| s.num_rows > 0) else {
+        return Ok(None);
+    };
+    let letters = crate::dead_letter::from_batches(&snap.batches);
+    serde_json::to_string(&letters)
+        .map(Some)
+        .map_err(|e| StepError {
+            kind: ErrorKind::Internal,
+            message: format!("dead letters: {e}"),
+        })
 }

@@ -33,6 +33,9 @@ pub struct TableAssignment {
     /// Consumption is paused: consuming segments left by a pause that did not finish
     /// before a restart are committed, and nothing more is read.
     pub paused: bool,
+    /// Committed segments' dead letters: `(segment name, JSON array)` as the catalog keeps
+    /// them.
+    pub dead_letters: Vec<(String, String)>,
 }
 
 /// The server role of a node.
@@ -98,6 +101,10 @@ impl ServerRole {
         remove_local_orphans(&rt, &rt.dir(&self.ctx), &a.committed);
         self.load_segments(&rt, &a.committed).await;
         self.ctx.segments.add_table(data);
+        if let Some(dead) = &rt.dead {
+            load_dead_letters(&rt, dead, &a.dead_letters);
+            self.ctx.segments.add_table(dead.clone());
+        }
         for meta in &a.consuming {
             rt.control(meta.partition).set_pause(a.paused);
         }
@@ -179,6 +186,9 @@ impl ServerRole {
         }
         if name.table_type() == TableType::Realtime {
             self.ctx.segments.remove_table(name.raw().as_str());
+            self.ctx
+                .segments
+                .remove_table(&crate::dead_letter::dead_letter_table(name.raw().as_str()));
         }
         info!(table = %name, "table stopped");
     }
@@ -239,6 +249,14 @@ impl ServerRole {
             .unwrap_or_default()
     }
 
+    /// Drops a committed segment's dead letters from queries (past their retention).
+    pub fn drop_dead_letters(&self, name: &TableNameWithType, segment: &str) {
+        let dl = crate::dead_letter::dead_letter_table(name.raw().as_str());
+        if let Some(t) = self.ctx.segments.table(&dl) {
+            t.remove_segment(segment);
+        }
+    }
+
     /// Drops a deleted segment: out of the query registry, its local file removed.
     pub fn drop_segment(&self, name: &TableNameWithType, segment: &str) {
         if let Some(t) = self.ctx.segments.table(name.raw().as_str()) {
@@ -266,5 +284,49 @@ impl ServerRole {
         if last_half {
             self.ctx.segments.remove_table(name.raw().as_str());
         }
+    }
+}
+
+/// Committed dead letters into the dead-letter table, one in-memory segment per committed
+/// segment (they are small, and bounded by their retention).
+fn load_dead_letters(rt: &TableRuntime, dead: &TableData, committed: &[(String, String)]) {
+    for (segment, json) in committed {
+        let letters: Vec<crate::dead_letter::DeadLetter> = match serde_json::from_str(json) {
+            Ok(l) => l,
+            Err(e) => {
+                error!(table = %rt.name, segment = %segment, error = %e,
+                       "dead letters of a committed segment cannot be read; left out");
+                continue;
+            }
+        };
+        let columns = dead.columns.clone();
+        let batch = match crate::dead_letter::to_batch(&columns, &letters) {
+            Ok(b) => b,
+            Err(e) => {
+                error!(table = %rt.name, segment = %segment, error = %e, "dead letters left out");
+                continue;
+            }
+        };
+        let seg = riffle_segment::ConsumingSegment::new(
+            segment.clone(),
+            riffle_common::PartitionId(0),
+            0,
+            riffle_common::StreamOffset::Long(0),
+            0,
+            columns,
+        );
+        let end = riffle_common::StreamOffset::Long(letters.len() as i64);
+        let latest = letters.iter().map(|d| d.time_ms).max();
+        if let Err(e) = seg.append(
+            Some(batch),
+            end,
+            letters.len() as u64,
+            latest,
+            latest.unwrap_or(0),
+        ) {
+            error!(table = %rt.name, segment = %segment, error = %e, "dead letters left out");
+            continue;
+        }
+        dead.put_segment(SegmentRef::Consuming(Arc::new(seg)));
     }
 }

@@ -23,6 +23,8 @@ pub(crate) struct TableRuntime {
     pub(crate) name: TableNameWithType,
     pub(crate) spec: Arc<TableSpec>,
     pub(crate) data: Arc<TableData>,
+    /// The dead-letter table, when a stream enables it.
+    pub(crate) dead: Option<Arc<TableData>>,
     pub(crate) status: StatusBoard,
     controls: Mutex<BTreeMap<u32, Arc<PartitionControl>>>,
     /// Partitions whose loop runs now.
@@ -37,10 +39,22 @@ impl TableRuntime {
         spec: Arc<TableSpec>,
         data: Arc<TableData>,
     ) -> TableRuntime {
+        let dead = spec
+            .streams
+            .iter()
+            .any(|s| s.config.dead_letter.is_some())
+            .then(|| {
+                Arc::new(TableData::new(
+                    &crate::dead_letter::dead_letter_table(name.raw().as_str()),
+                    crate::dead_letter::dead_letter_columns(),
+                    Some("failedAt".to_string()),
+                ))
+            });
         TableRuntime {
             name,
             spec,
             data,
+            dead,
             status: StatusBoard::default(),
             controls: Mutex::new(BTreeMap::new()),
             running: watch::Sender::new(BTreeSet::new()),

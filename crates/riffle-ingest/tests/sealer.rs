@@ -149,6 +149,7 @@ async fn run_with(
             committed: Vec::new(),
             consuming: vec![first],
             paused: false,
+            dead_letters: Vec::new(),
         })
         .await;
     (server, committer, dir)

@@ -123,9 +123,11 @@ impl Registry {
                 }
                 None => url_auth,
             },
-            other => return Err(DecodeError::new(format!(
+            other => {
+                return Err(DecodeError::new(format!(
                 "decoder.prop.basic.auth.credentials.source '{other}': expected USER_INFO or URL"
-            ))),
+            )))
+            }
         };
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
