@@ -219,13 +219,13 @@ class Riffle:
         self.proc = None
         return rc
 
-    def post(self, path: str, body: Optional[dict] = None) -> tuple[int, dict]:
-        """POSTs JSON to the controller."""
+    def post(self, path: str, body: Optional[dict] = None, method: str = "POST") -> tuple[int, dict]:
+        """POSTs (or PUTs, with `method`) JSON to the controller."""
         req = urllib.request.Request(
             self.controller_url + path,
             data=json.dumps(body or {}).encode(),
             headers={"Content-Type": "application/json"},
-            method="POST",
+            method=method,
         )
         try:
             with urllib.request.urlopen(req, timeout=30) as r:

@@ -180,7 +180,7 @@ pub async fn run_footprint_bench(
     let columns = core
         .segments()
         .table(TABLE)
-        .map(|t| t.columns.clone())
+        .map(|t| t.columns())
         .ok_or_else(|| err("footprint: the table is not registered"));
     core.stop().await;
     ingested?;

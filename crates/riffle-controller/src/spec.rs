@@ -23,10 +23,30 @@ pub fn resolve(
     ctx: &StreamContext,
     transform_options: TransformOptions,
 ) -> Result<(TableSpec, Vec<String>), ControllerError> {
-    let columns = TableColumns::new(riffle_config::Column::with_table_nulls(
+    resolve_after(config, schema, registry, ctx, transform_options, None)
+}
+
+/// [`resolve`] for a running table moving to a new spec: the columns `previous` has come
+/// first, in its order (positions the running table's segments and queries rely on), then
+/// the schema's new ones.
+pub fn resolve_after(
+    config: Arc<TableConfig>,
+    schema: Arc<Schema>,
+    registry: &StreamRegistry,
+    ctx: &StreamContext,
+    transform_options: TransformOptions,
+    previous: Option<&TableColumns>,
+) -> Result<(TableSpec, Vec<String>), ControllerError> {
+    let mut cols = riffle_config::Column::with_table_nulls(
         schema.columns().map_err(|e| ControllerError::wrap("", e))?,
         config.null_handling_enabled(),
-    ));
+    );
+    if let Some(prev) = previous {
+        let rank = |name: &str| prev.index_of(name).unwrap_or(usize::MAX);
+        // A stable sort: new columns keep the schema's order after the old ones.
+        cols.sort_by_key(|c| rank(&c.name));
+    }
+    let columns = TableColumns::new(cols);
     let mut warnings = Vec::new();
     let ingest = IngestPlan::new(&config, &schema, &columns, transform_options)
         .map_err(|e| ControllerError::new(ErrorKind::BadRequest, e.to_string()))?;
@@ -36,26 +56,7 @@ pub fn resolve(
              run on the types the messages carry, and rows they fail on are counted as errors"
         ));
     }
-    let complex = config
-        .document()
-        .ingestion_config
-        .as_ref()
-        .and_then(|i| i.extra.get("complexTypeConfig"))
-        .filter(|c| !c.is_null())
-        .map(|c| riffle_decode::ComplexType::parse("$.ingestionConfig.complexTypeConfig", c))
-        .transpose()
-        .map_err(|(path, e)| ControllerError::new(ErrorKind::BadRequest, format!("{path}: {e}")))?;
-    let decode = riffle_decode::DecodeTarget {
-        extras: ingest
-            .as_ref()
-            .map(|p| p.extras().to_vec())
-            .unwrap_or_default(),
-        complex,
-    };
-    let target = match &ingest {
-        Some(p) => p.staging().clone(),
-        None => columns.clone(),
-    };
+    let (target, decode) = decode_target(&config, &columns, ingest.as_ref())?;
     let mut streams = Vec::new();
     for (i, sc) in config.streams().iter().enumerate() {
         let plugin = registry.plugin_for(sc)?;
@@ -92,6 +93,33 @@ pub fn resolve(
         decode,
     };
     Ok((spec, warnings))
+}
+
+/// What the table's decoders fill: the columns (the ingestion plan's staging columns when
+/// it has one), the source-only fields its transforms read, and `complexTypeConfig`.
+fn decode_target(
+    config: &TableConfig,
+    columns: &Arc<TableColumns>,
+    ingest: Option<&IngestPlan>,
+) -> Result<(Arc<TableColumns>, riffle_decode::DecodeTarget), ControllerError> {
+    let complex = config
+        .document()
+        .ingestion_config
+        .as_ref()
+        .and_then(|i| i.extra.get("complexTypeConfig"))
+        .filter(|c| !c.is_null())
+        .map(|c| riffle_decode::ComplexType::parse("$.ingestionConfig.complexTypeConfig", c))
+        .transpose()
+        .map_err(|(path, e)| ControllerError::new(ErrorKind::BadRequest, format!("{path}: {e}")))?;
+    let decode = riffle_decode::DecodeTarget {
+        extras: ingest.map(|p| p.extras().to_vec()).unwrap_or_default(),
+        complex,
+    };
+    let target = match ingest {
+        Some(p) => p.staging().clone(),
+        None => columns.clone(),
+    };
+    Ok((target, decode))
 }
 
 /// The flush settings of a table without streams (never used to end a segment).

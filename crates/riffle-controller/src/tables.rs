@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 pub use crate::context::ControllerContext;
 use crate::error::ControllerError;
 use crate::models::ForceCommitJob;
-use crate::spec::{resolve, stream_partitions};
+use crate::spec::{resolve, resolve_after, stream_partitions};
 use crate::store::CatalogStore;
 
 /// The controller role.
@@ -63,13 +63,51 @@ impl TableManager {
         self.ctx.store.run(move |c| c.schema(&n)).await
     }
 
-    /// Stores a schema (replacing one of the same name when `overwrite`).
+    /// Stores a schema (replacing one of the same name when `overwrite`). A schema that
+    /// replaces the schema of running tables must keep every column as it was (adding
+    /// columns is the change Pinot allows); the tables then follow it without a restart.
     pub async fn put_schema(&self, schema: Schema, overwrite: bool) -> Result<()> {
         let name = schema_name(&schema)?;
+        let old = if overwrite {
+            self.schema(&name).await?
+        } else {
+            None
+        };
+        let mut evolved = Vec::new();
+        if let Some(old) = &old {
+            check_compatible(old, &schema)?;
+            let schema = Arc::new(schema.clone());
+            for t in [TableType::Realtime, TableType::Offline] {
+                let tn = name.with_type(t);
+                let (Some(cfg), Some(running)) =
+                    (self.table(&tn).await?, self.ctx.server.spec(&tn))
+                else {
+                    continue;
+                };
+                cfg.validate(&schema)
+                    .map_err(|e| ControllerError::wrap("Invalid schema for table", e))?;
+                let (spec, _) = resolve_after(
+                    Arc::new(cfg),
+                    schema.clone(),
+                    &self.ctx.streams,
+                    &self.ctx.stream_ctx,
+                    self.ctx.transforms,
+                    Some(&running.columns),
+                )
+                .map_err(|e| prefixed("Invalid schema for table", e))?;
+                evolved.push(Arc::new(spec));
+            }
+        }
         self.ctx
             .store
             .run(move |c| c.put_schema(&name, &schema, overwrite))
-            .await
+            .await?;
+        for spec in evolved {
+            if let Err(e) = self.ctx.server.evolve_table(spec.clone()) {
+                warn!(table = %spec.config.name_with_type(), error = %e, "the table did not follow its new schema; it will at its next start");
+            }
+        }
+        Ok(())
     }
 
     /// Deletes a schema no table uses.
@@ -189,16 +227,30 @@ impl TableManager {
             .ok_or_else(|| ControllerError::not_found(format!("Table {name} does not exist")))?;
         // Everything that can refuse the new config (stream plugins, decoders) is asked
         // before it replaces the running one.
-        resolve(
+        let running = self.ctx.server.spec(&name);
+        let (spec, _) = resolve_after(
             Arc::new(table.clone()),
             Arc::new(schema),
             &self.ctx.streams,
             &self.ctx.stream_ctx,
             self.ctx.transforms,
+            running.as_ref().map(|s| s.columns.as_ref()),
         )
         .map_err(|e| prefixed("Invalid table config", e))?;
         let cfg = table.clone();
         self.ctx.store.run(move |c| c.update_table(&cfg)).await?;
+        // Same streams: the running table follows the new config (transforms, filter,
+        // indexes for the next seals) without a restart.
+        if let Some(running) = running.filter(|r| same_streams(&r.config, &table)) {
+            let spec = Arc::new(spec);
+            match self.ctx.server.evolve_table(spec) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    warn!(table = %name, error = %e, "the table did not follow its new config; restarting it")
+                }
+            }
+            drop(running);
+        }
         // Consumption restarts from the catalog's offsets with the new config; if it does
         // not start, the previous config is stored and started again.
         self.stop_table(&name).await;
@@ -386,4 +438,50 @@ pub(crate) fn prefixed(prefix: &str, e: ControllerError) -> ControllerError {
         message: format!("{prefix}: {}", e.message),
         ..e
     }
+}
+
+/// Whether two configs read the same streams the same way (a new config can then be
+/// followed without a restart).
+fn same_streams(a: &TableConfig, b: &TableConfig) -> bool {
+    a.streams() == b.streams()
+}
+
+/// A schema replacing `old` keeps each of its columns: same type, single- or multi-value.
+fn check_compatible(old: &Schema, new: &Schema) -> Result<()> {
+    let bad = |why: String| {
+        ControllerError::new(
+            riffle_common::ErrorKind::BadRequest,
+            format!(
+                "Backward incompatible schema {}: {why}. Only adding new columns is allowed",
+                new.schema_name
+            ),
+        )
+    };
+    let old_cols = old
+        .columns()
+        .map_err(|e| ControllerError::wrap("stored schema", e))?;
+    let new_cols = new
+        .columns()
+        .map_err(|e| ControllerError::wrap("Invalid schema", e))?;
+    for o in &old_cols {
+        match new_cols.iter().find(|n| n.name == o.name) {
+            None => return Err(bad(format!("column '{}' is removed", o.name))),
+            Some(n) if n.data_type != o.data_type => {
+                return Err(bad(format!(
+                    "column '{}' changes type from {} to {}",
+                    o.name,
+                    o.data_type.name(),
+                    n.data_type.name()
+                )))
+            }
+            Some(n) if n.single_value != o.single_value => {
+                return Err(bad(format!(
+                    "column '{}' changes between single- and multi-value",
+                    o.name
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }

@@ -123,6 +123,8 @@ impl PartitionLoop {
     /// Decodes the messages on the cpu pool into the column builders and publishes the
     /// rows with the offset that follows them.
     async fn decode_and_append(&mut self, batch: MessageBatch, now: i64) -> Flow {
+        // Messages fetched after the spec changed are decoded with the new one.
+        self.follow_spec()?;
         let stop_on_error = self.stream.config.stop_on_decode_error;
         if !self.prefetch_schemas(&batch.messages).await? {
             return Ok(());
@@ -135,7 +137,7 @@ impl PartitionLoop {
         };
         let messages: Vec<StreamMessage> = batch.messages;
         let (special, pid) = (self.special.clone(), self.partition);
-        let plan = self.table.spec.ingest.clone();
+        let plan = self.spec.ingest.clone();
         let dead = self.dead_letter_room(stop_on_error);
         let table_name = self.table.name.to_string();
         // A partition decodes on one thread when it can: its consuming segments' memory

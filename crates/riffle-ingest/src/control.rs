@@ -81,6 +81,11 @@ impl PartitionControl {
         self.pause.load(Ordering::SeqCst)
     }
 
+    /// Asks the loop to look again (its table's spec changed).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Resolves when something asks the loop to look again.
     pub async fn woken(&self) {
         self.wake.notified().await

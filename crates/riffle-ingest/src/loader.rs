@@ -30,7 +30,7 @@ pub(crate) async fn load_committed(
         return Err(format!("segment {name} has no CRC in the catalog"));
     };
     let open = |path: std::path::PathBuf| {
-        let (name, columns, mode) = (name.clone(), rt.spec.columns.clone(), rt.spec.load_mode);
+        let (name, columns, mode) = (name.clone(), rt.spec().columns.clone(), rt.spec().load_mode);
         ctx.cpu
             .run(move || open_if_intact(&path, &name, crc, columns, mode))
     };

@@ -39,7 +39,7 @@ use crate::context::ServerContext;
 use crate::control::PartitionControl;
 use crate::end::EndCriteria;
 use crate::sealer::{freeze, SealJob, Sealer, MAX_PENDING_SEALS};
-use crate::spec::{StreamSpec, PARTITIONS_PER_STREAM};
+use crate::spec::{StreamSpec, TableSpec, PARTITIONS_PER_STREAM};
 use crate::status::{PartitionError, PartitionState, PartitionStatus, Stage};
 use crate::table::TableRuntime;
 
@@ -125,6 +125,10 @@ pub(crate) struct PartitionLoop {
     consumer_start_ms: i64,
     forces_handled: u64,
     pub(crate) end_of_partition: bool,
+    /// The table's spec as this loop follows it (decoder, builder, transforms, segment
+    /// columns), and its version.
+    pub(crate) spec: Arc<TableSpec>,
+    spec_version: u64,
 }
 
 impl PartitionLoop {
@@ -158,11 +162,12 @@ impl PartitionLoop {
             meta.segment_name.clone(),
             offset.clone(),
         ));
-        let (target, extras) = table.spec.decode_target();
+        let (spec, spec_version) = table.spec_version();
+        let (target, extras) = spec.decode_target();
         let special = SpecialColumns::new(&target, stream.config.metadata_populate);
         let builder = Some(BlockBuilder::with_extras(target, 1024, extras.extras.len()));
         let forces_handled = control.forces();
-        let cur = open_segment(&ctx, &table, meta, consumer_start_ms);
+        let cur = open_segment(&ctx, &table, &spec, meta, consumer_start_ms);
         let affinity = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -189,6 +194,8 @@ impl PartitionLoop {
             },
             consumer_start_ms,
             forces_handled,
+            spec: spec.clone(),
+            spec_version,
             end_of_partition: false,
         }
     }
@@ -242,7 +249,8 @@ impl PartitionLoop {
 
     /// Creates the decoder and the stream consumer, retrying transient failures.
     async fn connect(&mut self) -> Flow<Box<dyn PartitionConsumer>> {
-        let (target, extras) = self.table.spec.decode_target();
+        let spec = self.spec.clone();
+        let (target, extras) = spec.decode_target();
         let decoder = decoder_for(&self.stream.config, &target, extras).map_err(|e| {
             Exit::Failed(PartitionError::new(
                 Stage::Connect,
@@ -303,11 +311,45 @@ impl PartitionLoop {
     /// One turn of the loop.
     async fn step(&mut self, consumer: &mut dyn PartitionConsumer, backoff: &mut Duration) -> Flow {
         self.stop_if_asked().await?;
+        self.follow_spec()?;
         self.end_segment_if_due().await?;
         let Some(batch) = self.fetch(consumer, backoff).await? else {
             return Ok(());
         };
         self.publish(batch).await
+    }
+
+    /// A changed spec (a column added to the schema, new transforms): the decoder, the
+    /// block builder and the consuming segment move to it between two batches, without a
+    /// restart; the rows so far read the new columns' defaults.
+    pub(crate) fn follow_spec(&mut self) -> Flow {
+        let (spec, version) = self.table.spec_version();
+        if version == self.spec_version {
+            return Ok(());
+        }
+        let (target, extras) = spec.decode_target();
+        let decoder = decoder_for(&self.stream.config, &target, extras).map_err(|e| {
+            Exit::Failed(PartitionError::new(
+                Stage::Connect,
+                format!("decoder: {e}"),
+                false,
+            ))
+        })?;
+        self.cur.segment.evolve(spec.columns.clone()).map_err(|e| {
+            Exit::Failed(PartitionError::new(
+                Stage::Internal,
+                format!("move the consuming segment to the new columns: {e}"),
+                false,
+            ))
+        })?;
+        self.special = SpecialColumns::new(&target, self.stream.config.metadata_populate);
+        self.builder = Some(BlockBuilder::with_extras(target, 1024, extras.extras.len()));
+        self.decoder = Some(decoder);
+        self.spec = spec.clone();
+        self.spec_version = version;
+        info!(table = %self.table.name, partition = self.partition, segment = %self.cur.meta.segment_name,
+              "following the table's new columns and transforms");
+        Ok(())
     }
 
     /// A sealer failure stops the loop; a pause or a closed partition commits the
@@ -400,7 +442,7 @@ impl PartitionLoop {
         }
         info!(table = %self.table.name, partition = self.partition, segment = %self.cur.meta.segment_name,
               rows = snap.num_rows, reason = reason.as_str(), end = %self.offset, "segment ended; sealing");
-        self.cur = open_segment(&self.ctx, &self.table, next, now);
+        self.cur = open_segment(&self.ctx, &self.table, &self.spec, next, now);
         let name = self.cur.meta.segment_name.clone();
         self.table
             .status
@@ -509,6 +551,7 @@ pub(crate) async fn backoff_sleep(cancel: &CancellationToken, backoff: &mut Dura
 fn open_segment(
     ctx: &ServerContext,
     table: &TableRuntime,
+    spec: &TableSpec,
     meta: SegmentMeta,
     start_ms: i64,
 ) -> Current {
@@ -518,7 +561,7 @@ fn open_segment(
         meta.sequence,
         meta.start_offset.clone(),
         meta.creation_time_ms,
-        table.spec.columns.clone(),
+        spec.columns.clone(),
     ));
     table
         .data
@@ -530,7 +573,7 @@ fn open_segment(
             meta.sequence,
             meta.start_offset.clone(),
             meta.creation_time_ms,
-            d.columns.clone(),
+            d.columns(),
         ));
         d.put_segment(SegmentRef::Consuming(seg.clone()));
         seg
@@ -542,7 +585,7 @@ fn open_segment(
     });
     let criteria = EndCriteria::new(
         threshold,
-        table.spec.flush.time_ms,
+        spec.flush.time_ms,
         meta.creation_time_ms,
         start_ms,
         ctx.max_consuming_bytes,

@@ -28,7 +28,7 @@ use std::time::Duration;
 use riffle_catalog::{SegmentMeta, StopReason};
 use riffle_common::{chain, failpoint, ClassifyError, ErrorKind};
 use riffle_segment::sealed::{write_segment, SealedSegment};
-use riffle_segment::{ConsumingSnapshot, SegmentError, SegmentRef};
+use riffle_segment::{ConsumingSnapshot, SegmentError, TableColumns};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -151,8 +151,8 @@ impl Sealer {
         let name = job.meta.segment_name.clone();
         let rows = job.snapshot.num_rows as u64;
         let (sealed, facts) = if rows > 0 {
-            let (facts, seg) = self.seal(job).await?;
-            (Some(seg), Some(facts))
+            let (facts, seg, columns) = self.seal(job).await?;
+            (Some((seg, columns)), Some(facts))
         } else {
             (None, None)
         };
@@ -177,10 +177,17 @@ impl Sealer {
             self.control.set_threshold(n.sequence, t);
         }
         match sealed {
-            Some(seg) => self
-                .table
-                .data
-                .swap_segment(&name, SegmentRef::Sealed(Arc::new(seg))),
+            Some((seg, columns)) => {
+                // Committed: a failure to open it again (columns changed meanwhile) leaves
+                // its rows to the restart, which loads it.
+                let mode = self.table.spec().load_mode;
+                if let Err(e) = self.table.data.swap_sealed(&name, seg, &columns, mode) {
+                    warn!(table = %self.table.name, segment = %name, error = %e,
+                          "the committed segment could not be opened with the table's new columns");
+                    self.table.data.remove_segment(&name);
+                    self.table.data.set_unavailable(&name, e.to_string());
+                }
+            }
             None => {
                 self.table.data.remove_segment(&name);
             }
@@ -191,12 +198,17 @@ impl Sealer {
     }
 
     /// Writes, opens and uploads the segment file; its facts for the commit.
-    async fn seal(&self, job: &SealJob) -> Result<(SealedFacts, SealedSegment), StepError> {
+    async fn seal(
+        &self,
+        job: &SealJob,
+    ) -> Result<(SealedFacts, SealedSegment, Arc<TableColumns>), StepError> {
         let name = job.meta.segment_name.clone();
         let path = self.table.segment_path(&self.ctx, &name);
-        let (snapshot, columns) = (job.snapshot.clone(), self.table.spec.columns.clone());
-        let (opts, mode) = (self.table.spec.seal.clone(), self.table.spec.load_mode);
+        let spec = self.table.spec();
+        let (snapshot, columns) = (job.snapshot.clone(), self.table.data.columns());
+        let (opts, mode) = (spec.seal.clone(), spec.load_mode);
         let p = path.clone();
+        let opened_with = columns.clone();
         let (file, seg) = self
             .ctx
             .cpu
@@ -207,7 +219,14 @@ impl Sealer {
                         reason: format!("create {}: {e}", dir.display()),
                     })?;
                 }
-                let file = write_segment(&p, &name, &columns, &snapshot.batches, &opts)?;
+                // Rows frozen before a column was added get its default.
+                let defaults = columns.default_values()?;
+                let batches = snapshot
+                    .batches
+                    .iter()
+                    .map(|b| riffle_segment::widen(b, &columns, &defaults))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let file = write_segment(&p, &name, &columns, &batches, &opts)?;
                 let seg = SealedSegment::open(&p, &name, columns, mode)?;
                 // What was read back is what was written (the CRC the catalog will keep).
                 if seg.file_crc() != file.crc {
@@ -241,7 +260,7 @@ impl Sealer {
             start_time_ms: file.info.start_time_ms,
             end_time_ms: file.info.end_time_ms,
         };
-        Ok((facts, seg))
+        Ok((facts, seg, opened_with))
     }
 }
 

@@ -64,7 +64,28 @@ impl ServerRole {
 
     /// The spec of a hosted table.
     pub fn spec(&self, name: &TableNameWithType) -> Option<Arc<TableSpec>> {
-        self.table(name).map(|rt| rt.spec.clone())
+        self.table(name).map(|rt| rt.spec().clone())
+    }
+
+    /// Moves a hosted table to a new spec without stopping it (a column added to its
+    /// schema, changed transforms): committed segments are opened again with the new
+    /// columns and queries see them at once; each partition's loop follows between two
+    /// batches, its rows so far reading the new columns' defaults. The new spec's columns
+    /// must keep the old ones first, in their order.
+    pub fn evolve_table(&self, spec: Arc<TableSpec>) -> Result<(), String> {
+        let name = spec.config.name_with_type();
+        let Some(rt) = self.table(&name) else {
+            return Err(format!("table {name} is not hosted here"));
+        };
+        rt.set_spec(spec.clone());
+        for (_, c) in rt.controls() {
+            c.wake();
+        }
+        rt.data
+            .evolve(spec.columns.clone(), spec.load_mode)
+            .map_err(|e| format!("open the committed segments with the new columns: {e}"))?;
+        info!(table = %name, columns = spec.columns.len(), "table follows its new spec");
+        Ok(())
     }
 
     /// Whether a table is hosted here.
@@ -155,7 +176,7 @@ impl ServerRole {
     }
 
     fn spawn_partition(&self, rt: &Arc<TableRuntime>, meta: SegmentMeta) {
-        let Some(stream) = rt.spec.stream_of(meta.partition).cloned() else {
+        let Some(stream) = rt.spec().stream_of(meta.partition).cloned() else {
             warn!(table = %rt.name, partition = meta.partition,
                   "consuming segment belongs to no stream of the table; not started");
             return;
@@ -299,7 +320,7 @@ fn load_dead_letters(rt: &TableRuntime, dead: &TableData, committed: &[(String, 
                 continue;
             }
         };
-        let columns = dead.columns.clone();
+        let columns = dead.columns();
         let batch = match crate::dead_letter::to_batch(&columns, &letters) {
             Ok(b) => b,
             Err(e) => {

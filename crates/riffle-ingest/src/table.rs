@@ -21,7 +21,8 @@ use crate::status::StatusBoard;
 /// A running table.
 pub(crate) struct TableRuntime {
     pub(crate) name: TableNameWithType,
-    pub(crate) spec: Arc<TableSpec>,
+    /// The spec now, and how many times it changed (loops compare to see a new one).
+    spec: parking_lot::RwLock<(Arc<TableSpec>, u64)>,
     pub(crate) data: Arc<TableData>,
     /// The dead-letter table, when a stream enables it.
     pub(crate) dead: Option<Arc<TableData>>,
@@ -52,7 +53,7 @@ impl TableRuntime {
             });
         TableRuntime {
             name,
-            spec,
+            spec: parking_lot::RwLock::new((spec, 0)),
             data,
             dead,
             status: StatusBoard::default(),
@@ -61,6 +62,24 @@ impl TableRuntime {
             cancel: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The table's spec now.
+    pub(crate) fn spec(&self) -> Arc<TableSpec> {
+        self.spec.read().0.clone()
+    }
+
+    /// The spec now and its version.
+    pub(crate) fn spec_version(&self) -> (Arc<TableSpec>, u64) {
+        let s = self.spec.read();
+        (s.0.clone(), s.1)
+    }
+
+    /// Replaces the spec (loops pick it up at their next step).
+    pub(crate) fn set_spec(&self, spec: Arc<TableSpec>) {
+        let mut s = self.spec.write();
+        s.0 = spec;
+        s.1 += 1;
     }
 
     /// The control of a partition (created on first use).

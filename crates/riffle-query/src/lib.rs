@@ -314,7 +314,7 @@ impl QueryEngine {
             .into_iter()
             .map(|t| {
                 let cols = self.segments.table(&t).map_or_else(Vec::new, |d| {
-                    d.columns
+                    d.columns()
                         .columns
                         .iter()
                         .map(|c| prepare::KnownColumn {

@@ -46,7 +46,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 use parking_lot::Mutex;
 use riffle_segment::sealed::{Literal, Predicate, SealedSegment};
-use riffle_segment::{SegmentRef, TableData};
+use riffle_segment::{SegmentRef, TableColumns, TableData};
 use roaring::RoaringBitmap;
 
 /// Rows per batch read from a sealed segment.
@@ -96,6 +96,9 @@ impl ScanRecord {
 #[derive(Debug)]
 pub struct SegmentTable {
     data: Arc<TableData>,
+    /// The table's columns as this query sees them, from its planning to its last row
+    /// (a column added meanwhile waits for the next query).
+    columns: Arc<TableColumns>,
     schema: SchemaRef,
     record: Arc<Mutex<Vec<ScanRecord>>>,
     /// SQL NULL semantics (`enableNullHandling`); off, nulls read as default values.
@@ -106,8 +109,9 @@ impl SegmentTable {
     /// A provider recording what it scans into `record`.
     pub fn new(data: Arc<TableData>, record: Arc<Mutex<Vec<ScanRecord>>>) -> SegmentTable {
         // The real columns, then Pinot's virtual ones (made only when asked for).
+        let columns = data.columns();
         let mut fields: Vec<arrow::datatypes::FieldRef> =
-            data.columns.arrow.fields().iter().cloned().collect();
+            columns.arrow.fields().iter().cloned().collect();
         fields.extend(
             crate::virtual_columns::fields()
                 .into_iter()
@@ -116,6 +120,7 @@ impl SegmentTable {
         let schema = Arc::new(arrow::datatypes::Schema::new(fields));
         SegmentTable {
             data,
+            columns,
             schema,
             record,
             null_handling: false,
@@ -130,10 +135,32 @@ impl SegmentTable {
         self
     }
 
+    /// A consuming segment's batches with this query's columns: rows written before a
+    /// column was added read its default; a column added after the query began is left
+    /// out (the table's columns only ever grow at the end).
+    fn as_queried(&self, batches: &[RecordBatch]) -> DfResult<Vec<RecordBatch>> {
+        let n = self.columns.arrow.fields().len();
+        if batches.iter().all(|b| b.num_columns() == n) {
+            return Ok(batches.to_vec());
+        }
+        let defaults = self.columns.default_values().map_err(df_err)?;
+        batches
+            .iter()
+            .map(|b| {
+                if b.num_columns() > n {
+                    b.project(&(0..n).collect::<Vec<_>>())
+                        .map_err(DataFusionError::from)
+                } else {
+                    riffle_segment::widen(b, &self.columns, &defaults).map_err(df_err)
+                }
+            })
+            .collect()
+    }
+
     /// For each real column read (`read`, all for `None`): the default its nulls read as,
     /// when nulls must be filled. `None` when nothing is to fill.
     fn fills(&self, read: Option<&[usize]>) -> DfResult<Option<Arc<Vec<Option<ArrayRef>>>>> {
-        let fields = self.data.columns.arrow.fields();
+        let fields = self.columns.arrow.fields();
         let all: Vec<usize> = (0..fields.len()).collect();
         let read = read.unwrap_or(&all);
         if self.null_handling
@@ -143,7 +170,7 @@ impl SegmentTable {
         {
             return Ok(None);
         }
-        let defaults = self.data.columns.default_values().map_err(df_err)?;
+        let defaults = self.columns.default_values().map_err(df_err)?;
         Ok(Some(Arc::new(
             read.iter()
                 .map(|i| {
@@ -212,7 +239,7 @@ impl SegmentTable {
         filters: &[Expr],
         read: Option<&[usize]>,
     ) -> DfResult<Residual> {
-        let arrow = &self.data.columns.arrow;
+        let arrow = &self.columns.arrow;
         let mut columns: Vec<usize> = match read {
             Some(r) => r.to_vec(),
             None => (0..arrow.fields().len()).collect(),
@@ -513,7 +540,7 @@ impl TableProvider for SegmentTable {
                     rec.entries_scanned_in_filter +=
                         snap.num_rows as u64 * filter_columns.len() as u64;
                     rec.partition_is_consuming.push(true);
-                    units.push(ScanUnit::Batches(snap.batches.clone()));
+                    units.push(ScanUnit::Batches(self.as_queried(&snap.batches)?));
                     names.push(name);
                     refilter.push(!filters.is_empty());
                 }
@@ -579,13 +606,13 @@ impl TableProvider for SegmentTable {
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
-        let real = self.data.columns.arrow.fields().len();
+        let real = self.columns.arrow.fields().len();
         let all: Vec<usize> = (0..self.schema.fields().len()).collect();
         let projection = Some(projection.unwrap_or(&all));
         let (read, sources) = crate::virtual_columns::split(projection, real);
         let read_schema = match &read {
-            Some(r) => Arc::new(self.data.columns.arrow.project(r)?),
-            None => self.data.columns.arrow.clone(),
+            Some(r) => Arc::new(self.columns.arrow.project(r)?),
+            None => self.columns.arrow.clone(),
         };
         let fills = self.fills(read.as_deref())?;
         let residual = match refilter.iter().any(|r| *r) {
@@ -607,7 +634,7 @@ impl TableProvider for SegmentTable {
             props,
             record_index,
             record: self.record.clone(),
-            table_columns: self.data.columns.arrow.clone(),
+            table_columns: self.columns.arrow.clone(),
             metrics: ExecutionPlanMetricsSet::new(),
         }))
     }
@@ -867,6 +894,9 @@ fn read_unit(
             if projection.as_ref().is_some_and(|p| p.is_empty()) {
                 return row_count_batches(&schema, rows);
             }
+            // Every column the query knows: a segment opened again with columns added
+            // after the query began has more.
+            let projection = projection.or_else(|| Some((0..schema.fields().len()).collect()));
             segment
                 .read(projection.as_deref(), selection.as_ref(), READ_BATCH_ROWS)
                 .map_err(df_err)

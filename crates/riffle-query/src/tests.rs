@@ -125,7 +125,7 @@ async fn test_default_limit_and_types() {
     // The default LIMIT 10 applies to selections without LIMIT.
     let engine = engine();
     let data = engine.segments.table("transcript").unwrap();
-    let cols = data.columns.clone();
+    let cols = data.columns();
     let seg = Arc::new(ConsumingSegment::new(
         "big".into(),
         PartitionId(9),

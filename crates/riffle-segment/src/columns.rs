@@ -159,6 +159,54 @@ pub fn fill_nulls(
     arrow::compute::kernels::zip::zip(&valid, array, &arrow::array::Scalar::new(default.clone()))
 }
 
+/// `batch`, rows written under an earlier version of a table's columns, with `columns`'
+/// fields: columns matched by name; a column the batch lacks (added to the schema since)
+/// reads its default null value (`defaults`, from [`TableColumns::default_values`]), or
+/// null where the column keeps nulls. A batch that already has the fields is returned as
+/// is.
+pub fn widen(
+    batch: &arrow::record_batch::RecordBatch,
+    columns: &TableColumns,
+    defaults: &[arrow::array::ArrayRef],
+) -> Result<arrow::record_batch::RecordBatch, crate::SegmentError> {
+    if batch.schema().fields() == columns.arrow.fields() {
+        return Ok(batch.clone());
+    }
+    let rows = batch.num_rows();
+    let mut arrays = Vec::with_capacity(columns.columns.len());
+    for (i, c) in columns.columns.iter().enumerate() {
+        let field = columns.arrow.field(i);
+        let have = batch
+            .schema()
+            .index_of(&c.name)
+            .ok()
+            .map(|j| batch.column(j).clone())
+            .filter(|a| a.data_type() == field.data_type());
+        let a = match have {
+            Some(a) => a,
+            None => {
+                let nulls = arrow::array::new_null_array(field.data_type(), rows);
+                if c.nullable {
+                    nulls
+                } else {
+                    let d = defaults.get(i).ok_or_else(|| {
+                        crate::SegmentError::internal(format!("no default for column '{}'", c.name))
+                    })?;
+                    fill_nulls(&nulls, d)
+                        .map_err(|e| crate::SegmentError::internal(format!("widen: {e}")))?
+                }
+            }
+        };
+        arrays.push(a);
+    }
+    arrow::record_batch::RecordBatch::try_new_with_options(
+        columns.arrow.clone(),
+        arrays,
+        &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
+    .map_err(|e| crate::SegmentError::internal(format!("widen: {e}")))
+}
+
 impl TableColumns {
     /// Each column's default null value as a one-row array of the column's Arrow type
     /// (never null, whatever the column's null handling).

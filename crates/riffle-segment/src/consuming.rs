@@ -57,7 +57,7 @@ pub struct ConsumingSegment {
     pub start_offset: StreamOffset,
     /// Creation time (epoch ms).
     pub created_ms: i64,
-    columns: Arc<TableColumns>,
+    columns: RwLock<Arc<TableColumns>>,
     state: RwLock<Arc<ConsumingSnapshot>>,
 }
 
@@ -86,14 +86,32 @@ impl ConsumingSegment {
             sequence,
             start_offset,
             created_ms,
-            columns,
+            columns: RwLock::new(columns),
             state: RwLock::new(Arc::new(snap)),
         }
     }
 
     /// The table's columns.
-    pub fn columns(&self) -> &Arc<TableColumns> {
-        &self.columns
+    pub fn columns(&self) -> Arc<TableColumns> {
+        self.columns.read().clone()
+    }
+
+    /// Moves the segment to a new version of the table's columns (a column added to the
+    /// schema): the rows so far get the new columns' default values, and later batches
+    /// come with the new columns. Called by the segment's single writer, between appends.
+    pub fn evolve(&self, columns: Arc<TableColumns>) -> Result<(), SegmentError> {
+        let defaults = columns.default_values()?;
+        let current = self.snapshot();
+        let mut next = (*current).clone();
+        next.batches = current
+            .batches
+            .iter()
+            .map(|b| crate::columns::widen(b, &columns, &defaults))
+            .collect::<Result<_, _>>()?;
+        next.bytes = next.batches.iter().map(|b| b.get_array_memory_size()).sum();
+        *self.columns.write() = columns;
+        *self.state.write() = Arc::new(next);
+        Ok(())
     }
 
     /// The current snapshot (cheap: one `Arc` clone).
@@ -121,7 +139,7 @@ impl ConsumingSegment {
             next.last_indexed_ms = now_ms;
             next.latest_event_ms = latest_event_ms.unwrap_or(now_ms).max(next.latest_event_ms);
             next.batches.push(b);
-            compact(&mut next, &self.columns)?;
+            compact(&mut next, &self.columns.read())?;
         }
         // Only this segment's single writer calls append, so nothing can have slipped in
         // between the read above and this write.

@@ -30,7 +30,7 @@ pub mod sealed;
 use riffle_common::{ClassifyError, ErrorKind};
 
 pub use builder::{BlockBuilder, ExtraValues, Values};
-pub use columns::{fill_nulls, Physical, TableColumns, PINOT_TYPE_KEY};
+pub use columns::{fill_nulls, widen, Physical, TableColumns, PINOT_TYPE_KEY};
 pub use consuming::{ConsumingSegment, ConsumingSnapshot};
 pub use registry::{SegmentRef, SegmentRegistry, TableData};
 pub use sealed::{

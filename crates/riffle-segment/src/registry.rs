@@ -87,8 +87,12 @@ impl SegmentRef {
 pub struct TableData {
     /// Raw table name.
     pub name: String,
-    /// Columns.
-    pub columns: Arc<TableColumns>,
+    /// Columns (a column added to the schema is appended: the existing ones keep their
+    /// positions, see [`TableData::evolve`]).
+    columns: RwLock<Arc<TableColumns>>,
+    /// Held while the columns change and while a sealed segment is swapped in, so that no
+    /// segment opened with older columns lands after the change.
+    evolving: parking_lot::Mutex<()>,
     /// The time column, if any.
     pub time_column: Option<String>,
     segments: RwLock<BTreeMap<String, SegmentRef>>,
@@ -102,11 +106,68 @@ impl TableData {
     pub fn new(name: &str, columns: Arc<TableColumns>, time_column: Option<String>) -> TableData {
         TableData {
             name: name.to_string(),
-            columns,
+            columns: RwLock::new(columns),
+            evolving: parking_lot::Mutex::new(()),
             time_column,
             segments: RwLock::new(BTreeMap::new()),
             unavailable: RwLock::new(BTreeMap::new()),
         }
+    }
+
+    /// The table's columns now.
+    pub fn columns(&self) -> Arc<TableColumns> {
+        self.columns.read().clone()
+    }
+
+    /// Moves the table to new columns (the old ones first, in their order, then the added
+    /// ones): each sealed segment is opened again with them (a column a segment lacks reads
+    /// its default), then queries see the new columns. Consuming segments are moved by
+    /// their writers ([`crate::ConsumingSegment::evolve`]); until then queries read their
+    /// rows with the defaults filled in.
+    pub fn evolve(
+        &self,
+        columns: Arc<TableColumns>,
+        mode: riffle_config::LoadMode,
+    ) -> Result<(), crate::SegmentError> {
+        let _held = self.evolving.lock();
+        let sealed: Vec<Arc<crate::SealedSegment>> = self
+            .segments()
+            .into_iter()
+            .filter_map(|s| match s {
+                SegmentRef::Sealed(s) => Some(s),
+                SegmentRef::Consuming(_) => None,
+            })
+            .collect();
+        for s in sealed {
+            let again = crate::SealedSegment::open(s.path(), s.name(), columns.clone(), mode)?;
+            let mut segs = self.segments.write();
+            // A segment deleted meanwhile stays deleted.
+            if let Some(slot) = segs.get_mut(s.name()) {
+                *slot = SegmentRef::Sealed(Arc::new(again));
+            }
+        }
+        *self.columns.write() = columns;
+        Ok(())
+    }
+
+    /// Swaps a sealed segment in for consuming segment `old`, opening it again first if
+    /// the table's columns changed since it was opened with `opened_with`.
+    pub fn swap_sealed(
+        &self,
+        old: &str,
+        seg: crate::SealedSegment,
+        opened_with: &Arc<TableColumns>,
+        mode: riffle_config::LoadMode,
+    ) -> Result<(), crate::SegmentError> {
+        let _held = self.evolving.lock();
+        let now = self.columns();
+        let seg = if Arc::ptr_eq(&now, opened_with) {
+            seg
+        } else {
+            crate::SealedSegment::open(seg.path(), seg.name(), now, mode)?
+        };
+        self.swap_segment(old, SegmentRef::Sealed(Arc::new(seg)));
+        Ok(())
     }
 
     /// Records that committed segment `name` could not be loaded, and why.
