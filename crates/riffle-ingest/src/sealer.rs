@@ -209,6 +209,7 @@ impl Sealer {
         let (opts, mode) = (spec.seal.clone(), spec.load_mode);
         let p = path.clone();
         let opened_with = columns.clone();
+        let rollup = spec.ingest.as_ref().and_then(|p| p.rollup().cloned());
         let (file, seg) = self
             .ctx
             .cpu
@@ -226,6 +227,14 @@ impl Sealer {
                     .iter()
                     .map(|b| riffle_segment::widen(b, &columns, &defaults))
                     .collect::<Result<Vec<_>, _>>()?;
+                // A rollup merges the whole segment's rows once more (blocks were merged
+                // one by one as they came).
+                let batches = match &rollup {
+                    Some(r) if batches.len() > 1 => vec![r
+                        .merge(&batches, &columns)
+                        .map_err(|e| SegmentError::internal(format!("rollup: {e}")))?],
+                    _ => batches,
+                };
                 let file = write_segment(&p, &name, &columns, &batches, &opts)?;
                 let seg = SealedSegment::open(&p, &name, columns, mode)?;
                 // What was read back is what was written (the CRC the catalog will keep).

@@ -9,7 +9,9 @@
 //!   the schema is allowed when another transform reads it), compiled to DataFusion
 //!   physical expressions per set of source-field types, and evaluated column-wise;
 //! - the source-only fields' types, read from the values ([`values`]);
-//! - Groovy: refused, or translated when the server enables the safe subset ([`groovy`]).
+//! - Groovy: refused, or translated when the server enables the safe subset ([`groovy`]);
+//! - ingestion-time rollup (`aggregationConfigs`, [`rollup`]): rows merged by their
+//!   non-metric values in each block and again when a segment seals.
 //!
 //! Semantics kept from Pinot: a transform is skipped for a row whose message already
 //! carries the destination column; a missing input is null, and a null result reads the
@@ -24,6 +26,7 @@
 pub mod expr;
 pub mod groovy;
 mod plan;
+pub mod rollup;
 pub mod values;
 
 pub use plan::{Applied, IngestPlan, TransformOptions};

@@ -18,6 +18,7 @@ use riffle_segment::{fill_nulls, ExtraValues, TableColumns};
 use serde_json::Value;
 
 use crate::expr::{self, Parsed};
+use crate::rollup::Rollup;
 use crate::{groovy, values, TransformError};
 
 /// Server-wide options for ingestion expressions.
@@ -96,6 +97,8 @@ pub struct IngestPlan {
     compiled: Mutex<HashMap<Vec<DataType>, CompiledRef>>,
     /// The type each source field had in the last block where it had a value.
     last_types: Mutex<Vec<Option<DataType>>>,
+    /// Ingestion-time rollup (`aggregationConfigs`).
+    rollup: Option<Rollup>,
 }
 
 impl std::fmt::Debug for IngestPlan {
@@ -139,9 +142,15 @@ impl IngestPlan {
             .and_then(Value::as_str)
             .filter(|s| !s.trim().is_empty())
             .map(str::to_string);
-        if configs.is_empty() && filter_text.is_none() {
+        let aggregations: Vec<Value> = ic
+            .and_then(|i| i.extra.get("aggregationConfigs"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if configs.is_empty() && filter_text.is_none() && aggregations.is_empty() {
             return Ok(None);
         }
+        let rollup = Rollup::new(&aggregations, schema, table)?;
         let ctx = session();
         let known = |n: &str| ctx.udf(n).is_ok();
         let text_column = |c: &str| {
@@ -230,6 +239,11 @@ impl IngestPlan {
                 extras.push(c.clone());
             }
         }
+        for s in rollup.iter().flat_map(|r| r.sources()) {
+            if !outputs.contains(s) && !extras.iter().any(|e| e == s) {
+                extras.push(s.to_string());
+            }
+        }
         // Every column can say "absent" while staged, so that a transform or the filter
         // sees a missing value as null (as Pinot's do) and a value the message carries
         // wins over the transform's.
@@ -258,6 +272,7 @@ impl IngestPlan {
             ctx,
             compiled: Mutex::new(HashMap::new()),
             last_types: Mutex::new(vec![None; extras_len]),
+            rollup,
         };
         Ok(Some(plan))
     }
@@ -556,6 +571,9 @@ impl IngestPlan {
                 }
             }
         }
+        if let Some(r) = &self.rollup {
+            return self.rolled_up(r, cols, keep, filtered, errors);
+        }
         let mut out_cols = Vec::with_capacity(self.table.columns.len());
         for (i, col) in cols.into_iter().take(self.table.columns.len()).enumerate() {
             out_cols.push(self.finalize(col, i).map_err(|e| e.to_string())?);
@@ -574,6 +592,47 @@ impl IngestPlan {
             filtered,
             errors,
         })
+    }
+
+    /// The rollup of a block: the rows kept (not filtered, not failed) merged by their
+    /// non-metric values, each metric aggregated from its source field.
+    fn rolled_up(
+        &self,
+        r: &Rollup,
+        cols: Vec<ArrayRef>,
+        keep: Vec<bool>,
+        filtered: usize,
+        errors: Vec<(u32, String)>,
+    ) -> Result<Applied, String> {
+        let kept: Vec<u32> = (0..keep.len() as u32)
+            .filter(|i| keep[*i as usize])
+            .collect();
+        let mask = BooleanArray::from(keep);
+        let working: Vec<ArrayRef> = cols
+            .iter()
+            .map(|c| arrow::compute::filter(c.as_ref(), &mask))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        let n = self.table.columns.len();
+        let source_at = |name: &str| self.extras.iter().position(|e| e == name).map(|j| n + j);
+        let merged = r.from_sources(&working, &source_at, &self.table)?;
+        let mut out_cols = Vec::with_capacity(n);
+        for (i, col) in merged.into_iter().enumerate() {
+            out_cols.push(self.finalize(col, i).map_err(|e| e.to_string())?);
+        }
+        let batch =
+            RecordBatch::try_new(self.table.arrow.clone(), out_cols).map_err(|e| e.to_string())?;
+        Ok(Applied {
+            batch,
+            kept,
+            filtered,
+            errors,
+        })
+    }
+
+    /// The table's rollup, if it has `aggregationConfigs`.
+    pub fn rollup(&self) -> Option<&Rollup> {
+        self.rollup.as_ref()
     }
 
     /// A working column as the table stores it: a missing value reads the column's default

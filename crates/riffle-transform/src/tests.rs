@@ -422,3 +422,112 @@ fn a_source_field_null_in_a_whole_block_keeps_its_type() {
         assert_eq!(col(&a.batch, "hours"), ["1.5"]);
     }
 }
+
+#[test]
+fn rollup_merges_rows_by_their_dimensions() {
+    let s = schema(
+        r#""dimensionFieldSpecs":[{"name":"country","dataType":"STRING"}],
+        "metricFieldSpecs":[{"name":"total","dataType":"LONG"},{"name":"rows","dataType":"LONG"},
+          {"name":"lo","dataType":"DOUBLE"},{"name":"hi","dataType":"DOUBLE"},
+          {"name":"users","dataType":"BYTES"},{"name":"exact","dataType":"BIG_DECIMAL"}]"#,
+    );
+    let p = plan(
+        &s,
+        r#"{"aggregationConfigs":[
+            {"columnName":"total","aggregationFunction":"SUM(bytes)"},
+            {"columnName":"rows","aggregationFunction":"COUNT(*)"},
+            {"columnName":"lo","aggregationFunction":"MIN(price)"},
+            {"columnName":"hi","aggregationFunction":"MAX(price)"},
+            {"columnName":"users","aggregationFunction":"DISTINCTCOUNTHLL(user, 12)"},
+            {"columnName":"exact","aggregationFunction":"SUMPRECISION(amount)"}]}"#,
+    );
+    let a = ingest(
+        &p,
+        &[
+            r#"{"country":"FR","bytes":10,"price":2.5,"user":"a","amount":"0.1"}"#,
+            r#"{"country":"DE","bytes":1,"price":9,"user":"b","amount":"1"}"#,
+            r#"{"country":"FR","bytes":5,"price":1.5,"user":"a","amount":"0.2"}"#,
+            r#"{"country":"FR","bytes":7,"price":3,"user":"c","amount":"0.3"}"#,
+        ],
+    );
+    assert!(a.errors.is_empty(), "{:?}", a.errors);
+    let b = &a.batch;
+    assert_eq!(col(b, "country"), ["FR", "DE"]);
+    assert_eq!(col(b, "total"), ["22", "1"]);
+    assert_eq!(col(b, "rows"), ["3", "1"]);
+    assert_eq!(col(b, "lo"), ["1.5", "9.0"]);
+    assert_eq!(col(b, "hi"), ["3.0", "9.0"]);
+    assert_eq!(col(b, "exact"), ["0.6", "1"]);
+    // Each group's sketch: FR saw two users.
+    let users = b.column(b.schema().index_of("users").unwrap()).clone();
+    let fr = users.slice(0, 1);
+    let empty = riffle_functions::aggregation::hll_of(
+        12,
+        &arrow::array::new_null_array(&arrow::datatypes::DataType::Utf8, 0),
+    )
+    .unwrap();
+    let merged = riffle_functions::aggregation::hll_merge(
+        &empty,
+        arrow::array::AsArray::as_binary::<i32>(&fr).value(0),
+    )
+    .unwrap();
+    assert_eq!(merged.len(), 1 + (1 << 12));
+    assert_eq!(merged.iter().skip(1).filter(|r| **r > 0).count(), 2);
+
+    // Merging two rolled-up blocks at seal gives the sums of both.
+    let second = ingest(
+        &p,
+        &[r#"{"country":"FR","bytes":100,"price":0.5,"user":"z","amount":"0.4"}"#],
+    );
+    let table = TableColumns::new(s_columns(&s));
+    let all = p
+        .rollup()
+        .unwrap()
+        .merge(&[a.batch.clone(), second.batch], &table)
+        .unwrap();
+    assert_eq!(col(&all, "total"), ["122", "1"]);
+    assert_eq!(col(&all, "rows"), ["4", "1"]);
+    assert_eq!(col(&all, "lo"), ["0.5", "9.0"]);
+    assert_eq!(col(&all, "exact"), ["1.0", "1"]);
+}
+
+fn s_columns(s: &Schema) -> Vec<riffle_config::Column> {
+    s.columns().unwrap()
+}
+
+#[test]
+fn rollup_rules_are_pinot_s() {
+    let s = schema(
+        r#""dimensionFieldSpecs":[{"name":"d","dataType":"STRING"}],
+        "metricFieldSpecs":[{"name":"m","dataType":"LONG"},{"name":"n","dataType":"LONG"}]"#,
+    );
+    for (cfg, want) in [
+        (
+            r#"[{"columnName":"m","aggregationFunction":"SUM(x)"}]"#,
+            "metric 'n'",
+        ),
+        (
+            r#"[{"columnName":"m","aggregationFunction":"SUM(d)"},{"columnName":"n","aggregationFunction":"COUNT(*)"}]"#,
+            "must not be a schema column",
+        ),
+        (
+            r#"[{"columnName":"m","aggregationFunction":"AVG(x)"},{"columnName":"n","aggregationFunction":"COUNT(*)"}]"#,
+            "cannot aggregate at ingestion",
+        ),
+        (
+            r#"[{"columnName":"m","aggregationFunction":"DISTINCTCOUNTHLL(x)"},{"columnName":"n","aggregationFunction":"COUNT(*)"}]"#,
+            "BYTES",
+        ),
+    ] {
+        let e = plan_with(
+            &s,
+            &format!(r#"{{"aggregationConfigs":{cfg}}}"#),
+            TransformOptions::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("$.ingestionConfig.aggregationConfigs") && e.contains(want),
+            "{want}: {e}"
+        );
+    }
+}

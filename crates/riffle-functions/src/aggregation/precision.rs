@@ -306,6 +306,23 @@ impl AggregationState for SumState {
     }
 }
 
+/// `a + b` of two decimal texts, exactly (at most 38 digits), as plain text: the partial
+/// sums of an ingestion rollup's `SUMPRECISION` column. `None` for text that is not a
+/// number or a sum past 38 digits.
+pub fn add_decimal_text(a: &str, b: &str) -> Option<String> {
+    let x = if a.trim().is_empty() {
+        Decimal::default()
+    } else {
+        Decimal::parse(a)?
+    };
+    let y = if b.trim().is_empty() {
+        Decimal::default()
+    } else {
+        Decimal::parse(b)?
+    };
+    Some(x.checked_add(y)?.plain())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -179,11 +179,100 @@ pub(super) fn for_each_key(a: &ArrayRef, mut f: impl FnMut(u8, &[u8])) -> Result
     Ok(())
 }
 
+/// The serialized HyperLogLog of `values` at precision `p` (4 to 18): what an ingestion
+/// rollup's `DISTINCTCOUNTHLL` column stores, and `DISTINCTCOUNTHLL` of a BYTES column reads.
+pub fn hll_of(p: u8, values: &ArrayRef) -> Result<Vec<u8>> {
+    let mut s = HllState::new("distinctcounthll", p.clamp(4, 18));
+    for_each_key(values, |tag, bytes| s.add(hash(tag, bytes)))?;
+    s.serialize()
+}
+
+/// Merges serialized sketch `b` into `a` (both from [`hll_of`]); sketches of different
+/// precisions merge at the lower one.
+pub fn hll_merge(a: &[u8], b: &[u8]) -> Result<Vec<u8>> {
+    let mut s = HllState::from_bytes("distinctcounthll", a)?;
+    s.merge_any(b)?;
+    s.serialize()
+}
+
+impl HllState {
+    fn from_bytes(name: &'static str, b: &[u8]) -> Result<HllState> {
+        match b.split_first() {
+            Some((p, regs)) if (4..=18).contains(p) && regs.len() == 1 << p => Ok(HllState {
+                name,
+                p: *p,
+                registers: regs.to_vec(),
+            }),
+            _ => exec_err!(
+                "{name}: not a serialized HyperLogLog (a BYTES column must hold sketches, as an ingestion rollup stores them)"
+            ),
+        }
+    }
+
+    /// The same sketch at a lower precision `q`: an index keeps its first `q` bits, and the
+    /// bits dropped count in the rank.
+    fn folded(&self, q: u8) -> HllState {
+        let d = u32::from(self.p - q);
+        let mut out = HllState::new(self.name, q);
+        for (i, r) in self.registers.iter().enumerate() {
+            if *r == 0 {
+                continue;
+            }
+            let low = (i as u64) & ((1 << d) - 1);
+            let rank = if low == 0 {
+                *r as u32 + d
+            } else {
+                (low.leading_zeros() - (64 - d)) + 1
+            };
+            let j = i >> d;
+            out.registers[j] = out.registers[j].max(rank.min(255) as u8);
+        }
+        out
+    }
+
+    /// Merges a serialized sketch of any precision.
+    fn merge_any(&mut self, b: &[u8]) -> Result<()> {
+        let other = HllState::from_bytes(self.name, b)?;
+        if other.p == self.p {
+            for (r, o) in self.registers.iter_mut().zip(&other.registers) {
+                *r = (*r).max(*o);
+            }
+            return Ok(());
+        }
+        if self.registers.iter().all(|r| *r == 0) {
+            *self = HllState {
+                name: self.name,
+                ..other
+            };
+            return Ok(());
+        }
+        let (mut low, high) = if other.p < self.p {
+            (other, self.folded(b[0]))
+        } else {
+            (self.folded(self.p), other.folded(self.p))
+        };
+        for (r, o) in low.registers.iter_mut().zip(&high.registers) {
+            *r = (*r).max(*o);
+        }
+        low.name = self.name;
+        *self = low;
+        Ok(())
+    }
+}
+
 impl AggregationState for HllState {
     fn aggregate(&mut self, values: &[ArrayRef]) -> Result<()> {
         let Some(a) = values.first() else {
             return exec_err!("{} takes a column", self.name);
         };
+        // A BYTES column holds serialized sketches (an ingestion rollup's), as in Pinot.
+        if matches!(a.data_type(), DataType::Binary) {
+            let b = a.as_binary::<i32>();
+            for v in b.iter().flatten() {
+                self.merge_any(v)?;
+            }
+            return Ok(());
+        }
         for_each_key(a, |tag, bytes| self.add(hash(tag, bytes)))
     }
 
@@ -195,15 +284,8 @@ impl AggregationState for HllState {
     }
 
     fn merge(&mut self, b: &[u8]) -> Result<()> {
-        match b.split_first() {
-            Some((p, regs)) if *p == self.p && regs.len() == self.registers.len() => {
-                for (r, o) in self.registers.iter_mut().zip(regs) {
-                    *r = (*r).max(*o);
-                }
-                Ok(())
-            }
-            _ => exec_err!("{}: not an intermediate result of this sketch", self.name),
-        }
+        // Sketches read from a BYTES column may have another precision.
+        self.merge_any(b)
     }
 
     fn finish(&self) -> Result<ScalarValue> {
