@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
@@ -75,7 +76,7 @@ class SchemaRegistry:
                 if not self._authorized():
                     self._send(401, {"error_code": 401, "message": "Unauthorized"})
                     return
-                parts = [p for p in path.split("/") if p]
+                parts = [urllib.parse.unquote(p) for p in path.split("/") if p]
                 body = {}
                 if method == "POST":
                     n = int(self.headers.get("Content-Length") or 0)

@@ -17,6 +17,7 @@ import fastavro
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.schema_registry.json_schema import JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from riffle_harness import TRANSCRIPT_SCHEMA, Riffle, Tansu, transcript_lines, wait_until
@@ -248,3 +249,180 @@ def test_csv(tansu: Tansu, riffle_factory):
     r.wait_count(topic, len(values))
     assert table_rows(r, topic) == expected_rows()
     assert consumer_counters(r, topic)["errors"] == 0
+
+
+JSON_SCHEMA = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "title": "Transcript",
+    "type": "object",
+    "properties": {
+        "studentID": {"type": "integer"},
+        "firstName": {"type": "string"},
+        "lastName": {"type": "string"},
+        "gender": {"type": "string"},
+        "subject": {"type": "string"},
+        "score": {"type": "number"},
+        "timestampInEpoch": {"type": "integer"},
+    },
+}
+
+
+def test_confluent_json_through_a_schema_registry(tansu: Tansu, riffle_factory):
+    registry = SchemaRegistry()
+    topic = "transcript_json_confluent"
+    client = SchemaRegistryClient({"url": registry.url})
+    ser = JSONSerializer(json.dumps(JSON_SCHEMA), client)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    values = [ser(rec, ctx) for rec in rows()]
+    assert values[0][0] == 0 and values[0][5:6] == b"{"
+    produce(tansu, topic, values)
+    r: Riffle = riffle_factory()
+    r.start()
+    add_table(
+        r,
+        tansu,
+        topic,
+        f"{DECODER_PREFIX}.json.confluent.KafkaConfluentSchemaRegistryJsonMessageDecoder",
+        {"schema.registry.rest.url": registry.url},
+    )
+    r.wait_count(topic, len(values))
+    assert table_rows(r, topic) == expected_rows()
+    assert consumer_counters(r, topic)["errors"] == 0
+
+
+def transcript_proto(with_import: bool = False):
+    """The transcript as a protobuf message class and its file descriptors (imports first).
+
+    With `with_import`, the `Gender` enum lives in a second file that the first imports and
+    the file declares another message before `Transcript` (Confluent's message index 1).
+    """
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    files = []
+    fdp = descriptor_pb2.FileDescriptorProto(name="transcript.proto", package="riffle.example", syntax="proto3")
+    if with_import:
+        common = descriptor_pb2.FileDescriptorProto(name="riffle/common.proto", package="riffle.example", syntax="proto3")
+        files.append(common)
+        fdp.dependency.append(common.name)
+        fdp.message_type.add(name="Envelope").field.add(
+            name="note", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING
+        )
+        enum_home = common
+    else:
+        enum_home = fdp
+    gender = enum_home.enum_type.add(name="Gender")
+    gender.value.add(name="Unknown", number=0)
+    gender.value.add(name="Female", number=1)
+    gender.value.add(name="Male", number=2)
+    m = fdp.message_type.add(name="Transcript")
+    F = descriptor_pb2.FieldDescriptorProto
+    for number, (name, kind) in enumerate(
+        [
+            ("studentID", F.TYPE_INT32),
+            ("firstName", F.TYPE_STRING),
+            ("lastName", F.TYPE_STRING),
+            ("gender", F.TYPE_ENUM),
+            ("subject", F.TYPE_STRING),
+            ("score", F.TYPE_FLOAT),
+            ("timestampInEpoch", F.TYPE_INT64),
+        ],
+        start=1,
+    ):
+        f = m.field.add(name=name, number=number, type=kind, label=F.LABEL_OPTIONAL)
+        if kind == F.TYPE_ENUM:
+            f.type_name = ".riffle.example.Gender"
+    # A field the table does not have, repeated and packed: skipped.
+    m.field.add(name="marks", number=20, type=F.TYPE_INT32, label=F.LABEL_REPEATED)
+    files.append(fdp)
+    pool = descriptor_pool.DescriptorPool()
+    for f in files:
+        pool.Add(f)
+    cls = message_factory.GetMessageClass(pool.FindMessageTypeByName("riffle.example.Transcript"))
+    return cls, files
+
+
+def test_protobuf_with_a_descriptor_file(tansu: Tansu, riffle_factory):
+    from google.protobuf import descriptor_pb2
+
+    cls, files = transcript_proto()
+    values = [cls(**rec, marks=[1, 2, 3]).SerializeToString() for rec in rows()]
+    topic = "transcript_protobuf"
+    produce(tansu, topic, values + [b"\xff\xff"])
+    r: Riffle = riffle_factory()
+    r.start()
+    desc = r.data_dir / "transcript.desc"
+    desc.write_bytes(descriptor_pb2.FileDescriptorSet(file=files).SerializeToString())
+    add_table(
+        r,
+        tansu,
+        topic,
+        f"{DECODER_PREFIX}.protobuf.ProtoBufMessageDecoder",
+        {"descriptorFile": str(desc), "protoClassName": "riffle.example.Transcript"},
+    )
+    r.wait_count(topic, len(values))
+    assert table_rows(r, topic) == expected_rows()
+    assert consumer_counters(r, topic)["errors"] == 1
+    # A descriptor outside the data directory is refused: nothing else is read.
+    status, body = r.post("/schemas", {**json.loads(TRANSCRIPT_SCHEMA.read_text()), "schemaName": "elsewhere"})
+    assert status == 200, body
+    status, body = r.post(
+        "/tables",
+        {
+            "tableName": "elsewhere",
+            "tableType": "REALTIME",
+            "segmentsConfig": {"timeColumnName": "timestampInEpoch", "replication": "1"},
+            "tenants": {},
+            "tableIndexConfig": {
+                "streamConfigs": {
+                    "streamType": "kafka",
+                    "stream.kafka.topic.name": topic,
+                    "stream.kafka.broker.list": tansu.bootstrap,
+                    "stream.kafka.decoder.class.name": f"{DECODER_PREFIX}.protobuf.ProtoBufMessageDecoder",
+                    "stream.kafka.decoder.prop.descriptorFile": "/etc/passwd",
+                    "stream.kafka.decoder.prop.protoClassName": "x",
+                }
+            },
+            "metadata": {},
+        },
+    )
+    assert status == 400 and "descriptorFile" in json.dumps(body), body
+
+
+def test_confluent_protobuf_through_a_schema_registry(tansu: Tansu, riffle_factory):
+    from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
+
+    # The message is the file's second (index path [1]) and its enum comes from an imported
+    # file, registered as a reference: both must be followed.
+    cls, _ = transcript_proto(with_import=True)
+    registry = SchemaRegistry(users={"riffle": "s3cret"})
+    topic = "transcript_protobuf_confluent"
+    client = SchemaRegistryClient({"url": registry.url, "basic.auth.user.info": "riffle:s3cret"})
+    ser = ProtobufSerializer(cls, client)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    values = [ser(cls(**rec), ctx) for rec in rows()]
+    # Confluent's framing: magic 0, the schema id, then the index path [1] (count 1, index 1,
+    # zig-zag encoded).
+    assert values[0][0] == 0 and values[0][5:7] == b"\x02\x02", values[0][:8]
+    assert "riffle/common.proto" in " ".join(registry.subjects), registry.subjects
+    produce(tansu, topic, values + [values[0][:5] + b"\x7f"])
+    r: Riffle = riffle_factory()
+    r.start()
+    add_table(
+        r,
+        tansu,
+        topic,
+        f"{DECODER_PREFIX}.protobuf.KafkaConfluentSchemaRegistryProtoBufMessageDecoder",
+        {"schema.registry.rest.url": registry.url, "basic.auth.user.info": "riffle:s3cret"},
+        dead_letters=True,
+    )
+    r.wait_count(topic, len(values))
+    assert table_rows(r, topic) == expected_rows()
+    dead = wait_until(
+        "the malformed message in the dead-letter table",
+        lambda: r.query(f"SELECT streamOffset, errorMessage FROM {topic}_deadLetter"),
+        lambda got: len(got) == 1,
+    )
+    [[offset, error]] = dead
+    assert offset == str(len(values)) and "index" in error, (offset, error)
+    # The schema and its reference were read in their serialized form.
+    assert "GET /subjects/riffle%2Fcommon.proto/versions/1" in registry.requests, registry.requests

@@ -173,8 +173,8 @@ enum Which {
         dir: Option<PathBuf>,
     },
     /// The 146-byte event through each decoder (JSON, JSON with three transforms, Avro,
-    /// Avro with Confluent's framing, CSV): the decode stage's events/s on one thread, each
-    /// beside the plain JSON path, in one run. Build in release.
+    /// Avro with Confluent's framing, Protobuf, CSV): the decode stage's events/s on one
+    /// thread, each beside the plain JSON path, in one run. Build in release.
     Decode {
         /// Events per variant and run.
         #[arg(long, default_value_t = 1_000_000)]
@@ -182,6 +182,9 @@ enum Which {
         /// Runs of each variant (taking turns; the median is reported).
         #[arg(long, default_value_t = 5)]
         repeat: usize,
+        /// Work directory (default: a temporary one, removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// seal, restart and footprint, one after the other.
     Lifecycle {
@@ -345,13 +348,15 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             println!("{report}");
             Ok(())
         }
-        Which::Decode { rows, repeat } => {
+        Which::Decode { rows, repeat, dir } => {
             warn_debug("decode");
-            let report =
-                tokio::task::spawn_blocking(move || crate::decode::run_decode_bench(rows, repeat))
-                    .await
-                    .map_err(|e| anyhow!("{e}"))?
-                    .map_err(|e| anyhow!("{e}"))?;
+            let (d, _tmp) = work_dir(&dir)?;
+            let report = tokio::task::spawn_blocking(move || {
+                crate::decode::run_decode_bench(rows, repeat, &d)
+            })
+            .await
+            .map_err(|e| anyhow!("{e}"))?
+            .map_err(|e| anyhow!("{e}"))?;
             println!("{}", report.render());
             Ok(())
         }

@@ -88,6 +88,62 @@ struct Encoded {
     avro: Vec<Bytes>,
     framed: Vec<Bytes>,
     csv: Vec<Bytes>,
+    proto: Vec<Bytes>,
+}
+
+/// Protobuf's varint.
+fn uvarint(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// A length-delimited protobuf field.
+fn pb_bytes(out: &mut Vec<u8>, field: u64, b: &[u8]) {
+    uvarint(out, field << 3 | 2);
+    uvarint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// A varint protobuf field.
+fn pb_varint(out: &mut Vec<u8>, field: u64, v: u64) {
+    uvarint(out, field << 3);
+    uvarint(out, v);
+}
+
+/// The descriptor set of the benchmark event's message (`riffle.bench.Event`), written as
+/// `protoc --descriptor_set_out` writes one.
+pub fn proto_descriptor_set() -> Vec<u8> {
+    let mut msg = Vec::new();
+    pb_bytes(&mut msg, 1, b"Event");
+    for (number, name, kind) in [
+        (1u64, "ts", 3u64),
+        (2, "uuid", 9),
+        (3, "count", 5),
+        (4, "country", 9),
+        (5, "device", 9),
+        (6, "price", 1),
+    ] {
+        let mut f = Vec::new();
+        pb_bytes(&mut f, 1, name.as_bytes());
+        pb_varint(&mut f, 3, number);
+        pb_varint(&mut f, 4, 1);
+        pb_varint(&mut f, 5, kind);
+        pb_bytes(&mut msg, 2, &f);
+    }
+    let mut file = Vec::new();
+    pb_bytes(&mut file, 1, b"event.proto");
+    pb_bytes(&mut file, 2, b"riffle.bench");
+    pb_bytes(&mut file, 4, &msg);
+    let mut set = Vec::new();
+    pb_bytes(&mut set, 1, &file);
+    set
 }
 
 fn encode(rows: usize) -> Result<Encoded, BenchError> {
@@ -98,6 +154,7 @@ fn encode(rows: usize) -> Result<Encoded, BenchError> {
         avro: Vec::with_capacity(rows),
         framed: Vec::with_capacity(rows),
         csv: Vec::with_capacity(rows),
+        proto: Vec::with_capacity(rows),
     };
     for _ in 0..rows {
         buf.clear();
@@ -133,6 +190,15 @@ fn encode(rows: usize) -> Result<Encoded, BenchError> {
         e.avro.push(Bytes::from(a));
         e.framed.push(Bytes::from(f));
         e.csv.push(Bytes::from(csv.into_bytes()));
+        let mut pb = Vec::with_capacity(128);
+        pb_varint(&mut pb, 1, get_i("ts") as u64);
+        pb_bytes(&mut pb, 2, get_s("uuid").as_bytes());
+        pb_varint(&mut pb, 3, get_i("count") as u64);
+        pb_bytes(&mut pb, 4, get_s("country").as_bytes());
+        pb_bytes(&mut pb, 5, get_s("device").as_bytes());
+        uvarint(&mut pb, 6 << 3 | 1);
+        pb.extend_from_slice(&price.to_le_bytes());
+        e.proto.push(Bytes::from(pb));
     }
     Ok(e)
 }
@@ -218,10 +284,22 @@ impl Variant {
     }
 }
 
-/// Runs the decoder benchmark.
-pub fn run_decode_bench(rows: usize, repeat: usize) -> Result<DecodeBenchReport, BenchError> {
+/// Runs the decoder benchmark; `dir` holds the protobuf descriptor set it writes.
+pub fn run_decode_bench(
+    rows: usize,
+    repeat: usize,
+    dir: &std::path::Path,
+) -> Result<DecodeBenchReport, BenchError> {
     let load_before = LoadAvg::read();
     let enc = encode(rows)?;
+    let desc = dir.join("event.desc");
+    std::fs::write(&desc, proto_descriptor_set())
+        .map_err(|e| err(format!("write {}: {e}", desc.display())))?;
+    let desc_text = desc.display().to_string();
+    let with_dir = DecodeTarget {
+        file_roots: vec![dir.to_path_buf()],
+        ..DecodeTarget::default()
+    };
     let schema = schema()?;
     let columns = TableColumns::new(schema.columns().map_err(|e| err(e.to_string()))?);
     let json_class = "org.apache.pinot.plugin.inputformat.json.JSONMessageDecoder";
@@ -267,6 +345,7 @@ pub fn run_decode_bench(rows: usize, repeat: usize) -> Result<DecodeBenchReport,
             target: DecodeTarget {
                 extras: plan.extras().to_vec(),
                 complex: None,
+                file_roots: Vec::new(),
             },
             plan: Some(plan),
             messages: messages(&enc.json),
@@ -292,6 +371,20 @@ pub fn run_decode_bench(rows: usize, repeat: usize) -> Result<DecodeBenchReport,
             target: plain.clone(),
             plan: None,
             messages: messages(&enc.framed),
+        },
+        Variant {
+            name: "Protobuf (descriptor)".into(),
+            config: stream(
+                "org.apache.pinot.plugin.inputformat.protobuf.ProtoBufMessageDecoder",
+                &[
+                    ("descriptorFile", &desc_text),
+                    ("protoClassName", "riffle.bench.Event"),
+                ],
+            )?,
+            columns: columns.clone(),
+            target: with_dir,
+            plan: None,
+            messages: messages(&enc.proto),
         },
         Variant {
             name: "CSV".into(),

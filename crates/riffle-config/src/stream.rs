@@ -292,12 +292,23 @@ pub const SIMPLE_AVRO_DECODER: &str =
 pub const CONFLUENT_AVRO_DECODER: &str =
     "org.apache.pinot.plugin.inputformat.avro.confluent.KafkaConfluentSchemaRegistryAvroMessageDecoder";
 
+/// Pinot's Confluent schema-registry JSON decoder class.
+pub const CONFLUENT_JSON_DECODER: &str =
+    "org.apache.pinot.plugin.inputformat.json.confluent.KafkaConfluentSchemaRegistryJsonMessageDecoder";
+
+/// Pinot's Confluent schema-registry Protobuf decoder class.
+pub const CONFLUENT_PROTOBUF_DECODER: &str =
+    "org.apache.pinot.plugin.inputformat.protobuf.KafkaConfluentSchemaRegistryProtoBufMessageDecoder";
+
 /// Decoder classes Riffle can decode today, canonical names.
 pub const SUPPORTED_DECODERS: &[&str] = &[
     JSON_DECODER,
     CSV_DECODER,
     SIMPLE_AVRO_DECODER,
     CONFLUENT_AVRO_DECODER,
+    CONFLUENT_JSON_DECODER,
+    PROTOBUF_DECODER,
+    CONFLUENT_PROTOBUF_DECODER,
 ];
 
 /// Strips Pinot's optional `pluginName:` prefix from a class name.

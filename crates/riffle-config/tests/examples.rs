@@ -424,7 +424,7 @@ fn test_stream_aliases_and_new_location() {
 fn test_undecodable_decoder_is_not_rejected() {
     let mut v = read_value("examples/transcript/transcript_realtime_table_config.json");
     v["tableIndexConfig"]["streamConfigs"]["stream.kafka.decoder.class.name"] =
-        "org.apache.pinot.plugin.inputformat.json.confluent.KafkaConfluentSchemaRegistryJsonMessageDecoder".into();
+        "org.apache.pinot.plugin.inputformat.protobuf.ProtoBufCodeGenMessageDecoder".into();
     let t = TableConfig::from_value(&v).expect("parse");
     let schema =
         Schema::from_json(&read("examples/transcript/transcript_schema.json")).expect("schema");

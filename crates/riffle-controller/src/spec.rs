@@ -56,7 +56,10 @@ pub fn resolve_after(
              run on the types the messages carry, and rows they fail on are counted as errors"
         ));
     }
-    let (target, decode) = decode_target(&config, &columns, ingest.as_ref())?;
+    let (target, mut decode) = decode_target(&config, &columns, ingest.as_ref())?;
+    decode.file_roots = std::iter::once(ctx.data_dir.clone())
+        .chain(ctx.allowed_dirs.iter().cloned())
+        .collect();
     let mut streams = Vec::new();
     for (i, sc) in config.streams().iter().enumerate() {
         let plugin = registry.plugin_for(sc)?;
@@ -114,6 +117,7 @@ fn decode_target(
     let decode = riffle_decode::DecodeTarget {
         extras: ingest.map(|p| p.extras().to_vec()).unwrap_or_default(),
         complex,
+        file_roots: Vec::new(),
     };
     let target = match ingest {
         Some(p) => p.staging().clone(),

@@ -155,13 +155,17 @@ pub fn field_map(columns: &TableColumns, extras: &[String]) -> HashMap<String, u
     map
 }
 
-impl MessageDecoder for JsonDecoder {
-    /// One row; under `complexTypeConfig` the message's first row (see `decode_rows`).
-    fn decode(&mut self, msg: &StreamMessage, out: &mut BlockBuilder) -> Result<(), DecodeError> {
+impl JsonDecoder {
+    /// One JSON document's row (under `complexTypeConfig` its first row).
+    pub fn decode_value(
+        &mut self,
+        value: &[u8],
+        out: &mut BlockBuilder,
+    ) -> Result<(), DecodeError> {
         match &self.complex {
-            None => decode_json(&mut self.index, &msg.value, out),
+            None => decode_json(&mut self.index, value, out),
             Some(c) => {
-                let rows = self.complex_rows(c, &msg.value)?;
+                let rows = self.complex_rows(c, value)?;
                 match rows.into_iter().next() {
                     Some(row) => self.write_fields(row, out),
                     None => Ok(()),
@@ -170,22 +174,97 @@ impl MessageDecoder for JsonDecoder {
         }
     }
 
+    /// One JSON document's rows, `end_row` after each.
+    pub fn decode_value_rows(
+        &mut self,
+        value: &[u8],
+        out: &mut BlockBuilder,
+        end_row: &mut dyn FnMut(&mut BlockBuilder),
+    ) -> Result<(), DecodeError> {
+        let Some(c) = &self.complex else {
+            decode_json(&mut self.index, value, out)?;
+            end_row(out);
+            return Ok(());
+        };
+        for row in self.complex_rows(c, value)? {
+            self.write_fields(row, out)?;
+            end_row(out);
+        }
+        Ok(())
+    }
+}
+
+impl MessageDecoder for JsonDecoder {
+    /// One row; under `complexTypeConfig` the message's first row (see `decode_rows`).
+    fn decode(&mut self, msg: &StreamMessage, out: &mut BlockBuilder) -> Result<(), DecodeError> {
+        self.decode_value(&msg.value, out)
+    }
+
     fn decode_rows(
         &mut self,
         msg: &StreamMessage,
         out: &mut BlockBuilder,
         end_row: &mut dyn FnMut(&mut BlockBuilder),
     ) -> Result<(), DecodeError> {
-        let Some(c) = &self.complex else {
-            decode_json(&mut self.index, &msg.value, out)?;
-            end_row(out);
-            return Ok(());
-        };
-        for row in self.complex_rows(c, &msg.value)? {
-            self.write_fields(row, out)?;
-            end_row(out);
+        self.decode_value_rows(&msg.value, out, end_row)
+    }
+}
+
+/// Pinot's `KafkaConfluentSchemaRegistryJsonMessageDecoder`: Confluent's framing (a zero
+/// byte and the 4-byte id of the writer's JSON Schema) before a JSON document, decoded as
+/// the JSON decoder decodes it. The JSON Schema is not needed to read the document and is
+/// not fetched; `schema.registry.rest.url` is still required, as in Pinot.
+pub struct ConfluentJsonDecoder {
+    inner: JsonDecoder,
+}
+
+impl ConfluentJsonDecoder {
+    /// From the stream's decoder props.
+    pub fn new(
+        config: &riffle_config::StreamConfig,
+        columns: &Arc<TableColumns>,
+        target: &crate::DecodeTarget,
+    ) -> Result<ConfluentJsonDecoder, DecodeError> {
+        if config
+            .decoder_props
+            .get("schema.registry.rest.url")
+            .is_none_or(|u| u.trim().is_empty())
+        {
+            return Err(DecodeError::new(
+                "decoder.prop.schema.registry.rest.url is required: the schema registry's URL",
+            ));
         }
-        Ok(())
+        Ok(ConfluentJsonDecoder {
+            inner: JsonDecoder::for_target(columns, target),
+        })
+    }
+}
+
+/// The document after Confluent's 5-byte framing.
+fn unframed(v: &[u8]) -> Result<&[u8], DecodeError> {
+    match v {
+        [0, _, _, _, _, rest @ ..] => Ok(rest),
+        _ => Err(DecodeError::new(format!(
+            "not a Confluent-framed message: expected a zero magic byte and a 4-byte schema id, got {} bytes starting {}",
+            v.len(),
+            riffle_common::hex_encode(&v[..v.len().min(5)])
+        ))),
+    }
+}
+
+impl MessageDecoder for ConfluentJsonDecoder {
+    fn decode(&mut self, msg: &StreamMessage, out: &mut BlockBuilder) -> Result<(), DecodeError> {
+        self.inner.decode_value(unframed(&msg.value)?, out)
+    }
+
+    fn decode_rows(
+        &mut self,
+        msg: &StreamMessage,
+        out: &mut BlockBuilder,
+        end_row: &mut dyn FnMut(&mut BlockBuilder),
+    ) -> Result<(), DecodeError> {
+        self.inner
+            .decode_value_rows(unframed(&msg.value)?, out, end_row)
     }
 }
 

@@ -18,6 +18,7 @@ pub mod avro;
 pub mod complex;
 pub mod csv;
 pub mod json;
+pub mod proto;
 
 use std::sync::Arc;
 
@@ -36,6 +37,9 @@ pub struct DecodeTarget {
     pub extras: Vec<String>,
     /// `complexTypeConfig`: messages flattened and unnested into rows.
     pub complex: Option<ComplexType>,
+    /// Directories a decoder may read files from (a protobuf descriptor): the data
+    /// directory and those the server allows; nothing else is read.
+    pub file_roots: Vec<std::path::PathBuf>,
 }
 
 /// A message that could not be decoded.
@@ -114,6 +118,28 @@ pub fn decoder_for(
 ) -> Result<Box<dyn MessageDecoder>, DecodeError> {
     if config.decoder_class == JSON_DECODER {
         return Ok(Box::new(json::JsonDecoder::for_target(columns, target)));
+    }
+    if config.decoder_class == riffle_config::stream::CONFLUENT_JSON_DECODER {
+        return Ok(Box::new(json::ConfluentJsonDecoder::new(
+            config, columns, target,
+        )?));
+    }
+    let json_like = config.decoder_class == JSON_DECODER
+        || config.decoder_class == riffle_config::stream::CONFLUENT_JSON_DECODER;
+    if target.complex.is_some() && !json_like && config.decoder_class != csv::CSV_DECODER {
+        return Err(DecodeError::new(format!(
+            "complexTypeConfig is applied to JSON messages only for now, not to '{}'; \
+             map nested fields with transformConfigs instead",
+            config.decoder_class
+        )));
+    }
+    if config.decoder_class == proto::PROTOBUF_DECODER {
+        return Ok(Box::new(proto::ProtoDecoder::new(config, columns, target)?));
+    }
+    if config.decoder_class == proto::CONFLUENT_PROTOBUF_DECODER {
+        return Ok(Box::new(proto::ConfluentProtoDecoder::new(
+            config, columns, target,
+        )?));
     }
     if config.decoder_class == avro::SIMPLE_AVRO_DECODER {
         return Ok(Box::new(avro::SimpleAvroDecoder::new(

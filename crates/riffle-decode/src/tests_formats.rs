@@ -155,6 +155,7 @@ fn csv_keeps_source_fields_for_transforms() {
     let target = DecodeTarget {
         extras: vec!["extra".into(), "list".into()],
         complex: None,
+        file_roots: Vec::new(),
     };
     let mut dec = decoder_for(&cfg, &cols, &target).unwrap();
     let msg = StreamMessage {
@@ -192,6 +193,7 @@ fn complex_types_flatten_and_unnest_into_rows() {
     let target = DecodeTarget {
         extras: vec![],
         complex: Some(complex),
+        file_roots: Vec::new(),
     };
     let (b, stats) = run(
         &cols,
@@ -223,4 +225,25 @@ fn complex_types_flatten_and_unnest_into_rows() {
             ["2", "null", "null", "[null]", "null", "0"],
         ]
     );
+}
+
+#[test]
+fn complex_types_with_a_non_json_decoder_are_refused() {
+    let cols = columns(FIELDS);
+    let complex = ComplexType::parse("$", &serde_json::json!({})).unwrap();
+    let target = DecodeTarget {
+        extras: vec![],
+        complex: Some(complex),
+        file_roots: Vec::new(),
+    };
+    let avro = config(
+        "org.apache.pinot.plugin.inputformat.avro.SimpleAvroMessageDecoder",
+        &[("schema", r#"{"type":"record","name":"r","fields":[]}"#)],
+    );
+    let e = decoder_for(&avro, &cols, &target).err().unwrap();
+    assert!(
+        e.message.contains("complexTypeConfig") && e.message.contains("SimpleAvro"),
+        "{e}"
+    );
+    assert!(decoder_for(&config(JSON, &[]), &cols, &target).is_ok());
 }

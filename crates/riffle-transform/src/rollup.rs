@@ -139,13 +139,15 @@ impl Rollup {
                 "distinctcounthll" => Kind::Hll(number(1, 12)?),
                 "distinctcounthllplus" => Kind::Hll(number(1, 14)?),
                 "sumprecision" => Kind::SumPrecision,
-                other => return Err(TransformError::new(
-                    format!("{p}.aggregationFunction"),
-                    format!(
+                other => {
+                    return Err(TransformError::new(
+                        format!("{p}.aggregationFunction"),
+                        format!(
                         "'{other}' cannot aggregate at ingestion: expected SUM, MIN, MAX, COUNT, \
                              DISTINCTCOUNTHLL, DISTINCTCOUNTHLLPLUS or SUMPRECISION"
                     ),
-                )),
+                    ))
+                }
             };
             let wanted_ok = match &kind {
                 Kind::Hll(_) => dt == PinotType::Bytes,

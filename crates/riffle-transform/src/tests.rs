@@ -63,6 +63,7 @@ fn ingest(plan: &IngestPlan, lines: &[&str]) -> Applied {
     let target = DecodeTarget {
         extras: plan.extras().to_vec(),
         complex: None,
+        file_roots: Vec::new(),
     };
     let mut dec = decoder_for(&cfg, plan.staging(), &target).unwrap();
     let special = SpecialColumns::new(plan.staging(), false);

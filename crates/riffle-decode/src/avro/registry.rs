@@ -1,5 +1,11 @@
 //! A Confluent schema-registry client and the Confluent-framed Avro decoder
-//! (`KafkaConfluentSchemaRegistryAvroMessageDecoder`).
+//! (`KafkaConfluentSchemaRegistryAvroMessageDecoder`); the Protobuf one
+//! ([`crate::proto::ConfluentProtoDecoder`]) shares the client.
+//!
+//! Protobuf schemas are fetched in the registry's serialized form
+//! (`GET <url>/schemas/ids/<id>?format=serialized`: a base64 `FileDescriptorProto`), with the
+//! files they reference (`GET <url>/subjects/<s>/versions/<v>?format=serialized`), so no
+//! `.proto` text is parsed here.
 //!
 //! Framing: byte 0 is `0`, bytes 1..5 the writer schema's id (big-endian), then the Avro
 //! datum. Schemas are fetched by id (`GET <url>/schemas/ids/<id>`) before a batch is
@@ -23,6 +29,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
+
 use parking_lot::Mutex;
 use riffle_config::StreamConfig;
 use riffle_segment::{BlockBuilder, TableColumns};
@@ -36,7 +44,16 @@ use crate::{DecodeError, DecodeTarget, MessageDecoder, SchemaSource};
 pub use riffle_config::stream::CONFLUENT_AVRO_DECODER;
 
 /// What the registry answered for an id: the schema text, or why there is none.
-type Answer = Result<Arc<str>, String>;
+type Answer = Result<Arc<[u8]>, String>;
+
+/// What kind of schemas a registry client reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaKind {
+    /// Avro schema text.
+    Avro,
+    /// Protobuf file descriptors (`format=serialized`).
+    Protobuf,
+}
 
 /// A schema registry's client with its cache of schemas by id.
 pub struct Registry {
@@ -44,6 +61,7 @@ pub struct Registry {
     client: reqwest::Client,
     auth: Option<(String, String)>,
     capacity: usize,
+    kind: SchemaKind,
     schemas: Mutex<HashMap<u32, Answer>>,
 }
 
@@ -64,7 +82,7 @@ fn prop<'a>(config: &'a StreamConfig, keys: &[&str]) -> Option<&'a str> {
 
 impl Registry {
     /// From a stream's decoder props.
-    pub fn from_config(config: &StreamConfig) -> Result<Registry, DecodeError> {
+    pub fn from_config(config: &StreamConfig, kind: SchemaKind) -> Result<Registry, DecodeError> {
         let urls_text = prop(config, &["schema.registry.rest.url"]).ok_or_else(|| {
             DecodeError::new(
                 "decoder.prop.schema.registry.rest.url is required: the schema registry's URL",
@@ -175,6 +193,7 @@ impl Registry {
             client,
             auth,
             capacity,
+            kind,
             schemas: Mutex::new(HashMap::new()),
         })
     }
@@ -184,11 +203,12 @@ impl Registry {
         self.schemas.lock().get(&id).cloned()
     }
 
-    /// Fetches one id. `Err` is an outage (retry later); `Ok(Err)` a permanent answer.
-    async fn fetch(&self, id: u32) -> Result<Answer, DecodeError> {
+    /// GETs `path` from the first registry URL that answers. `Err` is an outage (retry
+    /// later); `Ok(Err)` a 404, a permanent answer.
+    async fn get_json(&self, path: &str) -> Result<Result<serde_json::Value, String>, DecodeError> {
         let mut last = String::new();
         for url in &self.urls {
-            let mut req = self.client.get(format!("{url}/schemas/ids/{id}"));
+            let mut req = self.client.get(format!("{url}{path}"));
             if let Some((u, p)) = &self.auth {
                 req = req.basic_auth(u, Some(p));
             }
@@ -201,36 +221,141 @@ impl Registry {
             };
             let status = resp.status();
             if status == reqwest::StatusCode::NOT_FOUND {
-                return Ok(Err(format!("schema id {id} is not in the schema registry")));
+                return Ok(Err(format!("the schema registry has no {path}")));
             }
             if !status.is_success() {
-                last = format!("schema registry {url} answered {status} for schema id {id}");
+                last = format!("schema registry {url} answered {status} for {path}");
                 continue;
             }
-            let body: serde_json::Value = match resp.json().await {
-                Ok(b) => b,
+            match resp.json().await {
+                Ok(b) => return Ok(Ok(b)),
                 Err(e) => {
-                    last =
-                        format!("schema registry {url}: unreadable answer for schema id {id}: {e}");
-                    continue;
+                    last = format!("schema registry {url}: unreadable answer for {path}: {e}")
                 }
-            };
+            }
+        }
+        Err(DecodeError::new(last).retryable())
+    }
+
+    /// Fetches one id. `Err` is an outage (retry later); `Ok(Err)` a permanent answer.
+    async fn fetch(&self, id: u32) -> Result<Answer, DecodeError> {
+        match self.kind {
+            SchemaKind::Avro => {
+                let body = match self.get_json(&format!("/schemas/ids/{id}")).await? {
+                    Ok(b) => b,
+                    Err(_) => {
+                        return Ok(Err(format!("schema id {id} is not in the schema registry")))
+                    }
+                };
+                let kind = body
+                    .get("schemaType")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("AVRO");
+                Ok(
+                    match body.get("schema").and_then(serde_json::Value::as_str) {
+                        Some(s) if kind.eq_ignore_ascii_case("AVRO") => Ok(Arc::from(s.as_bytes())),
+                        Some(_) => Err(format!("schema id {id} is a {kind} schema, not Avro")),
+                        None => Err(format!(
+                            "schema id {id}: the registry's answer has no schema"
+                        )),
+                    },
+                )
+            }
+            SchemaKind::Protobuf => self.fetch_protobuf(id).await,
+        }
+    }
+
+    /// A Protobuf schema and the files it imports, in the registry's serialized form
+    /// (base64 `FileDescriptorProto`s), as one `FileDescriptorSet` with the schema's own
+    /// file first.
+    async fn fetch_protobuf(&self, id: u32) -> Result<Answer, DecodeError> {
+        let body = match self
+            .get_json(&format!("/schemas/ids/{id}?format=serialized"))
+            .await?
+        {
+            Ok(b) => b,
+            Err(_) => return Ok(Err(format!("schema id {id} is not in the schema registry"))),
+        };
+        let mut set = Vec::new();
+        let mut pending = vec![(format!("schema id {id}"), body)];
+        let mut seen: Vec<String> = Vec::new();
+        while let Some((what, body)) = pending.pop() {
             let kind = body
                 .get("schemaType")
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or("AVRO");
-            return Ok(
-                match body.get("schema").and_then(serde_json::Value::as_str) {
-                    Some(s) if kind.eq_ignore_ascii_case("AVRO") => Ok(Arc::from(s)),
-                    Some(_) => Err(format!("schema id {id} is a {kind} schema, not Avro")),
-                    None => Err(format!(
-                        "schema id {id}: the registry's answer has no schema"
-                    )),
-                },
-            );
+            if !kind.eq_ignore_ascii_case("PROTOBUF") {
+                return Ok(Err(format!("{what} is a {kind} schema, not Protobuf")));
+            }
+            let Some(text) = body.get("schema").and_then(serde_json::Value::as_str) else {
+                return Ok(Err(format!("{what}: the registry's answer has no schema")));
+            };
+            let Ok(file) = base64::engine::general_purpose::STANDARD.decode(text.trim()) else {
+                return Ok(Err(format!(
+                    "{what}: the registry answered .proto text, not the serialized descriptor \
+                     (format=serialized) that is read here"
+                )));
+            };
+            put_len_field(&mut set, 1, &file);
+            let refs = body
+                .get("references")
+                .and_then(serde_json::Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for r in refs {
+                let (Some(subject), Some(version)) = (
+                    r.get("subject").and_then(serde_json::Value::as_str),
+                    r.get("version").and_then(serde_json::Value::as_i64),
+                ) else {
+                    return Ok(Err(format!(
+                        "{what}: a reference without subject and version"
+                    )));
+                };
+                let key = format!("{subject}/{version}");
+                if seen.contains(&key) {
+                    continue;
+                }
+                if seen.len() >= 256 {
+                    return Ok(Err(format!("{what}: more than 256 referenced schemas")));
+                }
+                seen.push(key);
+                let subject_path: String = url_path_segment(subject);
+                let path = format!("/subjects/{subject_path}/versions/{version}?format=serialized");
+                match self.get_json(&path).await? {
+                    Ok(b) => pending.push((format!("reference {subject} version {version}"), b)),
+                    Err(e) => return Ok(Err(format!("{what}: {e}"))),
+                }
+            }
         }
-        Err(DecodeError::new(last).retryable())
+        Ok(Ok(Arc::from(set.into_boxed_slice())))
     }
+}
+
+/// Appends a length-delimited protobuf field.
+fn put_len_field(out: &mut Vec<u8>, number: u32, data: &[u8]) {
+    let mut put = |mut v: u64| {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    };
+    put(u64::from(number) << 3 | 2);
+    put(data.len() as u64);
+    out.extend_from_slice(data);
+}
+
+/// A subject name made safe for a URL path.
+fn url_path_segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[async_trait::async_trait]
@@ -283,7 +408,7 @@ impl ConfluentAvroDecoder {
         target: &DecodeTarget,
     ) -> Result<ConfluentAvroDecoder, DecodeError> {
         Ok(ConfluentAvroDecoder {
-            registry: Arc::new(Registry::from_config(config)?),
+            registry: Arc::new(Registry::from_config(config, SchemaKind::Avro)?),
             fields: field_map(columns, &target.extras),
             columns: columns.columns.len(),
             bound: HashMap::new(),
@@ -306,9 +431,10 @@ impl MessageDecoder for ConfluentAvroDecoder {
                 DecodeError::new(format!("schema id {id} was not fetched from the registry"))
                     .retryable()
             })?;
-            let bound = answer.and_then(|text| {
-                let schema =
-                    AvroSchema::parse(&text).map_err(|e| format!("schema id {id}: {e}"))?;
+            let bound = answer.and_then(|bytes| {
+                let text = std::str::from_utf8(&bytes)
+                    .map_err(|_| format!("schema id {id}: the schema text is not UTF-8"))?;
+                let schema = AvroSchema::parse(text).map_err(|e| format!("schema id {id}: {e}"))?;
                 BoundSchema::bind(schema, &self.fields, self.columns)
                     .map_err(|e| format!("schema id {id}: {}", e.message))
             });

@@ -186,6 +186,7 @@ fn strips_leading_bytes_and_keeps_source_fields() {
     let target = DecodeTarget {
         extras: vec!["source".into(), "skipped".into()],
         complex: None,
+        file_roots: Vec::new(),
     };
     let cols = TableColumns::new(
         Schema::from_json(FIELDS.as_bytes())
