@@ -182,6 +182,10 @@ enum Which {
         /// Runs of each variant (taking turns; the median is reported).
         #[arg(long, default_value_t = 5)]
         repeat: usize,
+        /// Only the variants whose name contains this text (any case), beside the plain
+        /// JSON path (for profiling one variant).
+        #[arg(long)]
+        only: Option<String>,
         /// Work directory (default: a temporary one, removed afterwards).
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -348,11 +352,16 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             println!("{report}");
             Ok(())
         }
-        Which::Decode { rows, repeat, dir } => {
+        Which::Decode {
+            rows,
+            repeat,
+            only,
+            dir,
+        } => {
             warn_debug("decode");
             let (d, _tmp) = work_dir(&dir)?;
             let report = tokio::task::spawn_blocking(move || {
-                crate::decode::run_decode_bench(rows, repeat, &d)
+                crate::decode::run_decode_bench(rows, repeat, only.as_deref(), &d)
             })
             .await
             .map_err(|e| anyhow!("{e}"))?

@@ -284,10 +284,12 @@ impl Variant {
     }
 }
 
-/// Runs the decoder benchmark; `dir` holds the protobuf descriptor set it writes.
+/// Runs the decoder benchmark (with `only`, the variants whose name contains it beside the
+/// plain JSON path); `dir` holds the protobuf descriptor set it writes.
 pub fn run_decode_bench(
     rows: usize,
     repeat: usize,
+    only: Option<&str>,
     dir: &std::path::Path,
 ) -> Result<DecodeBenchReport, BenchError> {
     let load_before = LoadAvg::read();
@@ -398,6 +400,14 @@ pub fn run_decode_bench(
             messages: messages(&enc.csv),
         },
     ];
+    let mut variants = variants;
+    if let Some(o) = only.map(str::to_ascii_lowercase) {
+        let mut i = 0;
+        variants.retain(|v| {
+            i += 1;
+            i == 1 || v.name.to_ascii_lowercase().contains(&o)
+        });
+    }
     // Warm-up, then the variants take turns.
     for v in &variants {
         v.run()?;

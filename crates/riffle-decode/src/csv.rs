@@ -36,6 +36,12 @@ pub struct CsvDecoder {
     mv_delimiter: char,
     null_string: Option<String>,
     record: ::csv::ByteRecord,
+    /// The same settings as `builder`, as one parser reused for every message (building a
+    /// parser costs far more than parsing one record).
+    core: csv_core::Reader,
+    /// The parser's field bytes and field ends.
+    out: Vec<u8>,
+    ends: Vec<usize>,
 }
 
 fn one_byte(key: &str, v: &str) -> Result<u8, DecodeError> {
@@ -55,12 +61,21 @@ impl CsvDecoder {
         columns: &Arc<TableColumns>,
         target: &DecodeTarget,
     ) -> Result<CsvDecoder, DecodeError> {
-        let props = &config.decoder_props;
+        CsvDecoder::from_props(&config.decoder_props, columns, target)
+    }
+
+    /// A decoder from its props (a stream's decoder props, a file reader's configs).
+    pub fn from_props(
+        props: &std::collections::BTreeMap<String, String>,
+        columns: &Arc<TableColumns>,
+        target: &DecodeTarget,
+    ) -> Result<CsvDecoder, DecodeError> {
         let format = props
             .get("fileFormat")
             .map(|f| f.to_ascii_uppercase())
             .unwrap_or_else(|| "DEFAULT".into());
         let mut builder = ::csv::ReaderBuilder::new();
+        let mut core = csv_core::ReaderBuilder::new();
         builder.has_headers(false).flexible(true);
         let mut null_string = None;
         let mut delimiter = b',';
@@ -70,6 +85,7 @@ impl CsvDecoder {
             "MYSQL" => {
                 delimiter = b'\t';
                 builder.quoting(false).escape(Some(b'\\'));
+                core.quoting(false).escape(Some(b'\\'));
                 null_string = Some("\\N".to_string());
             }
             other => {
@@ -82,14 +98,18 @@ impl CsvDecoder {
             delimiter = one_byte("delimiter", d)?;
         }
         builder.delimiter(delimiter);
+        core.delimiter(delimiter);
         if let Some(c) = props.get("commentMarker") {
             builder.comment(Some(one_byte("commentMarker", c)?));
+            core.comment(Some(one_byte("commentMarker", c)?));
         }
         if let Some(e) = props.get("escapeCharacter") {
             builder.escape(Some(one_byte("escapeCharacter", e)?));
+            core.escape(Some(one_byte("escapeCharacter", e)?));
         }
         if let Some(q) = props.get("quoteCharacter") {
             builder.quote(one_byte("quoteCharacter", q)?);
+            core.quote(one_byte("quoteCharacter", q)?);
         }
         if let Some(n) = props.get("nullStringValue") {
             null_string = Some(n.clone());
@@ -111,6 +131,9 @@ impl CsvDecoder {
             mv_delimiter,
             null_string,
             record: ::csv::ByteRecord::new(),
+            core: core.build(),
+            out: vec![0; 1024],
+            ends: vec![0; 64],
         })
     }
 
@@ -154,16 +177,97 @@ impl CsvDecoder {
     }
 }
 
+impl CsvDecoder {
+    /// A reader of CSV text with these settings (no header handling: callers do it).
+    pub(crate) fn reader_builder(&self) -> &::csv::ReaderBuilder {
+        &self.builder
+    }
+
+    /// The configured header's column positions, if one is configured.
+    pub(crate) fn configured_header(&self) -> Option<Vec<Option<usize>>> {
+        self.header.clone()
+    }
+
+    /// The column positions of a header line's names.
+    pub(crate) fn header_of(&self, names: &::csv::ByteRecord) -> Vec<Option<usize>> {
+        names
+            .iter()
+            .map(|n| {
+                std::str::from_utf8(n).ok().and_then(|n| {
+                    self.fields
+                        .get(n.trim().trim_start_matches('\u{feff}'))
+                        .copied()
+                })
+            })
+            .collect()
+    }
+
+    /// Writes one record into the current row of `out` (without ending it).
+    pub(crate) fn write_record(
+        &mut self,
+        rec: &mut ::csv::ByteRecord,
+        header: &[Option<usize>],
+        out: &mut BlockBuilder,
+    ) -> Result<(), DecodeError> {
+        std::mem::swap(&mut self.record, rec);
+        let r = self.write(out, header);
+        std::mem::swap(&mut self.record, rec);
+        r
+    }
+}
+
+impl CsvDecoder {
+    /// Parses the next record of `input` from `*pos` into `self.record`; false when the
+    /// input holds no more records.
+    fn next_record(&mut self, input: &[u8], pos: &mut usize) -> Result<bool, DecodeError> {
+        use csv_core::ReadRecordResult as R;
+        let (mut n_out, mut n_ends) = (0, 0);
+        loop {
+            let (res, nin, nout, nend) = self.core.read_record(
+                &input[*pos..],
+                &mut self.out[n_out..],
+                &mut self.ends[n_ends..],
+            );
+            *pos += nin;
+            n_out += nout;
+            n_ends += nend;
+            match res {
+                R::InputEmpty => {}
+                R::OutputFull => {
+                    if self.out.len() >= input.len().max(1024) * 2 + 1024 {
+                        return Err(DecodeError::new(
+                            "not a CSV record: a field larger than the message",
+                        ));
+                    }
+                    let n = self.out.len() * 2;
+                    self.out.resize(n, 0);
+                }
+                R::OutputEndsFull => {
+                    let n = self.ends.len() * 2;
+                    self.ends.resize(n, 0);
+                }
+                R::Record => {
+                    self.record.clear();
+                    let mut start = 0;
+                    for &end in &self.ends[..n_ends] {
+                        self.record.push_field(&self.out[start..end]);
+                        start = end;
+                    }
+                    return Ok(true);
+                }
+                R::End => return Ok(false),
+            }
+        }
+    }
+}
+
 impl MessageDecoder for CsvDecoder {
     fn decode(&mut self, msg: &StreamMessage, out: &mut BlockBuilder) -> Result<(), DecodeError> {
-        let mut reader = self.builder.from_reader(&msg.value[..]);
-        let read = |reader: &mut ::csv::Reader<&[u8]>, rec: &mut ::csv::ByteRecord| {
-            reader
-                .read_byte_record(rec)
-                .map_err(|e| DecodeError::new(format!("not a CSV record: {e}")))
-        };
+        self.core.reset();
+        let input = &msg.value[..];
+        let mut pos = 0;
         if let Some(header) = self.header.take() {
-            let r = match read(&mut reader, &mut self.record) {
+            let r = match self.next_record(input, &mut pos) {
                 Ok(true) => self.write(out, &header),
                 Ok(false) => Err(DecodeError::new("empty message: expected a CSV record")),
                 Err(e) => Err(e),
@@ -172,21 +276,14 @@ impl MessageDecoder for CsvDecoder {
             return r;
         }
         // No configured header: the message's own header line comes first.
-        if !read(&mut reader, &mut self.record)? {
+        if !self.next_record(input, &mut pos)? {
             return Err(DecodeError::new(
                 "empty message: expected a header line and a record",
             ));
         }
-        let header: Vec<Option<usize>> = self
-            .record
-            .iter()
-            .map(|n| {
-                std::str::from_utf8(n)
-                    .ok()
-                    .and_then(|n| self.fields.get(n.trim()).copied())
-            })
-            .collect();
-        if !read(&mut reader, &mut self.record)? {
+        let names = self.record.clone();
+        let header = self.header_of(&names);
+        if !self.next_record(input, &mut pos)? {
             return Err(DecodeError::new("empty message: expected a CSV record"));
         }
         self.write(out, &header)

@@ -108,6 +108,16 @@ pub fn java_compare(a: &str, b: &str) -> i32 {
 
 /// Pinot's `splitPart`.
 pub fn split_part<'a>(s: &'a str, delimiter: &str, index: i64) -> &'a str {
+    // A part from the start: found without collecting the parts (the common case, per row
+    // of a transform).
+    if let Ok(at) = usize::try_from(index) {
+        let part = if delimiter.is_empty() {
+            s.split_whitespace().nth(at)
+        } else {
+            s.split(delimiter).filter(|p| !p.is_empty()).nth(at)
+        };
+        return part.unwrap_or("null");
+    }
     let parts: Vec<&str> = if delimiter.is_empty() {
         s.split_whitespace().collect()
     } else {

@@ -330,7 +330,8 @@ impl BlockBuilder {
 
     /// Writes the column's default null value for the current row.
     pub fn push_default(&mut self, i: usize) {
-        let d = self.columns.columns[i].default_null.clone();
+        // Borrowed, not cloned: a text default would be an allocation per row.
+        let d = &self.columns.columns[i].default_null;
         let row = self.rows as u32;
         let c = &mut self.cols[i];
         if let Some(n) = &mut c.null_rows {
@@ -339,17 +340,17 @@ impl BlockBuilder {
         match &mut c.list_offsets {
             Some(o) => {
                 // A missing multi-value field is a one-item list holding the default.
-                c.values.push_default(&d);
+                c.values.push_default(d);
                 o.push(c.values.len() as i32);
             }
-            None => c.values.push_default(&d),
+            None => c.values.push_default(d),
         }
     }
 
     /// Pushes a default item into an open list of column `i`.
     pub fn push_default_item(&mut self, i: usize) {
-        let d = self.columns.columns[i].default_null.clone();
-        self.cols[i].values.push_default(&d);
+        let d = &self.columns.columns[i].default_null;
+        self.cols[i].values.push_default(d);
     }
 
     /// Opens the current row's list for multi-value column `i` (items follow).
@@ -359,12 +360,12 @@ impl BlockBuilder {
     /// as Pinot stores it.
     pub fn push_list_end(&mut self, i: usize) {
         let rows = self.rows;
-        let d = self.columns.columns[i].default_null.clone();
+        let d = &self.columns.columns[i].default_null;
         let c = &mut self.cols[i];
         if let Some(o) = &mut c.list_offsets {
             let start = o[rows] as usize;
             if c.values.len() == start {
-                c.values.push_default(&d);
+                c.values.push_default(d);
             }
             o.push(c.values.len() as i32);
         }
@@ -514,15 +515,24 @@ impl BlockBuilder {
 
 /// `values` with `null_rows` marked null.
 fn with_nulls(values: ArrayRef, null_rows: &[u32], rows: usize) -> Result<ArrayRef, SegmentError> {
-    let mut bits = arrow::array::BooleanBufferBuilder::new(rows);
-    bits.append_n(rows, true);
-    for r in null_rows.iter().map(|r| *r as usize).filter(|r| *r < rows) {
-        bits.set_bit(r, false);
-    }
+    // Every row null (a column only transforms fill, staged before they run): no bit by bit.
+    let nulls = if rows > 0
+        && null_rows.len() == rows
+        && null_rows.last().map(|r| *r as usize) == Some(rows - 1)
+    {
+        arrow::buffer::NullBuffer::new_null(rows)
+    } else {
+        let mut bits = arrow::array::BooleanBufferBuilder::new(rows);
+        bits.append_n(rows, true);
+        for r in null_rows.iter().map(|r| *r as usize).filter(|r| *r < rows) {
+            bits.set_bit(r, false);
+        }
+        arrow::buffer::NullBuffer::new(bits.finish())
+    };
     let data = values
         .to_data()
         .into_builder()
-        .nulls(Some(arrow::buffer::NullBuffer::new(bits.finish())))
+        .nulls(Some(nulls))
         .build()
         .map_err(|e| SegmentError::internal(format!("mark nulls: {e}")))?;
     Ok(arrow::array::make_array(data))
