@@ -9,7 +9,9 @@
 //! - [`decode_batch`]: decodes a fetched batch, fills Pinot's special columns (`__key`,
 //!   `__header$<name>`, `__metadata$offset|partition|recordTimestamp`,
 //!   `__metadata$recordSerializedValueSize`) when the schema declares them, and rolls back
-//!   malformed messages.
+//!   malformed messages;
+//! - batch record readers ([`readers`]): Avro, CSV, JSON and Parquet files into the same
+//!   builders with the same conversions.
 //!
 //! Invariants: a malformed message never leaves a partial row behind and never panics; the
 //! first error of a batch is reported with the offset of the message that caused it.
@@ -19,6 +21,7 @@ pub mod complex;
 pub mod csv;
 pub mod json;
 pub mod proto;
+pub mod readers;
 
 use std::sync::Arc;
 

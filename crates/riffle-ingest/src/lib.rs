@@ -36,6 +36,7 @@ pub mod end;
 mod loader;
 pub mod partition;
 pub mod sealer;
+pub mod segment_build;
 pub mod server;
 pub mod spec;
 pub mod status;

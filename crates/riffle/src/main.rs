@@ -1,5 +1,5 @@
 //! The `riffle` command: `serve`, `quickstart`, `bench`, and Pinot-style admin commands
-//! (`AddTable`, `AddSchema`, `PostQuery`). Every command that runs a node builds it through
+//! (`AddTable`, `AddSchema`, `PostQuery`, `CreateSegment`, `SegmentDump`). Every command that runs a node builds it through
 //! the one composition root, [`riffle_node::Node::open`].
 
 /// jemalloc rather than the system allocator: glibc's per-thread arenas make ingestion speed
@@ -13,6 +13,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 mod admin;
 mod logging;
 mod quickstart;
+mod segments;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -29,7 +30,9 @@ use riffle_node::{AuthConfig, HttpConfig, Node, NodeConfig, QueryLimits, TlsConf
     after_help = "Pinot-style admin commands:\n  \
         riffle AddTable -schemaFile F -tableConfigFile F [-controllerHost H] [-controllerPort P] -exec\n  \
         riffle AddSchema -schemaFile F [-controllerHost H] [-controllerPort P] -exec\n  \
-        riffle PostQuery -query SQL [-brokerHost H] [-brokerPort P]\n\
+        riffle PostQuery -query SQL [-brokerHost H] [-brokerPort P]\n  \
+        riffle CreateSegment -dataDir D -outDir D -tableConfigFile F -schemaFile F [-format F]\n  \
+        riffle SegmentDump -segmentDir FILE [-columns C,..] [-limit N]\n\
         Each takes -help."
 )]
 struct Cli {
@@ -271,6 +274,8 @@ async fn run() -> Result<()> {
             "addtable" => return admin::add_table(rest).await,
             "addschema" => return admin::add_schema(rest).await,
             "postquery" => return admin::post_query(rest).await,
+            "createsegment" => return segments::create_segment(rest),
+            "segmentdump" => return segments::segment_dump(rest),
             _ => {}
         }
     }

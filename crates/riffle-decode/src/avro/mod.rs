@@ -81,6 +81,19 @@ impl BoundSchema {
 
     /// Reads one datum into the current row of `out`.
     pub fn read(&self, data: &[u8], out: &mut BlockBuilder) -> Result<(), DecodeError> {
+        let used = self.read_prefix(data, out)?;
+        if used != data.len() {
+            return Err(DecodeError::new(format!(
+                "{} bytes left after the Avro datum",
+                data.len() - used
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads the datum at the start of `data` into the current row of `out`; returns the
+    /// bytes it took (datums follow each other in a container file's block).
+    pub fn read_prefix(&self, data: &[u8], out: &mut BlockBuilder) -> Result<usize, DecodeError> {
         let mut c = Cursor { data, pos: 0 };
         for (name, node, dest) in &self.fields {
             let r = match dest {
@@ -99,13 +112,7 @@ impl BoundSchema {
             };
             r.map_err(|e| DecodeError::new(format!("field '{name}': {}", e.message)))?;
         }
-        if c.pos != data.len() {
-            return Err(DecodeError::new(format!(
-                "{} bytes left after the Avro datum",
-                data.len() - c.pos
-            )));
-        }
-        Ok(())
+        Ok(c.pos)
     }
 
     /// Resolves unions to the branch the datum holds.
