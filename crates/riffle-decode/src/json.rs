@@ -242,14 +242,8 @@ impl ConfluentJsonDecoder {
 
 /// The document after Confluent's 5-byte framing.
 fn unframed(v: &[u8]) -> Result<&[u8], DecodeError> {
-    match v {
-        [0, _, _, _, _, rest @ ..] => Ok(rest),
-        _ => Err(DecodeError::new(format!(
-            "not a Confluent-framed message: expected a zero magic byte and a 4-byte schema id, got {} bytes starting {}",
-            v.len(),
-            riffle_common::hex_encode(&v[..v.len().min(5)])
-        ))),
-    }
+    crate::avro::registry::framed_schema_id(v)?;
+    Ok(&v[5..])
 }
 
 impl MessageDecoder for ConfluentJsonDecoder {

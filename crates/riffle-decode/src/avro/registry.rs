@@ -384,6 +384,18 @@ impl SchemaSource for Registry {
     }
 }
 
+/// The schema id of a Confluent-framed message, or an error saying what the message holds
+/// instead (shared by the Confluent Avro, JSON and Protobuf decoders).
+pub fn framed_schema_id(v: &[u8]) -> Result<u32, DecodeError> {
+    schema_id(v).ok_or_else(|| {
+        DecodeError::new(format!(
+            "not a Confluent-framed message: expected a zero magic byte and a 4-byte schema id, got {} bytes starting {}",
+            v.len(),
+            riffle_common::hex_encode(&v[..v.len().min(5)])
+        ))
+    })
+}
+
 /// The schema id of a Confluent-framed message, if it is one.
 pub fn schema_id(value: &[u8]) -> Option<u32> {
     match value {
@@ -419,13 +431,7 @@ impl ConfluentAvroDecoder {
 impl MessageDecoder for ConfluentAvroDecoder {
     fn decode(&mut self, msg: &StreamMessage, out: &mut BlockBuilder) -> Result<(), DecodeError> {
         let v = &msg.value;
-        let id = schema_id(v).ok_or_else(|| {
-            DecodeError::new(format!(
-                "not a Confluent-framed message: expected a zero magic byte and a 4-byte schema id, got {} bytes starting {}",
-                v.len(),
-                riffle_common::hex_encode(&v[..v.len().min(5)])
-            ))
-        })?;
+        let id = framed_schema_id(v)?;
         if !self.bound.contains_key(&id) {
             let answer = self.registry.cached(id).ok_or_else(|| {
                 DecodeError::new(format!("schema id {id} was not fetched from the registry"))

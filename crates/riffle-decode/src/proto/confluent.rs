@@ -19,7 +19,7 @@ use riffle_segment::{BlockBuilder, TableColumns};
 use riffle_stream::StreamMessage;
 
 use super::{ProtoDecoder, Types, Wire};
-use crate::avro::registry::{schema_id, Registry, SchemaKind};
+use crate::avro::registry::{framed_schema_id, Registry, SchemaKind};
 use crate::json::field_map;
 use crate::{DecodeError, DecodeTarget, MessageDecoder, SchemaSource};
 
@@ -109,13 +109,7 @@ fn message_indexes(v: &[u8]) -> Result<(Vec<i64>, usize), DecodeError> {
 impl MessageDecoder for ConfluentProtoDecoder {
     fn decode(&mut self, msg: &StreamMessage, out: &mut BlockBuilder) -> Result<(), DecodeError> {
         let v = &msg.value;
-        let id = schema_id(v).ok_or_else(|| {
-            DecodeError::new(format!(
-                "not a Confluent-framed message: expected a zero magic byte and a 4-byte schema id, got {} bytes starting {}",
-                v.len(),
-                riffle_common::hex_encode(&v[..v.len().min(5)])
-            ))
-        })?;
+        let id = framed_schema_id(v)?;
         let (path, start) = message_indexes(v)?;
         let key = (id, path);
         if !self.bound.contains_key(&key) {
