@@ -1,6 +1,6 @@
 """The record readers through `riffle CreateSegment` and `riffle SegmentDump`: the same rows
 written by each format's own library (Parquet by pyarrow, Avro by fastavro, CSV and JSON by
-Python) become identical segments; Pinot's airline Avro file becomes a segment whose
+Python) become identical segments, and a segment read back as records gives it again; Pinot's airline Avro file becomes a segment whose
 transformed `ts` holds `DaysSinceEpoch` days on every row; a bad file stops with its name
 and record, and leaves no segment behind.
 """
@@ -144,6 +144,10 @@ def test_each_format_gives_the_same_segment(tmp_path: Path):
         }
         for r in ROWS
     ]
+    # A segment read back as records gives the same segment again.
+    r, out = create_segment(tmp_path, tmp_path / "out-JSON", "SEGMENT", SCHEMA, TABLE)
+    assert r.returncode == 0, r.stderr
+    dumps["SEGMENT"] = dump(out / "people_0")
     for fmt, rows in dumps.items():
         got = [{k: v for k, v in row.items() if k != "ts"} for row in rows]
         assert got == expected, (fmt, rows)

@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use riffle_config::{Schema, TableConfig};
 use riffle_decode::readers::FileFormat;
 use riffle_ingest::segment_build::{build_segments, BuildProgress, SegmentInput};
-use riffle_segment::{LoadMode, SealedSegment, TableColumns};
+use riffle_segment::{LoadMode, SealedSegment};
 
 use crate::admin::parse_flags;
 
@@ -271,28 +271,9 @@ pub fn segment_dump(args: &[String]) -> Result<()> {
         .and_then(|n| n.to_str())
         .ok_or_else(|| anyhow!("-segmentDir '{}' has no file name", path.display()))?
         .to_string();
-    // Open once without columns to read what the segment holds, then with its own columns.
-    let empty = TableColumns::new(Vec::new());
-    let probe = SealedSegment::open(&path, &name, empty, LoadMode::Mmap)?;
-    let info = probe.info().clone();
-    let mut dims = Vec::new();
-    let mut metrics = Vec::new();
-    for c in &info.columns {
-        let spec = serde_json::json!({"name": c.name, "dataType": c.data_type, "singleValueField": c.single_value});
-        if c.data_type == "BIG_DECIMAL" {
-            metrics.push(spec);
-        } else {
-            dims.push(spec);
-        }
-    }
-    let schema = Schema::from_json(
-        serde_json::json!({"schemaName": "dump", "dimensionFieldSpecs": dims, "metricFieldSpecs": metrics})
-            .to_string()
-            .as_bytes(),
-    )
-    .map_err(|e| anyhow!("segment '{name}': its columns: {e}"))?;
-    let columns = TableColumns::new(schema.columns().map_err(|e| anyhow!("{e}"))?);
-    let seg = SealedSegment::open(&path, &name, columns.clone(), LoadMode::Mmap)?;
+    let seg = SealedSegment::open_standalone(&path, LoadMode::Mmap)?;
+    let info = seg.info().clone();
+    let columns = seg.columns().clone();
     if f.is_set("metadata") {
         println!("{}", serde_json::to_string(&info)?);
     }

@@ -16,7 +16,9 @@
 //! top-level array of objects), CSV (Pinot's `CSVRecordReaderConfig` keys, a header line
 //! unless `header` is given), Avro object container files (codecs `null`, `deflate`,
 //! `snappy`, `zstandard`) and Parquet (through the Arrow ecosystem's reader, only the
-//! needed columns read). ORC, Thrift and Protobuf files are not read yet.
+//! needed columns read), and Riffle's own sealed segments (to rebuild segments for another
+//! schema or table config). ORC, Thrift and Protobuf files are not read yet; Pinot's own
+//! segment files are not read.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,7 @@ mod avro_file;
 mod csv_file;
 mod json_file;
 mod parquet_file;
+mod segment_file;
 
 /// The largest block or file part a reader decompresses or holds at once.
 pub const MAX_CHUNK_BYTES: usize = 512 << 20;
@@ -45,11 +48,14 @@ pub enum FileFormat {
     Json,
     /// Apache Parquet.
     Parquet,
+    /// Riffle's own sealed segments (Pinot's `PinotSegmentRecordReader` reads Pinot's).
+    Segment,
 }
 
 impl FileFormat {
     /// From Pinot's `-format` / `dataFormat` names (`AVRO`, `CSV`, `JSON`, `PARQUET`, any
-    /// case) or a record reader class name of `recordReaderSpec.className`.
+    /// case; `SEGMENT` for Riffle's segments) or a record reader class name of
+    /// `recordReaderSpec.className`.
     pub fn parse(name: &str) -> Result<FileFormat, DecodeError> {
         let n = name.trim();
         let short = n.rsplit('.').next().unwrap_or(n).to_ascii_lowercase();
@@ -61,6 +67,7 @@ impl FileFormat {
             | "parquetrecordreader"
             | "parquetavrorecordreader"
             | "parquetnativerecordreader" => FileFormat::Parquet,
+            "segment" | "riffle" | "pinotsegmentrecordreader" => FileFormat::Segment,
             "orc"
             | "orcrecordreader"
             | "thrift"
@@ -68,12 +75,12 @@ impl FileFormat {
             | "protobuf"
             | "protobufrecordreader" => {
                 return Err(DecodeError::new(format!(
-                    "input format '{n}' is not read yet; supported: AVRO, CSV, JSON, PARQUET"
-                )))
+                "input format '{n}' is not read yet; supported: AVRO, CSV, JSON, PARQUET, SEGMENT"
+            )))
             }
             _ => {
                 return Err(DecodeError::new(format!(
-                    "unknown input format '{n}'; supported: AVRO, CSV, JSON, PARQUET"
+                    "unknown input format '{n}'; supported: AVRO, CSV, JSON, PARQUET, SEGMENT"
                 )))
             }
         })
@@ -121,6 +128,9 @@ pub fn open_reader(
         )?),
         FileFormat::Avro => Box::new(avro_file::AvroFileReader::open(file, columns, target)?),
         FileFormat::Parquet => Box::new(parquet_file::ParquetFileReader::open(
+            file, columns, target,
+        )?),
+        FileFormat::Segment => Box::new(segment_file::SegmentFileReader::open(
             file, columns, target,
         )?),
     })

@@ -105,7 +105,7 @@ impl ParquetFileReader {
 
 /// Casts what the builders cannot take as it is: timestamps and dates to epoch numbers,
 /// decimals to text, dictionaries to their values.
-fn normalize(a: &ArrayRef, target: Option<Physical>) -> Result<ArrayRef, String> {
+pub(super) fn normalize(a: &ArrayRef, target: Option<Physical>) -> Result<ArrayRef, String> {
     let cast = |a: &ArrayRef, t: &A| arrow::compute::cast(a, t).map_err(|e| e.to_string());
     Ok(match a.data_type() {
         A::Dictionary(_, v) => normalize(&cast(a, v)?, target)?,
@@ -204,7 +204,7 @@ fn list_json(items: ArrayRef, depth: usize) -> Value {
 }
 
 /// One cell into its column (or source field), with the decoders' conversions.
-fn put_cell(
+pub(super) fn put_cell(
     out: &mut BlockBuilder,
     dest: usize,
     columns: usize,

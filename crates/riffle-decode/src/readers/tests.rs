@@ -390,3 +390,51 @@ fn formats_by_name_and_extension() {
         Some(FileFormat::Json)
     );
 }
+
+#[test]
+fn riffle_segments_read_back_as_records() {
+    let d = dir("segment");
+    let lines: String = rows()
+        .iter()
+        .map(|r| json_row(r).to_string() + "\n")
+        .collect();
+    std::fs::write(d.0.join("a.json"), &lines).unwrap();
+    let cols = columns();
+    let mut r = open_reader(
+        &d.0.join("a.json"),
+        FileFormat::Json,
+        &cols,
+        &DecodeTarget::default(),
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    let mut b = BlockBuilder::new(cols.clone(), 4);
+    while r.read_rows(&mut b, 100).unwrap() > 0 {}
+    let batch = b.finish().unwrap();
+    let seg = d.0.join("t_0");
+    riffle_segment::write_segment(
+        &seg,
+        "t_0",
+        &cols,
+        &[batch],
+        &riffle_segment::SealOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(read_all(&seg, FileFormat::Segment, &[]), expected());
+    std::fs::write(d.0.join("junk"), b"RIFFLSEG and nothing else").unwrap();
+    let e = open_reader(
+        &d.0.join("junk"),
+        FileFormat::Segment,
+        &cols,
+        &DecodeTarget::default(),
+        &BTreeMap::new(),
+    )
+    .err()
+    .unwrap();
+    assert!(e.message.contains("junk"), "{e}");
+}
+
+#[test]
+fn the_segment_format_by_name() {
+    assert_eq!(FileFormat::parse("SEGMENT").unwrap(), FileFormat::Segment);
+}

@@ -260,6 +260,39 @@ impl SealedSegment {
         reader::open(path, name, columns, mode)
     }
 
+    /// Opens a segment with the columns it was written with, for tools that have no table
+    /// (`SegmentDump`, the segment record reader); named after its file.
+    pub fn open_standalone(path: &Path, mode: LoadMode) -> Result<SealedSegment, SegmentError> {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("segment")
+            .to_string();
+        let probe = reader::open(path, &name, TableColumns::new(Vec::new()), mode)?;
+        let (mut dims, mut metrics) = (Vec::new(), Vec::new());
+        for c in &probe.info.columns {
+            let spec = serde_json::json!({
+                "name": c.name, "dataType": c.data_type, "singleValueField": c.single_value
+            });
+            if c.data_type == "BIG_DECIMAL" {
+                metrics.push(spec);
+            } else {
+                dims.push(spec);
+            }
+        }
+        let doc = serde_json::json!({
+            "schemaName": "segment", "dimensionFieldSpecs": dims, "metricFieldSpecs": metrics
+        });
+        let columns = riffle_config::Schema::from_json(doc.to_string().as_bytes())
+            .and_then(|s| s.columns())
+            .map_err(|e| SegmentError::Corrupt {
+                segment: name.clone(),
+                reason: format!("{}: its columns: {e}", path.display()),
+            })?;
+        drop(probe);
+        reader::open(path, &name, TableColumns::new(columns), mode)
+    }
+
     /// The file this segment was opened from.
     pub fn path(&self) -> &Path {
         &self.path
