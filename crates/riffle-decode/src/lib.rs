@@ -22,6 +22,7 @@ pub mod csv;
 pub mod json;
 pub mod proto;
 pub mod readers;
+mod varint;
 
 use std::sync::Arc;
 

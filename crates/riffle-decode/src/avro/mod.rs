@@ -500,9 +500,10 @@ fn uuid_text(b: &[u8]) -> String {
 }
 
 /// Reads Avro's binary encoding.
-struct Cursor<'a> {
-    data: &'a [u8],
-    pos: usize,
+/// Reads Avro's binary encoding (also the container-file reader's).
+pub(crate) struct Cursor<'a> {
+    pub(crate) data: &'a [u8],
+    pub(crate) pos: usize,
 }
 
 impl<'a> Cursor<'a> {
@@ -515,16 +516,17 @@ impl<'a> Cursor<'a> {
         Ok(b)
     }
 
-    fn long(&mut self) -> Result<i64, DecodeError> {
-        let mut v: u64 = 0;
-        for shift in (0..70).step_by(7) {
-            let b = self.byte()?;
-            v |= ((b & 0x7f) as u64) << shift.min(63);
-            if b & 0x80 == 0 {
-                return Ok((v >> 1) as i64 ^ -((v & 1) as i64));
-            }
-        }
-        Err(DecodeError::new("a varint longer than 10 bytes"))
+    pub(crate) fn long(&mut self) -> Result<i64, DecodeError> {
+        crate::varint::read(self.data, &mut self.pos)
+            .map(crate::varint::zigzag)
+            .map_err(|e| match e {
+                crate::varint::VarintError::Truncated => {
+                    DecodeError::new("the Avro datum ends early")
+                }
+                crate::varint::VarintError::TooLong => {
+                    DecodeError::new("a varint longer than 10 bytes")
+                }
+            })
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
@@ -540,7 +542,7 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
 
-    fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let n = self.long()?;
         let n = usize::try_from(n).map_err(|_| DecodeError::new(format!("negative length {n}")))?;
         self.take(n)

@@ -83,7 +83,7 @@ impl ConfluentProtoDecoder {
 /// The message-index path after the 5-byte header, and where the message starts.
 fn message_indexes(v: &[u8]) -> Result<(Vec<i64>, usize), DecodeError> {
     let mut w = Wire { data: v, pos: 5 };
-    let zigzag = |u: u64| (u >> 1) as i64 ^ -((u & 1) as i64);
+    let zigzag = crate::varint::zigzag;
     let bad = |e: DecodeError| {
         DecodeError::new(format!(
             "the Confluent message-index header is malformed: {}",

@@ -42,19 +42,14 @@ impl<'a> Wire<'a> {
     }
 
     fn varint(&mut self) -> Result<u64, DecodeError> {
-        let mut v: u64 = 0;
-        for shift in (0..70).step_by(7) {
-            let b = *self
-                .data
-                .get(self.pos)
-                .ok_or_else(|| DecodeError::new("the protobuf message ends early"))?;
-            self.pos += 1;
-            v |= u64::from(b & 0x7f) << shift.min(63);
-            if b & 0x80 == 0 {
-                return Ok(v);
+        crate::varint::read(self.data, &mut self.pos).map_err(|e| match e {
+            crate::varint::VarintError::Truncated => {
+                DecodeError::new("the protobuf message ends early")
             }
-        }
-        Err(DecodeError::new("a varint longer than 10 bytes"))
+            crate::varint::VarintError::TooLong => {
+                DecodeError::new("a varint longer than 10 bytes")
+            }
+        })
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {

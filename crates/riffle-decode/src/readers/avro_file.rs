@@ -10,7 +10,7 @@ use std::sync::Arc;
 use riffle_segment::{BlockBuilder, TableColumns};
 
 use super::{one_record, FileName, RecordReader, MAX_CHUNK_BYTES};
-use crate::avro::{AvroSchema, BoundSchema};
+use crate::avro::{AvroSchema, BoundSchema, Cursor};
 use crate::json::field_map;
 use crate::{DecodeError, DecodeTarget};
 
@@ -40,30 +40,20 @@ pub(super) struct AvroFileReader {
     record: u64,
 }
 
-/// Avro's zig-zag varint long at `*pos`.
+/// Avro's long at `*pos` (the Avro decoder's reader).
 fn long(data: &[u8], pos: &mut usize) -> Result<i64, String> {
-    let mut v: u64 = 0;
-    for shift in (0..70).step_by(7) {
-        let b = *data.get(*pos).ok_or("the file ends inside a number")?;
-        *pos += 1;
-        v |= u64::from(b & 0x7f) << shift.min(63);
-        if b & 0x80 == 0 {
-            return Ok((v >> 1) as i64 ^ -((v & 1) as i64));
-        }
-    }
-    Err("a number longer than 10 bytes".into())
+    let mut c = Cursor { data, pos: *pos };
+    let v = c.long().map_err(|e| e.message)?;
+    *pos = c.pos;
+    Ok(v)
 }
 
+/// Avro's bytes at `*pos`.
 fn bytes<'a>(data: &'a [u8], pos: &mut usize) -> Result<&'a [u8], String> {
-    let n = long(data, pos)?;
-    let n = usize::try_from(n).map_err(|_| format!("a negative length {n}"))?;
-    let end = pos
-        .checked_add(n)
-        .filter(|e| *e <= data.len())
-        .ok_or_else(|| format!("a length of {n} bytes runs past the end of the file"))?;
-    let s = &data[*pos..end];
-    *pos = end;
-    Ok(s)
+    let mut c = Cursor { data, pos: *pos };
+    let v = c.bytes().map_err(|e| e.message)?;
+    *pos = c.pos;
+    Ok(v)
 }
 
 impl AvroFileReader {
