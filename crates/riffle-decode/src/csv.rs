@@ -42,6 +42,8 @@ pub struct CsvDecoder {
     /// The parser's field bytes and field ends.
     out: Vec<u8>,
     ends: Vec<usize>,
+    /// The last header line a message carried, and its columns.
+    last_header: Option<(::csv::ByteRecord, Vec<Option<usize>>)>,
 }
 
 fn one_byte(key: &str, v: &str) -> Result<u8, DecodeError> {
@@ -134,6 +136,7 @@ impl CsvDecoder {
             core: core.build(),
             out: vec![0; 1024],
             ends: vec![0; 64],
+            last_header: None,
         })
     }
 
@@ -281,11 +284,17 @@ impl MessageDecoder for CsvDecoder {
                 "empty message: expected a header line and a record",
             ));
         }
-        let names = self.record.clone();
-        let header = self.header_of(&names);
-        if !self.next_record(input, &mut pos)? {
-            return Err(DecodeError::new("empty message: expected a CSV record"));
-        }
-        self.write(out, &header)
+        // Messages of one topic carry the same header: its positions are looked up once.
+        let header = match self.last_header.take() {
+            Some((names, positions)) if names == self.record => (names, positions),
+            _ => (self.record.clone(), self.header_of(&self.record)),
+        };
+        let r = match self.next_record(input, &mut pos) {
+            Ok(true) => self.write(out, &header.1),
+            Ok(false) => Err(DecodeError::new("empty message: expected a CSV record")),
+            Err(e) => Err(e),
+        };
+        self.last_header = Some(header);
+        r
     }
 }
