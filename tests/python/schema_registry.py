@@ -10,6 +10,7 @@ Speaks:
 - `GET /schemas/ids/{id}`, `GET /subjects/{subject}/versions/{version|latest}`,
   `GET /subjects`, `GET /subjects/{subject}/versions`;
 - HTTP basic auth when users are given (401 otherwise);
+- https with a given certificate (`tls=`), for the registry TLS options;
 - `stop()` / `start()`: the server goes away (connections refused) and comes back on the
   same port with the same schemas, for outage tests.
 """
@@ -27,8 +28,10 @@ from riffle_harness import free_ports
 
 
 class SchemaRegistry:
-    def __init__(self, users: Optional[dict[str, str]] = None):
+    def __init__(self, users: Optional[dict[str, str]] = None, tls: Optional[tuple[str, str]] = None):
+        """`tls`: (certificate PEM, key PEM) to serve https instead of http."""
         self.users = users or {}
+        self.tls = tls
         self.port = free_ports(1)[0]
         self.schemas: list[dict] = []  # index = id - 1: {"schema", "schemaType", "references"}
         self.subjects: dict[str, list[int]] = {}  # subject -> ids by version
@@ -40,7 +43,7 @@ class SchemaRegistry:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         registry = self
@@ -92,6 +95,12 @@ class SchemaRegistry:
                 self._route("POST")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        if self.tls:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

@@ -20,7 +20,7 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from riffle_harness import TRANSCRIPT_SCHEMA, Riffle, Tansu, transcript_lines, wait_until
+from riffle_harness import TLS_DIR, TRANSCRIPT_SCHEMA, Riffle, Tansu, transcript_lines, wait_until
 from schema_registry import SchemaRegistry
 
 AVRO_SCHEMA = {
@@ -110,6 +110,8 @@ def consumer_counters(r: Riffle, table: str) -> dict:
 
 def confluent_values(registry: SchemaRegistry, topic: str, schema: dict, records: list[dict], auth: str) -> list[bytes]:
     conf = {"url": registry.url}
+    if registry.tls:
+        conf["ssl.ca.location"] = str(TLS_DIR / "ca.pem")
     if auth:
         conf["basic.auth.user.info"] = auth
     client = SchemaRegistryClient(conf)
@@ -426,3 +428,55 @@ def test_confluent_protobuf_through_a_schema_registry(tansu: Tansu, riffle_facto
     assert offset == str(len(values)) and "index" in error, (offset, error)
     # The schema and its reference were read in their serialized form.
     assert "GET /subjects/riffle%2Fcommon.proto/versions/1" in registry.requests, registry.requests
+
+
+def test_a_registry_over_tls_with_a_pem_truststore(tansu: Tansu, riffle_factory):
+    registry = SchemaRegistry(tls=(str(TLS_DIR / "server.pem"), str(TLS_DIR / "server.key")))
+    assert registry.url.startswith("https://")
+    topic = "transcript_avro_tls"
+    values = confluent_values(registry, topic, AVRO_SCHEMA, rows(), "")
+    produce(tansu, topic, values)
+    r: Riffle = riffle_factory()
+    r.start()
+    decoder = f"{DECODER_PREFIX}.avro.confluent.KafkaConfluentSchemaRegistryAvroMessageDecoder"
+    # The registry's certificate is signed by the test CA, given as a PEM truststore.
+    add_table(
+        r,
+        tansu,
+        topic,
+        decoder,
+        {
+            "schema.registry.rest.url": registry.url,
+            "schema.registry.ssl.truststore.location": str(TLS_DIR / "ca.pem"),
+            "schema.registry.ssl.truststore.type": "PEM",
+        },
+    )
+    r.wait_count(topic, len(values))
+    assert table_rows(r, topic) == expected_rows()
+    assert consumer_counters(r, topic)["errors"] == 0
+    # A Java key store is refused by name when the table is created.
+    schema = json.loads(TRANSCRIPT_SCHEMA.read_text())
+    schema["schemaName"] = "jks"
+    assert r.post("/schemas", schema)[0] == 200
+    status, body = r.post(
+        "/tables",
+        {
+            "tableName": "jks",
+            "tableType": "REALTIME",
+            "segmentsConfig": {"timeColumnName": "timestampInEpoch", "replication": "1"},
+            "tenants": {},
+            "tableIndexConfig": {
+                "streamConfigs": {
+                    "streamType": "kafka",
+                    "stream.kafka.topic.name": topic,
+                    "stream.kafka.broker.list": tansu.bootstrap,
+                    "stream.kafka.decoder.class.name": decoder,
+                    "stream.kafka.decoder.prop.schema.registry.rest.url": registry.url,
+                    "stream.kafka.decoder.prop.schema.registry.ssl.truststore.location": str(TLS_DIR / "ca.pem"),
+                    "stream.kafka.decoder.prop.schema.registry.ssl.truststore.type": "JKS",
+                }
+            },
+            "metadata": {},
+        },
+    )
+    assert status == 400 and "truststore.type" in json.dumps(body), body
