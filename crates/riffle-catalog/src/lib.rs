@@ -31,7 +31,7 @@
 
 mod records;
 
-pub use records::{Autotune, SegmentMeta, SegmentStatus, StopReason, TableState};
+pub use records::{Autotune, Pushed, SegmentMeta, SegmentStatus, StopReason, TableState};
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -680,6 +680,56 @@ impl Catalog {
         // A crash here leaves nothing: the transaction is not durable until commit returns.
         riffle_common::failpoint("catalog.inside_commit");
         txn.commit().map_err(storage("commit"))
+    }
+
+    /// Records a pushed segment (status DONE) in one transaction: a new one when `replaces`
+    /// is `None`, else the replacement of the committed segment of the same name whose CRC
+    /// is `replaces` (checked here, so two pushes of one name cannot both win). Returns the
+    /// record it replaced. A consuming segment is never replaced.
+    pub fn put_pushed_segment(
+        &self,
+        name: &TableNameWithType,
+        meta: &SegmentMeta,
+        replaces: Option<u32>,
+    ) -> Result<Option<SegmentMeta>, CatalogError> {
+        if meta.status != SegmentStatus::Done {
+            return Err(CatalogError::Conflict(format!(
+                "pushed segment '{}' must be DONE",
+                meta.segment_name
+            )));
+        }
+        let json = to_json("segment metadata", meta)?;
+        let txn = self.db.begin_write().map_err(storage("begin"))?;
+        let previous = {
+            let mut segs = txn.open_table(SEGMENTS).map_err(storage("open segments"))?;
+            let key = seg_key(name, &meta.segment_name);
+            let stored = match segs.get(key.as_str()).map_err(storage("read segment"))? {
+                Some(v) => Some(read_meta(&key, v.value())?),
+                None => None,
+            };
+            match (&stored, replaces) {
+                (None, None) => {}
+                (Some(s), Some(crc)) if s.is_done() && s.crc == Some(crc) => {}
+                (Some(_), _) => {
+                    return Err(CatalogError::Conflict(format!(
+                        "segment '{}' of '{name}' changed while it was being pushed; push again",
+                        meta.segment_name
+                    )))
+                }
+                (None, Some(_)) => {
+                    return Err(CatalogError::Conflict(format!(
+                    "segment '{}' of '{name}' was deleted while it was being replaced; push again",
+                    meta.segment_name
+                )))
+                }
+            }
+            segs.insert(key.as_str(), json.as_str())
+                .map_err(storage("write segment"))?;
+            stored
+        };
+        riffle_common::failpoint("catalog.inside_push");
+        txn.commit().map_err(storage("commit"))?;
+        Ok(previous)
     }
 
     /// The raw JSON text stored for a segment (for the golden-format tests and debugging).

@@ -77,6 +77,27 @@ pub struct Autotune {
     pub last_time_consumed_ms: i64,
 }
 
+/// The facts of a pushed segment (see [`SegmentMeta::pushed`]).
+#[derive(Clone, Debug)]
+pub struct Pushed {
+    /// Segment name.
+    pub segment_name: String,
+    /// When it was built (epoch ms).
+    pub creation_time_ms: i64,
+    /// Rows.
+    pub total_docs: u64,
+    /// CRC32 of the segment file.
+    pub crc: u32,
+    /// Where servers download it from.
+    pub download_url: String,
+    /// Segment file size.
+    pub size_bytes: u64,
+    /// Smallest time value (epoch ms).
+    pub start_time_ms: Option<i64>,
+    /// Largest time value (epoch ms).
+    pub end_time_ms: Option<i64>,
+}
+
 /// Metadata of one segment (Pinot's segment ZK metadata).
 ///
 /// The commit facts (`crc` .. `stopReason`) are set when the segment commits. Keys written
@@ -136,6 +157,12 @@ pub struct SegmentMeta {
     /// Why the segment ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_reason: Option<StopReason>,
+    /// When a pushed segment was first pushed (epoch ms; Pinot's `segment.push.time`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_time_ms: Option<i64>,
+    /// When a pushed segment was last replaced (epoch ms; Pinot's `segment.refresh.time`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_time_ms: Option<i64>,
     /// Keys this version does not know, kept as written.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -170,8 +197,33 @@ impl SegmentMeta {
             size_bytes: None,
             start_time_ms: None,
             stop_reason: None,
+            push_time_ms: None,
+            refresh_time_ms: None,
             extra: BTreeMap::new(),
         }
+    }
+
+    /// A segment pushed to an OFFLINE table: committed as it arrives. It has no stream
+    /// offsets (partition 0, sequence 0, offset 0 are placeholders).
+    pub fn pushed(table: &TableNameWithType, facts: Pushed, now_ms: i64) -> SegmentMeta {
+        let mut m = SegmentMeta::in_progress(
+            table,
+            facts.segment_name,
+            0,
+            0,
+            StreamOffset::Long(0),
+            facts.creation_time_ms,
+        );
+        m.status = SegmentStatus::Done;
+        m.total_docs = Some(facts.total_docs);
+        m.commit_time_ms = Some(now_ms);
+        m.push_time_ms = Some(now_ms);
+        m.crc = Some(facts.crc);
+        m.download_url = Some(facts.download_url);
+        m.size_bytes = Some(facts.size_bytes);
+        m.start_time_ms = facts.start_time_ms;
+        m.end_time_ms = facts.end_time_ms;
+        m
     }
 
     /// Whether the segment is committed.

@@ -168,3 +168,43 @@ fn test_a_corrupt_record_names_itself() {
     assert_eq!(e.error_kind(), ErrorKind::Corrupt);
     assert!(riffle_common::chain(&e).contains("t_REALTIME/bad"), "{e}");
 }
+
+#[test]
+fn a_pushed_segment_is_new_or_replaces_the_one_whose_crc_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Catalog::open(&dir.path().join("catalog.redb")).unwrap();
+    let off = TableNameWithType::parse("t_OFFLINE").unwrap();
+    let pushed = |crc: u32| {
+        SegmentMeta::pushed(
+            &off,
+            Pushed {
+                segment_name: "s".into(),
+                creation_time_ms: 1,
+                total_docs: 3,
+                crc,
+                download_url: format!("file:///d/t_OFFLINE/s.{crc}"),
+                size_bytes: 10,
+                start_time_ms: Some(5),
+                end_time_ms: Some(9),
+            },
+            7,
+        )
+    };
+    assert_eq!(c.put_pushed_segment(&off, &pushed(1), None).unwrap(), None);
+    // A second "new" push of the name, or a replacement of a CRC no longer stored, loses.
+    assert!(matches!(
+        c.put_pushed_segment(&off, &pushed(2), None),
+        Err(CatalogError::Conflict(_))
+    ));
+    assert!(matches!(
+        c.put_pushed_segment(&off, &pushed(2), Some(9)),
+        Err(CatalogError::Conflict(_))
+    ));
+    let old = c.put_pushed_segment(&off, &pushed(2), Some(1)).unwrap();
+    assert_eq!(old.and_then(|m| m.crc), Some(1));
+    let segs = c.segments(&off).unwrap();
+    assert_eq!(segs.len(), 1);
+    assert_eq!(segs[0].crc, Some(2));
+    assert!(segs[0].is_done());
+    assert_eq!(segs[0].push_time_ms, Some(7));
+}

@@ -12,7 +12,9 @@
 //!
 //! Points: `seal.after_write`, `seal.after_upload`, `catalog.inside_commit` (inside the
 //! commit transaction, before it is durable), `seal.after_commit`, `registry.during_swap`
-//! (while queries are blocked on the swap).
+//! (while queries are blocked on the swap), `push.after_upload` (a pushed segment is in the
+//! deep store, not in the catalog), `catalog.inside_push`, `push.after_record` (recorded, not
+//! yet served).
 
 #[cfg(feature = "failpoints")]
 use std::collections::HashMap;

@@ -28,7 +28,8 @@ pub mod time;
 pub use error::{chain, BoxError, ClassifyError, ErrorKind};
 pub use failpoint::failpoint;
 pub use name::{
-    split_table_name, NameError, PartitionId, SegmentName, TableName, TableNameWithType, TableType,
+    check_segment_name, split_table_name, NameError, PartitionId, SegmentName, TableName,
+    TableNameWithType, TableType,
 };
 pub use offset::StreamOffset;
 pub use runtime::{AsyncPool, Pool, PoolError, RuntimeConfig, Runtimes};

@@ -69,6 +69,33 @@ impl ClassifyError for NameError {
     }
 }
 
+/// Checks the name of a segment built outside the server (a push): it becomes a file name
+/// and an object key, so 1 to 200 letters, digits, `_`, `-` and `.`, not starting with `.`
+/// or `-`. Returns the reason it is refused.
+pub fn check_segment_name(name: &str) -> Result<(), String> {
+    let shown = name.escape_debug();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(format!(
+            "segment name '{shown}' must have 1 to 200 characters"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(format!(
+            "segment name '{shown}' must not contain '{}': expected letters, digits, '_', '-' and '.'",
+            c.escape_debug()
+        ));
+    }
+    if name.starts_with(['.', '-']) {
+        return Err(format!(
+            "segment name '{shown}' must start with a letter, a digit or '_'"
+        ));
+    }
+    Ok(())
+}
+
 /// A raw table name (no `_OFFLINE` / `_REALTIME` suffix), checked once.
 ///
 /// Rules: 1 to [`TableName::MAX_LEN`] characters; letters, digits, `_`, `-` and `.` only
@@ -360,6 +387,10 @@ mod tests {
         assert_eq!(t.to_string(), "events_REALTIME");
         assert!(TableNameWithType::parse("events").is_err());
         assert!(TableNameWithType::parse("../x_OFFLINE").is_err());
+        assert!(check_segment_name("airline_OFFLINE_16071_16101_0").is_ok());
+        for bad in ["", "../x", "a/b", ".hidden", "a b", "x\0"] {
+            assert!(check_segment_name(bad).is_err(), "{bad}");
+        }
         let (raw, t) = TableName::parse_with_optional_type("x_OFFLINE").unwrap();
         assert_eq!((raw.as_str(), t), ("x", Some(TableType::Offline)));
     }

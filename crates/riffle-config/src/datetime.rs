@@ -178,6 +178,34 @@ impl DateTimeFormat {
         }
     }
 
+    /// Converts epoch milliseconds to a value in this format, rounding down (epoch formats
+    /// and TIMESTAMP only): the largest value whose time is at or before `ms`.
+    pub fn millis_to_epoch(&self, ms: i64) -> Option<i64> {
+        match self.kind {
+            TimeFormat::Epoch => {
+                let per = match self.unit {
+                    TimeUnit::Nanoseconds | TimeUnit::Microseconds => {
+                        let scale = if self.unit == TimeUnit::Nanoseconds {
+                            1_000_000
+                        } else {
+                            1_000
+                        };
+                        return Some(ms.saturating_mul(scale) / self.size.max(1) as i64);
+                    }
+                    u => u.to_millis(1).saturating_mul(self.size.max(1) as i64),
+                };
+                Some(ms.div_euclid(per))
+            }
+            TimeFormat::Timestamp => Some(ms),
+            TimeFormat::SimpleDateFormat { .. } => None,
+        }
+    }
+
+    /// Whether this format counts whole days (`1:DAYS:EPOCH`, `EPOCH|DAYS`).
+    pub fn is_days(&self) -> bool {
+        self.kind == TimeFormat::Epoch && self.unit == TimeUnit::Days
+    }
+
     /// Converts an epoch value in this format to epoch milliseconds (epoch formats only).
     pub fn epoch_to_millis(&self, v: i64) -> Option<i64> {
         match self.kind {

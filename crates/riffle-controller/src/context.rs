@@ -24,6 +24,11 @@ pub struct ControllerContext {
     pub stream_ctx: StreamContext,
     /// The deep store.
     pub deep_store: Arc<DeepStore>,
+    /// How segments named by URI in a push are fetched.
+    pub fetchers: Arc<riffle_storage::Fetchers>,
+    /// Where uploads and fetched segments wait while a push is checked (in the data
+    /// directory; emptied at start).
+    pub staging_dir: std::path::PathBuf,
     /// How often streams are checked for new partitions.
     pub discovery_interval: Duration,
     /// How ingestion expressions are read (Groovy's safe subset).

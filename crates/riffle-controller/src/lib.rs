@@ -12,6 +12,8 @@
 //!   one in one catalog transaction. It is the in-process
 //!   [`riffle_ingest::SegmentCommitter`] of the server role; in a cluster the same decisions
 //!   would be reached by a remote call.
+//! - Pushed segments of OFFLINE tables ([`push`]: tar, URI and metadata pushes, checked
+//!   before anything changes, recorded in one transaction) and the hybrid time boundary.
 //! - [`CatalogStore`] ([`store`]): catalog transactions on the node's io pool.
 //! - Typed answers ([`models`]) and one error type with a kind ([`ControllerError`]).
 //!
@@ -29,6 +31,7 @@ pub mod discovery;
 pub mod error;
 pub mod flush;
 pub mod models;
+pub mod push;
 pub mod retention;
 pub mod segments;
 pub mod spec;

@@ -31,12 +31,18 @@ impl TableManager {
             .run(move |c| c.delete_segment(&n, &s))
             .await?;
         self.ctx.server.drop_segment(name, segment);
-        if let Some(uri) = &meta.download_url {
+        // A segment pushed by URI stays where its owner keeps it.
+        if let Some(uri) = meta
+            .download_url
+            .as_ref()
+            .filter(|u| self.ctx.deep_store.contains(u))
+        {
             if let Err(e) = self.ctx.deep_store.delete(uri).await {
                 warn!(table = %name, segment, error = %e,
                       "cannot delete the deep-store copy; it is removed at the next start");
             }
         }
+        self.refresh_time_boundary(name.raw()).await;
         info!(table = %name, segment, "segment deleted");
         Ok(meta)
     }

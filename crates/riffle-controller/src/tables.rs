@@ -26,6 +26,9 @@ pub struct TableManager {
     pub(crate) ctx: Arc<ControllerContext>,
     pub(crate) jobs: Mutex<HashMap<String, ForceCommitJob>>,
     discovery: Mutex<HashMap<TableNameWithType, CancellationToken>>,
+    /// Pushes are recorded one at a time (the check of what a push replaces and the
+    /// catalog write stay together).
+    pub(crate) push_lock: tokio::sync::Mutex<()>,
 }
 
 type Result<T> = std::result::Result<T, ControllerError>;
@@ -37,6 +40,7 @@ impl TableManager {
             ctx: Arc::new(ctx),
             jobs: Mutex::new(HashMap::new()),
             discovery: Mutex::new(HashMap::new()),
+            push_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -161,6 +165,7 @@ impl TableManager {
             .validate(&schema)
             .map_err(|e| ControllerError::wrap("Invalid table config", e))?;
         let name = table.name_with_type();
+        self.check_hybrid(&table, &schema).await?;
         if self.table(&name).await?.is_some() {
             return Err(ControllerError::new(
                 ErrorKind::AlreadyExists,
@@ -208,6 +213,43 @@ impl TableManager {
             }
         }
         Ok(self.ctx.segments.first_segments(spec, starts))
+    }
+
+    /// The second half of a hybrid table needs a time column whose values convert to epoch
+    /// milliseconds (an epoch or TIMESTAMP column): the time boundary is a value of it.
+    async fn check_hybrid(&self, table: &TableConfig, schema: &Schema) -> Result<()> {
+        let name = table.name_with_type();
+        let other = match name.table_type() {
+            TableType::Offline => TableType::Realtime,
+            TableType::Realtime => TableType::Offline,
+        };
+        if self.table(&name.raw().with_type(other)).await?.is_none() {
+            return Ok(());
+        }
+        let time = table.time_column().ok_or_else(|| {
+            ControllerError::bad_request(format!(
+                "Invalid table config: {name} would make a hybrid table with {}, which needs segmentsConfig.timeColumnName",
+                name.raw().with_type(other)
+            ))
+        })?;
+        let columns = schema
+            .columns()
+            .map_err(|e| ControllerError::wrap("Invalid schema", e))?;
+        let ok = columns.iter().any(|c| {
+            c.name == time
+                && c.single_value
+                && (c.data_type == riffle_config::DataType::Timestamp
+                    || c.format
+                        .as_ref()
+                        .is_some_and(|f| f.millis_to_epoch(0).is_some()))
+        });
+        if !ok {
+            return Err(ControllerError::bad_request(format!(
+                "Invalid table config: the time column '{time}' of hybrid table {} must hold epoch values or TIMESTAMPs (the time boundary is one of its values)",
+                name.raw()
+            )));
+        }
+        Ok(())
     }
 
     /// Replaces a table's config (checked against its schema) and restarts it from the
@@ -281,6 +323,7 @@ impl TableManager {
         };
         let last_half = self.table(&name.raw().with_type(other)).await?.is_none();
         self.ctx.server.drop_table_files(name, last_half);
+        self.refresh_time_boundary(name.raw()).await;
         if let Err(e) = self
             .ctx
             .deep_store
@@ -376,6 +419,7 @@ impl TableManager {
                 dead_letters,
             })
             .await;
+        self.refresh_time_boundary(name.raw()).await;
         if realtime {
             let cancel = CancellationToken::new();
             self.discovery.lock().insert(name.clone(), cancel.clone());
@@ -407,7 +451,16 @@ impl TableManager {
     /// (uploads of segments that never committed). Runs before the table's partitions
     /// start, so no upload is in flight.
     async fn remove_deep_store_orphans(&self, name: &TableNameWithType, committed: &[SegmentMeta]) {
-        let keep: HashSet<String> = committed.iter().map(|m| m.segment_name.clone()).collect();
+        // A pushed segment that replaced another lives under `<segment>.<crc>`: the last
+        // part of its download URL.
+        let keep: HashSet<String> = committed
+            .iter()
+            .map(|m| m.segment_name.clone())
+            .chain(committed.iter().filter_map(|m| {
+                let url = m.download_url.as_deref()?;
+                url.rsplit('/').next().map(str::to_string)
+            }))
+            .collect();
         match self
             .ctx
             .deep_store

@@ -18,6 +18,8 @@ pub struct ServerContext {
     pub segments: Arc<SegmentRegistry>,
     /// Where sealed segments are uploaded before they commit, and downloaded from.
     pub deep_store: Arc<DeepStore>,
+    /// How pushed segments named by URI are fetched (the deep store first).
+    pub fetchers: Arc<riffle_storage::Fetchers>,
     /// Where this server keeps sealed segment files (`<dir>/<table>/<segment>.seg`).
     pub segments_dir: PathBuf,
     /// A consuming segment holding this many bytes ends early

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use riffle_catalog::SegmentMeta;
 use riffle_config::LoadMode;
 use riffle_segment::sealed::SealedSegment;
+use riffle_segment::tarball;
 use riffle_segment::TableColumns;
 use tracing::{info, warn};
 
@@ -67,12 +68,9 @@ async fn download(
     recorded: &str,
     path: &Path,
 ) -> Result<(), String> {
-    let first = match ctx.deep_store.download(recorded, path).await {
-        Ok(_) => return Ok(()),
-        Err(e) => format!(
-            "download of segment {name} from {recorded}: {}",
-            riffle_common::chain(&e)
-        ),
+    let first = match fetch_segment(ctx, recorded, path).await {
+        Ok(()) => return Ok(()),
+        Err(e) => format!("download of segment {name} from {}: {e}", recorded),
     };
     let current = ctx
         .deep_store
@@ -92,6 +90,42 @@ async fn download(
             riffle_common::chain(&e)
         )),
     }
+}
+
+/// Fetches the segment at `uri` (by its scheme) to `path`: a segment file as it is, a
+/// segment tar (a push that named its tar) unpacked. `path` is whole or absent.
+pub(crate) async fn fetch_segment(
+    ctx: &ServerContext,
+    uri: &str,
+    path: &Path,
+) -> Result<(), String> {
+    let fetched = path.with_extension("fetch");
+    ctx.fetchers
+        .fetch(uri, &fetched)
+        .await
+        .map_err(|e| riffle_common::chain(&e))?;
+    let (from, to, what) = (fetched.clone(), path.to_path_buf(), uri.to_string());
+    let unpacked = ctx
+        .cpu
+        .run(move || -> Result<(), String> {
+            let tar =
+                tarball::is_tar(&from).map_err(|e| format!("read {}: {e}", from.display()))?;
+            if tar {
+                let out = to.with_extension("unpack");
+                let r = tarball::read_tar(&from, &what, Some(&out)).map_err(|e| e.to_string());
+                let _ = std::fs::remove_file(&from);
+                r?;
+                std::fs::rename(&out, &to).map_err(|e| format!("rename {}: {e}", out.display()))
+            } else {
+                std::fs::rename(&from, &to).map_err(|e| format!("rename {}: {e}", from.display()))
+            }
+        })
+        .await
+        .map_err(|e| format!("unpack task failed: {e}"))?;
+    if unpacked.is_err() {
+        let _ = std::fs::remove_file(&fetched);
+    }
+    unpacked
 }
 
 fn open_if_intact(

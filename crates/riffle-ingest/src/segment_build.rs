@@ -27,8 +27,74 @@ pub struct SegmentInput {
     pub file: PathBuf,
     /// Its format.
     pub format: FileFormat,
-    /// The segment's name.
+    /// The segment's name (unless `simple_name` derives it).
     pub name: String,
+    /// Pinot's simple segment name generator: the name is derived from the rows.
+    pub simple_name: Option<SimpleName>,
+}
+
+/// Pinot's simple segment name: `prefix[_minTime_maxTime][_postfix][_sequence]`, the time
+/// values as the time column holds them (raw, after transforms).
+#[derive(Clone, Debug)]
+pub struct SimpleName {
+    /// The prefix (Pinot: the table name with its type).
+    pub prefix: String,
+    /// An optional postfix.
+    pub postfix: Option<String>,
+    /// The sequence id (Pinot: the input file's index), unless excluded.
+    pub sequence: Option<usize>,
+}
+
+impl SimpleName {
+    /// The name for rows whose time column spans `range`.
+    pub fn name(&self, range: Option<(i64, i64)>) -> String {
+        let mut parts = vec![self.prefix.clone()];
+        if let Some((lo, hi)) = range {
+            parts.push(lo.to_string());
+            parts.push(hi.to_string());
+        }
+        parts.extend(self.postfix.clone());
+        parts.extend(self.sequence.map(|s| s.to_string()));
+        parts.join("_")
+    }
+}
+
+/// The smallest and largest raw value of column `name` in `batches` (integer and
+/// timestamp columns).
+fn raw_range(batches: &[RecordBatch], name: &str) -> Option<(i64, i64)> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{DataType, Int32Type, Int64Type, TimestampMillisecondType};
+    let mut out: Option<(i64, i64)> = None;
+    for b in batches {
+        let Some(a) = b.column_by_name(name) else {
+            continue;
+        };
+        let (lo, hi) = match a.data_type() {
+            DataType::Int32 => {
+                let a = a.as_primitive::<Int32Type>();
+                (
+                    arrow::compute::min(a).map(i64::from),
+                    arrow::compute::max(a).map(i64::from),
+                )
+            }
+            DataType::Int64 => {
+                let a = a.as_primitive::<Int64Type>();
+                (arrow::compute::min(a), arrow::compute::max(a))
+            }
+            DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, _) => {
+                let a = a.as_primitive::<TimestampMillisecondType>();
+                (arrow::compute::min(a), arrow::compute::max(a))
+            }
+            _ => return None,
+        };
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            out = Some(match out {
+                None => (lo, hi),
+                Some((a, b)) => (a.min(lo), b.max(hi)),
+            });
+        }
+    }
+    out
 }
 
 /// What building one segment gave.
@@ -104,14 +170,24 @@ pub fn build_segment(
             batches.push(batch);
         }
     }
-    let path = out_dir.join(&input.name);
-    let file = write_segment(&path, &input.name, &spec.columns, &batches, &spec.seal)
-        .map_err(|e| format!("segment {}: {e}", input.name))?;
+    let name = match &input.simple_name {
+        None => input.name.clone(),
+        Some(n) => n.name(
+            spec.config
+                .time_column()
+                .and_then(|t| raw_range(&batches, t)),
+        ),
+    };
+    let path = out_dir.join(&name);
+    let file = write_segment(&path, &name, &spec.columns, &batches, &spec.seal)
+        .map_err(|e| format!("segment {name}: {e}"))?;
     progress.files_done.fetch_add(1, Ordering::Relaxed);
     let size = std::fs::metadata(&input.file).map(|m| m.len()).unwrap_or(0);
     progress.bytes_done.fetch_add(size, Ordering::Relaxed);
+    let mut input = input.clone();
+    input.name = name;
     Ok(BuiltSegment {
-        input: input.clone(),
+        input,
         path,
         rows,
         filtered,

@@ -102,12 +102,10 @@ impl ServerRole {
         if self.hosts(&name) {
             return;
         }
-        let data = match (
-            name.table_type(),
-            self.ctx.segments.table(name.raw().as_str()),
-        ) {
-            // The OFFLINE half of a hybrid table answers from the registry entry it has.
-            (TableType::Offline, Some(existing)) => existing,
+        // The two halves of a hybrid table answer from one registry entry; its segments
+        // know their half.
+        let data = match self.ctx.segments.table(name.raw().as_str()) {
+            Some(existing) if self.hosts(&name.raw().with_type(other_type(&name))) => existing,
             _ => Arc::new(TableData::new(
                 name.raw().as_str(),
                 a.spec.columns.clone(),
@@ -142,7 +140,11 @@ impl ServerRole {
         for meta in committed {
             match load_committed(&self.ctx, rt, meta).await {
                 Ok(Some(seg)) => {
-                    rt.data.put_segment(SegmentRef::Sealed(Arc::new(seg)));
+                    let seg = SegmentRef::Sealed(Arc::new(seg));
+                    match rt.name.table_type() {
+                        TableType::Offline => rt.data.put_offline_segment(seg),
+                        TableType::Realtime => rt.data.put_segment(seg),
+                    }
                     loaded += 1;
                 }
                 Ok(None) => {}
@@ -205,8 +207,12 @@ impl ServerRole {
         for t in tasks {
             let _ = t.await;
         }
-        if name.table_type() == TableType::Realtime {
+        // The other half of a hybrid table keeps answering from the shared entry.
+        rt.data.remove_half(name.table_type() == TableType::Offline);
+        if !self.hosts(&name.raw().with_type(other_type(name))) {
             self.ctx.segments.remove_table(name.raw().as_str());
+        }
+        if name.table_type() == TableType::Realtime {
             self.ctx
                 .segments
                 .remove_table(&crate::dead_letter::dead_letter_table(name.raw().as_str()));
@@ -278,6 +284,61 @@ impl ServerRole {
         }
     }
 
+    /// Installs a pushed segment of an OFFLINE table: `staged` (a checked segment file in
+    /// the data directory) becomes the table's local copy and queries see it at once,
+    /// replacing a segment of the same name in one step. The catalog has recorded it.
+    pub async fn install_pushed(
+        &self,
+        name: &TableNameWithType,
+        segment: &str,
+        staged: &std::path::Path,
+    ) -> Result<(), String> {
+        let rt = self
+            .table(name)
+            .ok_or_else(|| format!("table {name} is not hosted here"))?;
+        let path = rt.segment_path(&self.ctx, segment);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        }
+        // A rename: a query still reading the old file keeps its mapping of it.
+        std::fs::rename(staged, &path)
+            .map_err(|e| format!("move {} to {}: {e}", staged.display(), path.display()))?;
+        let (p, n, columns, mode) = (
+            path.clone(),
+            segment.to_string(),
+            rt.spec().columns.clone(),
+            rt.spec().load_mode,
+        );
+        let seg = self
+            .ctx
+            .cpu
+            .run(move || riffle_segment::SealedSegment::open(&p, &n, columns, mode))
+            .await
+            .map_err(|e| format!("open task failed: {e}"))?
+            .map_err(|e| e.to_string())?;
+        rt.data
+            .put_offline_segment(SegmentRef::Sealed(Arc::new(seg)));
+        info!(table = %name, segment, "pushed segment installed");
+        Ok(())
+    }
+
+    /// The local file of a loaded sealed segment of a hosted table.
+    pub fn local_segment_file(
+        &self,
+        name: &TableNameWithType,
+        segment: &str,
+    ) -> Option<std::path::PathBuf> {
+        match self.table(name)?.data.segment(segment)? {
+            SegmentRef::Sealed(s) => Some(s.path().to_path_buf()),
+            SegmentRef::Consuming(_) => None,
+        }
+    }
+
+    /// The hosted table's shared query entry (both halves of a hybrid table).
+    pub fn table_data(&self, name: &TableNameWithType) -> Option<Arc<TableData>> {
+        self.table(name).map(|rt| rt.data.clone())
+    }
+
     /// Drops a deleted segment: out of the query registry, its local file removed.
     pub fn drop_segment(&self, name: &TableNameWithType, segment: &str) {
         if let Some(t) = self.ctx.segments.table(name.raw().as_str()) {
@@ -305,6 +366,13 @@ impl ServerRole {
         if last_half {
             self.ctx.segments.remove_table(name.raw().as_str());
         }
+    }
+}
+
+fn other_type(name: &TableNameWithType) -> TableType {
+    match name.table_type() {
+        TableType::Offline => TableType::Realtime,
+        TableType::Realtime => TableType::Offline,
     }
 }
 

@@ -121,12 +121,14 @@ async fn run_with(
         kind,
         attempts: AtomicU64::new(0),
     });
+    let store = DeepStore::open(&format!("file://{}", deep.display()), &BTreeMap::new()).unwrap();
     let server = ServerRole::new(ServerContext {
         stream_ctx: StreamContext::new(dir.path().to_path_buf()),
         segments: Arc::new(SegmentRegistry::new()),
-        deep_store: Arc::new(
-            DeepStore::open(&format!("file://{}", deep.display()), &BTreeMap::new()).unwrap(),
+        fetchers: Arc::new(
+            riffle_storage::Fetchers::new(store.clone(), Vec::new(), BTreeMap::new()).unwrap(),
         ),
+        deep_store: Arc::new(store),
         segments_dir: dir.path().join("segments"),
         max_consuming_bytes: 1 << 30,
         cpu: Pool::new("cpu", 2).unwrap(),

@@ -71,6 +71,14 @@ pub struct NodeConfig {
     pub query_limits: QueryLimits,
     /// Directories outside the data directory that file-stream tables may read.
     pub allowed_stream_dirs: Vec<PathBuf>,
+    /// Directories outside the data directory that `file://` segment URIs (URI and
+    /// metadata pushes) may point into.
+    pub fetch_file_roots: Vec<PathBuf>,
+    /// Object-store options per URI scheme for fetching pushed segments from buckets other
+    /// than the deep store's (`s3` -> `endpoint`, `region`, keys, ...).
+    pub fetcher_options: BTreeMap<String, BTreeMap<String, String>>,
+    /// Segment fetchers for further URI schemes (plugins).
+    pub fetchers: Vec<Arc<dyn riffle_storage::SegmentFetcher>>,
     /// Connection limits and CORS of both HTTP listeners.
     pub http: HttpConfig,
     /// Who may call the APIs; none configured: anyone who can connect.
@@ -95,6 +103,9 @@ impl NodeConfig {
             runtimes: None,
             query_limits: QueryLimits::default(),
             allowed_stream_dirs: Vec::new(),
+            fetch_file_roots: Vec::new(),
+            fetcher_options: BTreeMap::new(),
+            fetchers: Vec::new(),
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
             transforms: Default::default(),
@@ -180,6 +191,7 @@ impl Node {
         let catalog_closed = catalog.closed_flag();
         let store = CatalogStore::new(catalog, runtimes.io.clone());
         let deep_store = Arc::new(open_deep_store(&config)?);
+        let fetchers = Arc::new(open_fetchers(&config, &deep_store)?);
         let registry = Arc::new(SegmentRegistry::new());
         let segment_manager = Arc::new(SegmentManager::new(store.clone()));
         let mut stream_ctx = StreamContext::new(dir.clone());
@@ -188,6 +200,7 @@ impl Node {
             stream_ctx: stream_ctx.clone(),
             segments: registry.clone(),
             deep_store: deep_store.clone(),
+            fetchers: fetchers.clone(),
             segments_dir: dir.join("segments"),
             max_consuming_bytes: config.max_consuming_bytes,
             cpu: runtimes.cpu.clone(),
@@ -200,6 +213,8 @@ impl Node {
             streams,
             stream_ctx,
             deep_store,
+            fetchers,
+            staging_dir: dir.join("staging"),
             discovery_interval: config.discovery_interval,
             transforms: config.transforms,
         });
@@ -212,6 +227,7 @@ impl Node {
             )
             .with_limits(config.query_limits.clone()),
         );
+        tables.clear_staging();
         tables.start_all().await;
         let services = Arc::new(Services {
             tables: tables.clone(),
@@ -334,6 +350,35 @@ impl Node {
 }
 
 /// The configured deep store, or `file://<data dir>/deepstore`.
+/// The segment fetchers: the deep store, the data directory and the allowed directories for
+/// `file://`, per-scheme options for other buckets, and the plugins given.
+fn open_fetchers(
+    config: &NodeConfig,
+    deep_store: &DeepStore,
+) -> Result<riffle_storage::Fetchers, NodeError> {
+    let mut roots = vec![config.data_dir.clone()];
+    roots.extend(config.fetch_file_roots.iter().cloned());
+    let mut options = config.fetcher_options.clone();
+    // The deep store's own options serve other buckets of the same scheme by default.
+    if let Some(uri) = &config.deep_store_uri {
+        if let Some((scheme, _)) = uri.split_once("://") {
+            let scheme = match scheme.to_ascii_lowercase().as_str() {
+                "s3a" => "s3".to_string(),
+                s => s.to_string(),
+            };
+            let o = options.entry(scheme).or_default();
+            for (k, v) in &config.deep_store_options {
+                o.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+    }
+    let f = riffle_storage::Fetchers::new(deep_store.clone(), roots, options)?;
+    for plugin in &config.fetchers {
+        f.register(plugin.clone());
+    }
+    Ok(f)
+}
+
 fn open_deep_store(config: &NodeConfig) -> Result<DeepStore, NodeError> {
     if let Some(uri) = &config.deep_store_uri {
         return Ok(DeepStore::open(uri, &config.deep_store_options)?);

@@ -111,6 +111,7 @@ fn test_the_crate_graph_has_no_circle_and_points_down() {
         "riffle-common" => 0,
         "riffle-config" | "riffle-functions" => 1,
         "riffle-stream" | "riffle-segment" | "riffle-storage" | "riffle-agg-example" => 2,
+        "riffle-fetcher-example" => 3,
         "riffle-kafka" | "riffle-decode" | "riffle-catalog" | "riffle-transform" => 3,
         "riffle-ingest" | "riffle-query" => 4,
         "riffle-controller" => 5,
@@ -152,6 +153,17 @@ fn test_plugins_benchmarks_and_fixtures_stay_out_of_libraries() {
             assert!(
                 engine.is_empty(),
                 "the plugin example depends on {engine:?}"
+            );
+        }
+        // The fetcher plugin example sees only the fetcher API.
+        if c == "riffle-fetcher-example" {
+            let engine: Vec<String> = normal_deps(&c)
+                .into_iter()
+                .filter(|d| d.starts_with("riffle") && d != "riffle-storage")
+                .collect();
+            assert!(
+                engine.is_empty(),
+                "the fetcher plugin example depends on {engine:?}"
             );
         }
         // Stream plugins draw below the engine, in their tests too.

@@ -215,6 +215,83 @@ impl SegmentTable {
     }
 }
 
+/// Which half of a hybrid table a segment belongs to (its side of the time boundary).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    /// Not a hybrid table.
+    Plain,
+    /// OFFLINE: rows at or before the boundary.
+    Offline,
+    /// REALTIME: rows after the boundary.
+    Realtime,
+}
+
+/// A hybrid table's time boundary as a filter on its time column (Pinot's broker adds
+/// `time <= boundary` to the OFFLINE query and `time > boundary` to the REALTIME one).
+struct Boundary {
+    column: String,
+    value: i64,
+    literal: ScalarValue,
+}
+
+impl Boundary {
+    fn predicate(&self, side: Side) -> Option<Predicate> {
+        let v = Some((Literal::Int(self.value), side == Side::Offline));
+        match side {
+            Side::Plain => None,
+            Side::Offline => Some(Predicate::Range {
+                column: self.column.clone(),
+                low: None,
+                high: v,
+            }),
+            Side::Realtime => Some(Predicate::Range {
+                column: self.column.clone(),
+                low: v,
+                high: None,
+            }),
+        }
+    }
+
+    fn expr(&self, side: Side) -> Option<Expr> {
+        let col = Expr::Column(datafusion::common::Column::new_unqualified(&self.column));
+        let lit = Expr::Literal(self.literal.clone(), None);
+        let op = match side {
+            Side::Plain => return None,
+            Side::Offline => Operator::LtEq,
+            Side::Realtime => Operator::Gt,
+        };
+        Some(Expr::BinaryExpr(BinaryExpr::new(
+            Box::new(col),
+            op,
+            Box::new(lit),
+        )))
+    }
+}
+
+impl SegmentTable {
+    /// The table's time boundary, if it is a hybrid with OFFLINE data, as a value of its
+    /// time column's Arrow type.
+    fn boundary(&self) -> Option<Boundary> {
+        use arrow::datatypes::{DataType, TimeUnit};
+        let value = self.data.time_boundary()?;
+        let column = self.data.time_column.clone()?;
+        let field = self.columns.arrow.field_with_name(&column).ok()?;
+        let literal = match field.data_type() {
+            DataType::Int32 => ScalarValue::Int32(Some(i32::try_from(value).ok()?)),
+            DataType::Int64 => ScalarValue::Int64(Some(value)),
+            DataType::Timestamp(TimeUnit::Millisecond, tz) => {
+                ScalarValue::TimestampMillisecond(Some(value), tz.clone())
+            }
+            _ => return None,
+        };
+        Some(Boundary {
+            column,
+            value,
+            literal,
+        })
+    }
+}
+
 /// The pushed filters as the scan evaluates them on the rows of a segment that cannot
 /// answer them exactly: the real columns to read (the scan's own, then the filtered ones it
 /// does not return), their null fills, and the predicates over them: `IS [NOT] NULL` on the
@@ -521,11 +598,19 @@ impl TableProvider for SegmentTable {
         };
         let mut units = Vec::new();
         let mut names = Vec::new();
-        // Per unit: whether the scan must evaluate the filters on its rows.
+        // Per unit: whether the scan must evaluate the filters on its rows, and which
+        // filters (a hybrid table's halves add their side of the time boundary).
         let mut refilter = Vec::new();
+        let mut sides: Vec<Side> = Vec::new();
+        let boundary = self.boundary();
         for seg in self.data.segments() {
             rec.segments_queried += 1;
             let name = seg.name().to_string();
+            let side = match &boundary {
+                None => Side::Plain,
+                Some(_) if self.data.is_offline(&name) => Side::Offline,
+                Some(_) => Side::Realtime,
+            };
             match seg {
                 SegmentRef::Consuming(c) => {
                     let snap = c.snapshot();
@@ -542,15 +627,21 @@ impl TableProvider for SegmentTable {
                     rec.partition_is_consuming.push(true);
                     units.push(ScanUnit::Batches(self.as_queried(&snap.batches)?));
                     names.push(name);
-                    refilter.push(!filters.is_empty());
+                    refilter.push(!filters.is_empty() || side != Side::Plain);
+                    sides.push(side);
                 }
                 SegmentRef::Sealed(s) => {
                     let total = s.num_rows();
                     rec.total_docs += total;
+                    let all: Vec<Predicate> = preds
+                        .iter()
+                        .cloned()
+                        .chain(boundary.as_ref().and_then(|b| b.predicate(side)))
+                        .collect();
                     // Without null handling a null reads as the default value, which the
                     // indexes and min / max do not know: such columns are filtered by the
                     // residual, but for IS [NOT] NULL, which the null vector answers.
-                    let seg_preds: Vec<Predicate> = preds
+                    let seg_preds: Vec<Predicate> = all
                         .iter()
                         .filter(|p| {
                             self.null_handling
@@ -571,7 +662,8 @@ impl TableProvider for SegmentTable {
                         rec.entries_scanned_in_filter += rows as u64 * unpushed_columns;
                         (Some(sel.docs), rows, sel.exact)
                     };
-                    refilter.push(!exact || seg_preds.len() != preds.len());
+                    refilter.push(!exact || seg_preds.len() != all.len());
+                    sides.push(side);
                     rec.segments_processed += 1;
                     rec.processed_docs += rows;
                     rec.partition_is_consuming.push(false);
@@ -590,6 +682,7 @@ impl TableProvider for SegmentTable {
             names.push(String::new());
             rec.partition_is_consuming.push(false);
             refilter.push(false);
+            sides.push(Side::Plain);
         }
         let record_index = {
             let mut r = self.record.lock();
@@ -615,10 +708,30 @@ impl TableProvider for SegmentTable {
             None => self.columns.arrow.clone(),
         };
         let fills = self.fills(read.as_deref())?;
-        let residual = match refilter.iter().any(|r| *r) {
-            true => Some(Arc::new(self.residual(state, filters, read.as_deref())?)),
-            false => None,
-        };
+        // One residual per side that needs one, shared by its units.
+        let mut by_side: Vec<(Side, Arc<Residual>)> = Vec::new();
+        let mut residual = Vec::with_capacity(units.len());
+        for (r, side) in refilter.iter().zip(&sides) {
+            if !*r {
+                residual.push(None);
+                continue;
+            }
+            let found = by_side
+                .iter()
+                .find(|(s, _)| s == side)
+                .map(|(_, r)| r.clone());
+            let res = match found {
+                Some(r) => r,
+                None => {
+                    let mut fs = filters.to_vec();
+                    fs.extend(boundary.as_ref().and_then(|b| b.expr(*side)));
+                    let r = Arc::new(self.residual(state, &fs, read.as_deref())?);
+                    by_side.push((*side, r.clone()));
+                    r
+                }
+            };
+            residual.push(Some(res));
+        }
         Ok(Arc::new(SegmentScanExec {
             residual,
             refilter,
@@ -660,8 +773,9 @@ pub struct SegmentScanExec {
     pub record_index: usize,
     /// Per real column read: the default its nulls read as, when they are filled.
     fills: Option<Arc<Vec<Option<ArrayRef>>>>,
-    /// The pushed filters, for the units that cannot answer them exactly.
-    residual: Option<Arc<Residual>>,
+    /// Per unit: the pushed filters (and a hybrid table's time boundary) for a unit that
+    /// cannot answer them exactly.
+    residual: Vec<Option<Arc<Residual>>>,
     /// Per unit: whether the residual must be applied to its rows.
     refilter: Vec<bool>,
     /// Each sealed segment returns the distinct values of the one column read, not its
@@ -786,6 +900,7 @@ impl SegmentScanExec {
         let rec = records.get_mut(self.record_index)?;
         let mut consuming = Vec::new();
         let mut refilter = Vec::new();
+        let mut residual = Vec::new();
         for (i, u) in units.into_iter().enumerate() {
             let is_consuming = rec.partition_is_consuming.get(i).copied().unwrap_or(false);
             let out_of_reach = match (&u, &reach) {
@@ -801,12 +916,14 @@ impl SegmentScanExec {
             rec.processed_docs += u.rows();
             consuming.push(is_consuming);
             refilter.push(self.refilter.get(i).copied().unwrap_or(false));
+            residual.push(self.residual.get(i).cloned().flatten());
             kept.push((u, self.names.get(i).cloned().unwrap_or_default()));
         }
         if kept.is_empty() {
             kept.push((ScanUnit::Batches(Vec::new()), String::new()));
             consuming.push(false);
             refilter.push(false);
+            residual.push(None);
         }
         rec.partition_is_consuming = consuming;
         let (units, names): (Vec<_>, Vec<_>) = kept.into_iter().unzip();
@@ -817,7 +934,7 @@ impl SegmentScanExec {
             Boundedness::Bounded,
         ));
         Some(SegmentScanExec {
-            residual: self.residual.clone(),
+            residual,
             refilter,
             distinct: self.distinct,
             fills: self.fills.clone(),
@@ -971,7 +1088,9 @@ impl ExecutionPlan for SegmentScanExec {
         // A unit that cannot answer the filters exactly reads the filtered columns too.
         let residual = self
             .residual
-            .clone()
+            .get(partition)
+            .cloned()
+            .flatten()
             .filter(|_| self.refilter.get(partition).copied().unwrap_or(false));
         // The distinct values of a sealed segment stand for its selected docs.
         let distinct = (self.distinct && residual.is_none())

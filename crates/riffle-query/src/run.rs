@@ -83,6 +83,10 @@ fn count_from_metadata(segments: &SegmentRegistry, p: &Prepared) -> Option<Broke
     };
     let name = count_star_column(&p.statement.to_string(), table)?;
     let data = segments.table(table)?;
+    // A hybrid table's halves overlap in time: only a scan applies the boundary.
+    if data.time_boundary().is_some() {
+        return None;
+    }
     let (rows, record) =
         SegmentTable::new(data.clone(), Arc::new(Mutex::new(Vec::new()))).count_all();
     let mut resp = BrokerResponse {

@@ -16,6 +16,9 @@
 //!   [`SealedSegment`] opens it (mmap or heap), prunes, filters with its indexes and reads
 //!   rows back as Arrow batches.
 //!
+//! - [`tarball`]: segment tars (`<segment>.tar.gz`, Pinot's layout with Riffle's file inside)
+//!   for upload, download and push jobs; metadata-only tars for metadata push.
+//!
 //! [`SegmentRef`] is the one type queries iterate over: consuming or sealed.
 //!
 //! Invariants: a reader never sees half a row or rows without the offset that follows them;
@@ -26,6 +29,7 @@ pub mod columns;
 pub mod consuming;
 pub mod registry;
 pub mod sealed;
+pub mod tarball;
 
 use riffle_common::{ClassifyError, ErrorKind};
 

@@ -1,6 +1,6 @@
 //! The segments of every table, as queries see them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
@@ -99,6 +99,11 @@ pub struct TableData {
     /// Committed segments this server could not load, with why: their rows are missing
     /// from queries, which say so.
     unavailable: RwLock<BTreeMap<String, String>>,
+    /// Names of the segments that belong to the OFFLINE half of the table (pushed).
+    offline: RwLock<HashSet<String>>,
+    /// A hybrid table's time boundary, in the time column's own unit: OFFLINE segments
+    /// answer for rows at or before it, REALTIME segments for rows after it.
+    boundary: RwLock<Option<i64>>,
 }
 
 impl TableData {
@@ -111,6 +116,8 @@ impl TableData {
             time_column,
             segments: RwLock::new(BTreeMap::new()),
             unavailable: RwLock::new(BTreeMap::new()),
+            offline: RwLock::new(HashSet::new()),
+            boundary: RwLock::new(None),
         }
     }
 
@@ -185,9 +192,48 @@ impl TableData {
         self.segments.write().insert(seg.name().to_string(), seg);
     }
 
+    /// Adds or replaces a segment of the OFFLINE half (a pushed one): readers see the old
+    /// segment or the new one, never both.
+    pub fn put_offline_segment(&self, seg: SegmentRef) {
+        let mut segs = self.segments.write();
+        self.offline.write().insert(seg.name().to_string());
+        self.unavailable.write().remove(seg.name());
+        segs.insert(seg.name().to_string(), seg);
+    }
+
+    /// Whether segment `name` belongs to the OFFLINE half.
+    pub fn is_offline(&self, name: &str) -> bool {
+        self.offline.read().contains(name)
+    }
+
+    /// Removes every segment of one half of the table (its type stopped here).
+    pub fn remove_half(&self, offline: bool) {
+        let mut segs = self.segments.write();
+        let mut off = self.offline.write();
+        segs.retain(|name, _| off.contains(name) != offline);
+        self.unavailable
+            .write()
+            .retain(|name, _| off.contains(name) != offline);
+        if offline {
+            off.clear();
+        }
+    }
+
+    /// The hybrid time boundary (time-column units), if the table is a hybrid with OFFLINE
+    /// data.
+    pub fn time_boundary(&self) -> Option<i64> {
+        *self.boundary.read()
+    }
+
+    /// Sets the hybrid time boundary (`None`: not a hybrid table, or no OFFLINE data yet).
+    pub fn set_time_boundary(&self, boundary: Option<i64>) {
+        *self.boundary.write() = boundary;
+    }
+
     /// Removes a segment.
     pub fn remove_segment(&self, name: &str) -> Option<SegmentRef> {
         self.unavailable.write().remove(name);
+        self.offline.write().remove(name);
         self.segments.write().remove(name)
     }
 

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | queries: `/query/sql`, `/query`, the controller's `/sql` | [`QUERY_BODY_BYTES`] (4 MiB) |
 //! | schemas and table configs: `/schemas...`, `/tables` and `/tables/{t}`, `/tableConfigs...` | [`CONFIG_BODY_BYTES`] (8 MiB) |
+//! | segment uploads and file ingestion: `POST /segments`, `/v2/segments`, `/ingestFromFile` | [`SEGMENT_BODY_BYTES`] (16 GiB, streamed to the staging directory, never held in memory) |
 //! | everything else (consumption control, segments, ...) | [`CONTROL_BODY_BYTES`] (64 KiB) |
 //!
 //! A body whose `Content-Length` is over the limit is answered 413 without being kept (up to
@@ -26,6 +27,8 @@ use crate::error::ApiError;
 pub const QUERY_BODY_BYTES: usize = 4 << 20;
 /// Schema and table-config bodies.
 pub const CONFIG_BODY_BYTES: usize = 8 << 20;
+/// Segment tars and files to ingest: streamed to disk.
+pub const SEGMENT_BODY_BYTES: usize = 16 << 30;
 /// Bodies of every other endpoint (they take parameters, not documents).
 pub const CONTROL_BODY_BYTES: usize = 64 << 10;
 
@@ -35,6 +38,8 @@ pub fn limit_for(path: &str) -> usize {
     let depth = path.trim_matches('/').split('/').count();
     match first {
         "query" | "sql" => QUERY_BODY_BYTES,
+        "segments" if depth == 1 => SEGMENT_BODY_BYTES,
+        "v2" | "ingestFromFile" => SEGMENT_BODY_BYTES,
         "schemas" | "tableConfigs" => CONFIG_BODY_BYTES,
         "tables" if depth <= 2 => CONFIG_BODY_BYTES,
         _ => CONTROL_BODY_BYTES,
@@ -108,6 +113,67 @@ pub async fn read(req: Request) -> Result<Bytes, ApiError> {
         })
 }
 
+/// Streams a body to the file `path`: the first part of a multipart body (Pinot's
+/// clients send the segment tar as the only file part), else the whole body. Past the
+/// endpoint's limit, 413. Returns the bytes written.
+pub async fn to_file(req: Request, path: &std::path::Path) -> Result<u64, ApiError> {
+    use axum::extract::FromRequest;
+    use http_body_util::BodyExt;
+    use tokio::io::AsyncWriteExt;
+    let limit = req
+        .extensions()
+        .get::<Limit>()
+        .map_or(CONTROL_BODY_BYTES, |l| l.0);
+    let (method, uri_path) = (req.method().to_string(), req.uri().path().to_string());
+    let over = |e: &(dyn std::error::Error + 'static)| {
+        std::iter::successors(Some(e), |e| e.source())
+            .any(|e| e.is::<http_body_util::LengthLimitError>())
+    };
+    let read_err = |e: &(dyn std::error::Error + 'static)| {
+        if over(e) {
+            too_large(&method, &uri_path, limit)
+        } else {
+            ApiError::bad_request(format!("cannot read the body: {e}"))
+        }
+    };
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| ApiError::new(ErrorKind::Io, format!("create {}: {e}", path.display())))?;
+    let write_err =
+        |e: std::io::Error| ApiError::new(ErrorKind::Io, format!("write {}: {e}", path.display()));
+    let mut n = 0u64;
+    let multipart = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if multipart {
+        let mut mp = axum::extract::Multipart::from_request(req, &())
+            .await
+            .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?;
+        let mut field = mp
+            .next_field()
+            .await
+            .map_err(|e| read_err(&e))?
+            .ok_or_else(|| ApiError::bad_request("multipart body has no file part"))?;
+        while let Some(chunk) = field.chunk().await.map_err(|e| read_err(&e))? {
+            n += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(write_err)?;
+        }
+    } else {
+        let mut body = req.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| read_err(&e))?;
+            if let Ok(data) = frame.into_data() {
+                n += data.len() as u64;
+                file.write_all(&data).await.map_err(write_err)?;
+            }
+        }
+    }
+    file.flush().await.map_err(write_err)?;
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +188,7 @@ mod tests {
         assert_eq!(limit_for("/tableConfigs/t"), CONFIG_BODY_BYTES);
         assert_eq!(limit_for("/tables/t/pauseConsumption"), CONTROL_BODY_BYTES);
         assert_eq!(limit_for("/segments/t/s"), CONTROL_BODY_BYTES);
+        assert_eq!(limit_for("/segments"), SEGMENT_BODY_BYTES);
+        assert_eq!(limit_for("/v2/segments"), SEGMENT_BODY_BYTES);
     }
 }

@@ -240,6 +240,17 @@ pub(crate) fn open(uri: &str, options: &BTreeMap<String, String>) -> Result<Open
                     AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
                     fmt_secs(REQUEST_TIMEOUT),
                 );
+            // An http:// endpoint (a local S3-compatible server) is allowed as Pinot's S3
+            // file system allows it, unless `allow_http` says otherwise.
+            let http_endpoint = store_options
+                .iter()
+                .any(|(c, _, v)| c == "aws_endpoint" && v.starts_with("http://"));
+            if http_endpoint && !store_options.iter().any(|(c, _, _)| c == "allow_http") {
+                b = b.with_config(
+                    AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp),
+                    "true",
+                );
+            }
             for (canonical, _, value) in &store_options {
                 if let Ok(k) = canonical.parse::<AmazonS3ConfigKey>() {
                     b = b.with_config(k, value);

@@ -5,6 +5,8 @@
 //! download an object by URI to a local file, list a table's objects, delete one, and
 //! delete the ones whose key names no committed segment ([`DeepStore::remove_unreferenced`];
 //! matched by key, so objects survive a base URI that moved).
+//! It also owns the segment fetchers by URI scheme ([`Fetchers`], [`fetch`]): file, http(s),
+//! the object stores, and a [`SegmentFetcher`] a plugin registers for its own scheme.
 //! It knows nothing about segment formats or the catalog: the caller keeps the URIs.
 //!
 //! # URIs
@@ -64,6 +66,7 @@
 
 mod config;
 mod error;
+pub mod fetch;
 mod retry;
 mod store;
 /// moto's S3 server for tests (feature `testsuite`).
@@ -71,5 +74,6 @@ mod store;
 pub mod testing;
 
 pub use error::{StorageError, StorageErrorKind};
+pub use fetch::{Fetchers, SegmentFetcher};
 pub use retry::{retry, RetryPolicy};
 pub use store::DeepStore;

@@ -126,6 +126,50 @@ impl DeepStore {
         Ok(uri)
     }
 
+    /// Uploads the local file `local` to `uri`, an object under this store's base (a push
+    /// job's output, a segment tar), replacing what is there.
+    pub async fn upload_to(&self, local: &Path, uri: &str) -> Result<(), StorageError> {
+        let key = self.key_of_uri(uri)?;
+        let what = format!("upload {} to {}", local.display(), self.uri_of(&key));
+        retry(&self.inner.retry, &what, || {
+            self.upload_once(local, &key, &what)
+        })
+        .await
+    }
+
+    /// Whether `uri` names an object under this store's base.
+    pub fn contains(&self, uri: &str) -> bool {
+        self.key_of_uri(uri).is_ok()
+    }
+
+    /// The objects whose URI starts with `<dir>/` (a directory under this store's base, or
+    /// the base itself), at any depth, as (URI, size), sorted by URI.
+    pub async fn list_dir(&self, dir: &str) -> Result<Vec<(String, u64)>, StorageError> {
+        let normalized = normalize_file_uri(dir.trim().trim_end_matches('/'));
+        let base = &self.inner.base;
+        let prefix = if normalized == *base {
+            None
+        } else {
+            Some(self.key_of_uri(&normalized)?)
+        };
+        let what = format!("list {}/", config::display_uri(&normalized));
+        let metas = retry(&self.inner.retry, &what, || async {
+            let mut out = Vec::new();
+            let mut stream = self.inner.store.list(prefix.as_ref());
+            while let Some(meta) = stream.next().await {
+                out.push(meta.map_err(|e| self.store_error(&what, &e))?);
+            }
+            Ok(out)
+        })
+        .await?;
+        let mut out: Vec<(String, u64)> = metas
+            .into_iter()
+            .map(|m| (self.uri_of(&m.location), m.size))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     async fn upload_once(
         &self,
         local: &Path,

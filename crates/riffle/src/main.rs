@@ -11,6 +11,7 @@
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod admin;
+mod job;
 mod logging;
 mod quickstart;
 mod segments;
@@ -32,7 +33,8 @@ use riffle_node::{AuthConfig, HttpConfig, Node, NodeConfig, QueryLimits, TlsConf
         riffle AddSchema -schemaFile F [-controllerHost H] [-controllerPort P] -exec\n  \
         riffle PostQuery -query SQL [-brokerHost H] [-brokerPort P]\n  \
         riffle CreateSegment -dataDir D -outDir D -tableConfigFile F -schemaFile F [-format F]\n  \
-        riffle SegmentDump -segmentDir FILE [-columns C,..] [-limit N]\n\
+        riffle SegmentDump -segmentDir FILE [-columns C,..] [-limit N]\n  \
+        riffle LaunchDataIngestionJob -jobSpecFile SPEC.yaml [-values K=V ..] [-propertyFile F]\n\
         Each takes -help."
 )]
 struct Cli {
@@ -82,6 +84,16 @@ pub struct ServeArgs {
     /// (`stream.file.path`; repeatable). By default they read only inside the data directory.
     #[arg(long = "allow-stream-path", value_name = "DIR")]
     pub allow_stream_paths: Vec<PathBuf>,
+    /// A directory outside the data directory that `file://` URIs of segment pushes
+    /// (URI and metadata push, `/ingestFromURI`) may point into (repeatable).
+    #[arg(long = "fetch-file-root", value_name = "DIR")]
+    pub fetch_file_roots: Vec<PathBuf>,
+    /// An option for fetching pushed segments by URI from a store other than the deep
+    /// store, `SCHEME.KEY=VALUE` (repeatable): e.g. `s3.endpoint=http://127.0.0.1:9000`,
+    /// `s3.region=us-east-1`, `s3.accessKey=...`. The deep store's own options serve its
+    /// scheme by default.
+    #[arg(long = "segment-fetcher-option", value_name = "SCHEME.KEY=VALUE")]
+    pub segment_fetcher_options: Vec<String>,
     /// Translate Groovy transforms and filters of the safe subset (ternaries, string
     /// concatenation, comparisons, arithmetic over the declared arguments) to built-in
     /// expressions; without it every Groovy script is refused at table creation.
@@ -204,6 +216,24 @@ impl ServeArgs {
         c.max_consuming_bytes = self.max_consuming_bytes.max(1 << 20);
         c.query_limits = self.query.limits();
         c.allowed_stream_dirs = self.allow_stream_paths.clone();
+        c.fetch_file_roots = self.fetch_file_roots.clone();
+        for o in &self.segment_fetcher_options {
+            let parsed = o.split_once('=').and_then(|(k, v)| {
+                let (scheme, key) = k.trim().split_once('.')?;
+                Some((
+                    scheme.to_ascii_lowercase(),
+                    key.to_string(),
+                    v.trim().to_string(),
+                ))
+            });
+            let (scheme, key, value) = parsed.ok_or_else(|| {
+                anyhow::anyhow!("--segment-fetcher-option '{o}': expected SCHEME.KEY=VALUE")
+            })?;
+            c.fetcher_options
+                .entry(scheme)
+                .or_default()
+                .insert(key, value);
+        }
         c.transforms.groovy_safe_subset = self.ingestion_groovy_safe_subset;
         if let Some(path) = &self.auth_config {
             let text = std::fs::read_to_string(path)
@@ -276,6 +306,7 @@ async fn run() -> Result<()> {
             "postquery" => return admin::post_query(rest).await,
             "createsegment" => return segments::create_segment(rest),
             "segmentdump" => return segments::segment_dump(rest),
+            "launchdataingestionjob" => return job::launch(rest).await,
             _ => {}
         }
     }

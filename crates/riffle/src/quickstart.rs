@@ -88,6 +88,8 @@ pub async fn run(a: QuickstartArgs) -> Result<()> {
         retention_interval_secs: 600,
         max_consuming_bytes: 1 << 30,
         allow_stream_paths: Vec::new(),
+        fetch_file_roots: Vec::new(),
+        segment_fetcher_options: Vec::new(),
         ingestion_groovy_safe_subset: false,
         auth_config: None,
         tls_cert: None,

@@ -119,6 +119,7 @@ pub fn create_segment(args: &[String]) -> Result<()> {
             file,
             format,
             name: format!("{base}_{i}"),
+            simple_name: None,
         })
         .collect();
     std::fs::create_dir_all(&out_dir)
@@ -198,7 +199,13 @@ pub fn create_segment(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn report(p: &BuildProgress, files: usize, total_bytes: u64, start: Instant, last: bool) {
+pub(crate) fn report(
+    p: &BuildProgress,
+    files: usize,
+    total_bytes: u64,
+    start: Instant,
+    last: bool,
+) {
     let secs = start.elapsed().as_secs_f64().max(1e-3);
     let records = p.records.load(Ordering::Relaxed);
     let bytes = p.bytes_done.load(Ordering::Relaxed);

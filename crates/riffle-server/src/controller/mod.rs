@@ -1,5 +1,6 @@
 //! Pinot's controller API (default port 9000): schemas, tables, table configs, segments,
-//! consumption control, health, and the `/sql` query proxy. Bodies and statuses follow
+//! segment push and download and file ingestion ([`upload`]), consumption control, health,
+//! and the `/sql` query proxy. Bodies and statuses follow
 //! PINOT-SPEC §6.1. Each handler parses its request (names, parameters, bodies), calls the
 //! controller role ([`riffle_controller::TableManager`]) and answers a typed model
 //! ([`crate::models`]); it decides nothing itself.
@@ -8,6 +9,7 @@ mod consumption;
 mod schemas;
 mod segments;
 mod tables;
+mod upload;
 
 use std::sync::Arc;
 
@@ -66,10 +68,14 @@ pub fn routes(state: Arc<Services>) -> Router {
             "/tables/forceCommitStatus/{job}",
             get(consumption::force_commit_status),
         )
+        .route("/segments", post(upload::upload))
+        .route("/v2/segments", post(upload::upload))
+        .route("/ingestFromFile", post(upload::ingest_from_file))
+        .route("/ingestFromURI", post(upload::ingest_from_uri))
         .route("/segments/{name}", get(segments::list))
         .route(
             "/segments/{name}/{segment}",
-            axum::routing::delete(segments::delete),
+            get(upload::download).delete(segments::delete),
         )
         .route(
             "/segments/{name}/{segment}/metadata",
