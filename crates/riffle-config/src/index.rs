@@ -106,6 +106,55 @@ pub struct FieldConfig {
     pub disabled: Vec<IndexType>,
     /// Whether a `timestampConfig` is set.
     pub timestamp_config: bool,
+    /// `compressionCodec` (or `indexes.forward.compressionCodec`), when given.
+    pub compression: Option<Codec>,
+}
+
+/// How a column's stored values are compressed (Pinot's `compressionCodec`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Codec {
+    /// `PASS_THROUGH`: not compressed.
+    PassThrough,
+    /// `LZ4` (Pinot's default for raw columns).
+    Lz4,
+    /// `ZSTANDARD`.
+    Zstandard,
+    /// `SNAPPY`.
+    Snappy,
+    /// `GZIP`.
+    Gzip,
+}
+
+impl Codec {
+    /// Pinot's name, or `None` for a codec Pinot names that Riffle does not implement
+    /// (`MV_ENTRY_DICT`, `CLP...`, `DELTA`, `DELTADELTA`: such columns get the default).
+    pub fn parse(s: &str) -> Result<Option<Codec>, String> {
+        Ok(Some(match s.trim().to_ascii_uppercase().as_str() {
+            "PASS_THROUGH" => Codec::PassThrough,
+            "LZ4" | "LZ4_LENGTH_PREFIXED" => Codec::Lz4,
+            "ZSTANDARD" | "ZSTD" => Codec::Zstandard,
+            "SNAPPY" => Codec::Snappy,
+            "GZIP" => Codec::Gzip,
+            "MV_ENTRY_DICT" | "CLP" | "CLPV2" | "CLPV2_ZSTD" | "CLPV2_LZ4" | "DELTA"
+            | "DELTADELTA" => return Ok(None),
+            other => {
+                return Err(format!(
+                    "unknown compression codec '{other}': expected PASS_THROUGH, LZ4, ZSTANDARD, SNAPPY or GZIP"
+                ))
+            }
+        }))
+    }
+
+    /// Pinot's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::PassThrough => "PASS_THROUGH",
+            Codec::Lz4 => "LZ4",
+            Codec::Zstandard => "ZSTANDARD",
+            Codec::Snappy => "SNAPPY",
+            Codec::Gzip => "GZIP",
+        }
+    }
 }
 
 impl FieldConfig {
@@ -182,6 +231,28 @@ fn parse_field_config(p: &str, fc: &Value) -> Result<FieldConfig, ConfigError> {
             (t, false) => indexes.push(t),
         }
     }
+    let codec_at = [
+        (format!("{p}.compressionCodec"), fc.get("compressionCodec")),
+        (
+            format!("{p}.indexes.forward.compressionCodec"),
+            fc.pointer("/indexes/forward/compressionCodec"),
+        ),
+    ];
+    let mut compression = None;
+    for (path, v) in codec_at {
+        match v.filter(|v| !v.is_null()) {
+            None => {}
+            Some(Value::String(c)) => {
+                compression = Codec::parse(c).map_err(|e| ConfigError::new(path, e))?;
+            }
+            Some(other) => {
+                return Err(ConfigError::new(
+                    path,
+                    format!("expected a codec name, got {}", json_kind(other)),
+                ))
+            }
+        }
+    }
     Ok(FieldConfig {
         name: name.to_string(),
         encoding,
@@ -189,6 +260,7 @@ fn parse_field_config(p: &str, fc: &Value) -> Result<FieldConfig, ConfigError> {
         indexes,
         disabled,
         timestamp_config: fc.get("timestampConfig").is_some_and(|t| !t.is_null()),
+        compression,
     })
 }
 
@@ -211,6 +283,8 @@ pub struct IndexConfig {
     /// Bloom-filter columns (`bloomFilterColumns`, `bloomFilterConfigs` keys, field
     /// configs).
     pub bloom: BTreeSet<String>,
+    /// Columns with a `compressionCodec` in their field config.
+    pub compression: std::collections::BTreeMap<String, Codec>,
 }
 
 impl IndexConfig {
@@ -253,6 +327,7 @@ impl IndexConfig {
             inverted: list(&ic.inverted_index_columns),
             range: list(&ic.range_index_columns),
             bloom: list(&ic.bloom_filter_columns),
+            compression: Default::default(),
         };
         o.no_dictionary
             .extend(keys(ic.extra.get("noDictionaryConfig")));
@@ -261,6 +336,9 @@ impl IndexConfig {
         for fc in fields {
             if fc.is_raw() {
                 o.no_dictionary.insert(fc.name.clone());
+            }
+            if let Some(c) = fc.compression {
+                o.compression.insert(fc.name.clone(), c);
             }
             for t in &fc.indexes {
                 let set = match t {
@@ -333,6 +411,34 @@ mod tests {
         assert_eq!(ic.inverted, set(&["b", "x"]));
         assert_eq!(ic.range, set(&["b"]));
         assert_eq!(ic.bloom, set(&["c"]));
+    }
+
+    #[test]
+    fn test_compression_codecs_are_read_from_either_place() {
+        let fields = parse_field_configs(Some(&serde_json::json!([
+            {"name": "a", "encodingType": "RAW", "compressionCodec": "ZSTANDARD"},
+            {"name": "b", "indexes": {"forward": {"compressionCodec": "lz4"}}},
+            {"name": "c", "compressionCodec": "CLPV2"},
+            {"name": "d", "compressionCodec": "PASS_THROUGH"}
+        ])))
+        .unwrap();
+        let got: Vec<Option<Codec>> = fields.iter().map(|f| f.compression).collect();
+        assert_eq!(
+            got,
+            vec![
+                Some(Codec::Zstandard),
+                Some(Codec::Lz4),
+                None,
+                Some(Codec::PassThrough)
+            ]
+        );
+        let e = parse_field_configs(Some(&serde_json::json!([
+            {"name": "a", "compressionCodec": "BROTLI"}
+        ])))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("$.fieldConfigList[0].compressionCodec"), "{e}");
+        assert!(e.contains("BROTLI"), "{e}");
     }
 
     #[test]

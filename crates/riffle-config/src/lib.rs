@@ -31,7 +31,7 @@ pub mod table;
 
 pub use datetime::{DateTimeFormat, Granularity, TimeFormat, TimeUnit};
 pub use error::ConfigError;
-pub use index::{Encoding, FieldConfig, IndexConfig, IndexType, LoadMode};
+pub use index::{Codec, Encoding, FieldConfig, IndexConfig, IndexType, LoadMode};
 pub use schema::{Column, DataType, DefaultValue, FieldSpec, FieldType, Schema};
 pub use stream::{
     decoder_supported, DataLossPolicy, DeadLetterConfig, FlushConfig, OffsetAutoReset,

@@ -12,6 +12,7 @@ use arrow::array::{
 };
 use arrow::compute::{concat_batches, take};
 use arrow::datatypes::{Field, Int32Type, Schema as ArrowSchema};
+use riffle_config::Codec;
 use riffle_config::{DefaultValue, Schema, TableConfig};
 use riffle_segment::sealed::{
     write_segment, Literal, LoadMode, Predicate, SealOptions, SealedSegment, FORMAT_VERSION,
@@ -246,6 +247,7 @@ fn test_round_trip_every_type_mmap_and_heap() {
                 range: names(&["i", "l", "d", "f", "ts", "mvi"]),
                 bloom: names(&["s", "l", "by", "b"]),
                 time_column: Some("ts".into()),
+                ..SealOptions::default()
             },
             Some(cols.index_of("s").unwrap()),
         ),
@@ -657,6 +659,7 @@ fn filter_variants(cols: &TableColumns) -> Vec<(&'static str, SealOptions)> {
                 range: names(&["r", "d", "i2", "f"]),
                 bloom: names(&["s", "r", "d"]),
                 time_column: Some("ts".into()),
+                ..SealOptions::default()
             },
         ),
         ("dictionary, no index", SealOptions::default()),
@@ -1192,15 +1195,21 @@ fn test_unknown_version_is_reported() {
     let (path, cols) = indexed_segment(dir.path());
     let mut b = std::fs::read(&path).unwrap();
     let t = b.len() - 32;
-    b[8..12].copy_from_slice(&2u32.to_le_bytes());
-    b[t + 20..t + 24].copy_from_slice(&2u32.to_le_bytes());
-    let bad = dir.path().join("v2.seg");
+    b[8..12].copy_from_slice(&3u32.to_le_bytes());
+    b[t + 20..t + 24].copy_from_slice(&3u32.to_le_bytes());
+    let bad = dir.path().join("v3.seg");
     std::fs::write(&bad, &b).unwrap();
-    let reason = expect_corrupt(&bad, &cols, "version 2");
+    let reason = expect_corrupt(&bad, &cols, "version 3");
     assert!(
-        reason.contains("format version 2 is not supported (this build reads 1)"),
+        reason.contains("format version 3 is not supported (this build reads [1, 2])"),
         "{reason}"
     );
+    // A version-2 file that calls itself version 1 (its footer has packed ids).
+    b[8..12].copy_from_slice(&1u32.to_le_bytes());
+    b[t + 20..t + 24].copy_from_slice(&1u32.to_le_bytes());
+    std::fs::write(&bad, &b).unwrap();
+    let reason = expect_corrupt(&bad, &cols, "version 1 header on a version 2 file");
+    assert!(reason.contains("footer says format version 2"), "{reason}");
 }
 
 /// Rewrites the footer JSON and its CRC: a file whose checksums are right but whose
@@ -1290,12 +1299,16 @@ const GOLDEN_SCHEMA: &str = r#"{"schemaName":"golden",
   "dateTimeFieldSpecs":[{"name":"ts","dataType":"TIMESTAMP","format":"1:MILLISECONDS:TIMESTAMP","granularity":"1:MILLISECONDS"}]}"#;
 
 fn golden_path() -> PathBuf {
+    golden_path_of(1)
+}
+
+fn golden_path_of(version: u32) -> PathBuf {
     // The directory cargo runs the test in (a build reused from another checkout keeps
     // the compile-time path).
     std::path::PathBuf::from(
         std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
     )
-    .join("tests/data/golden_v1.seg")
+    .join(format!("tests/data/golden_v{version}.seg"))
 }
 
 fn golden_options() -> SealOptions {
@@ -1306,6 +1319,17 @@ fn golden_options() -> SealOptions {
         range: names(&["raw", "price"]),
         bloom: names(&["n", "raw"]),
         time_column: Some("ts".into()),
+        // Version 2: codecs whose bytes do not depend on the build (GZIP's do: the
+        // deflate backend is chosen by feature unification); `raw` gets the default (LZ4).
+        compression: [
+            ("price", Codec::Zstandard),
+            ("tags", Codec::Snappy),
+            ("blob", Codec::Lz4),
+            ("ratio", Codec::PassThrough),
+        ]
+        .into_iter()
+        .map(|(c, k)| (c.to_string(), k))
+        .collect(),
     }
 }
 
@@ -1368,35 +1392,56 @@ fn golden_rows(cols: &TableColumns) -> RecordBatch {
     batch(cols, arrays)
 }
 
-/// Writes the golden file when asked (once per format version, with
+/// Writes the golden file of the current version when asked (once per format version, with
 /// `RIFFLE_WRITE_GOLDEN=1 cargo test -p riffle-segment --test sealed golden`; never rewrite
 /// an existing version's file). Otherwise writes the same rows to a temporary file and checks
-/// that they stay small and read back like the committed golden file.
+/// that they stay small and read back like the committed golden file, byte for byte.
 #[test]
-fn test_write_golden_v1_when_asked() {
+fn test_write_golden_v2_when_asked() {
     let cols = table(GOLDEN_SCHEMA);
     let rows = golden_rows(&cols);
     let dir = tempfile::tempdir().unwrap();
+    let golden = golden_path_of(FORMAT_VERSION);
     let path = if std::env::var("RIFFLE_WRITE_GOLDEN").as_deref() == Ok("1") {
-        let p = golden_path();
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        p
+        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+        golden.clone()
     } else {
-        dir.path().join("golden_v1.seg")
+        dir.path().join("golden.seg")
     };
     let name = "golden__0__0__20240101T0000Z";
     let f = write_segment(&path, name, &cols, &[rows], &golden_options()).unwrap();
     assert!(f.size_bytes < 20_000, "{} bytes", f.size_bytes);
     let fresh = SealedSegment::open(&path, name, cols.clone(), LoadMode::Heap).unwrap();
-    let golden = SealedSegment::open(&golden_path(), name, cols, LoadMode::Heap).unwrap();
-    assert_eq!(fresh.info(), golden.info());
-    assert_same_rows(&all_rows(&fresh), &all_rows(&golden));
+    let stored = SealedSegment::open(&golden, name, cols, LoadMode::Heap).unwrap();
+    assert_eq!(fresh.info(), stored.info());
+    assert_eq!(stored.info().format_version, 2);
+    assert_same_rows(&all_rows(&fresh), &all_rows(&stored));
     // The writer is deterministic: a change that alters a single byte of an existing
     // version's files (a new layout, another dictionary order) needs a new version.
     assert!(
-        std::fs::read(&path).unwrap() == std::fs::read(golden_path()).unwrap(),
-        "the writer no longer writes the golden v1 bytes"
+        std::fs::read(&path).unwrap() == std::fs::read(&golden).unwrap(),
+        "the writer no longer writes the golden v{FORMAT_VERSION} bytes"
     );
+}
+
+/// Version 2 keeps what version 1 holds, smaller: the same rows, statistics and indexes
+/// from both golden files.
+#[test]
+fn test_golden_v2_reads_as_v1() {
+    let cols = table(GOLDEN_SCHEMA);
+    let name = "golden__0__0__20240101T0000Z";
+    for mode in [LoadMode::Heap, LoadMode::Mmap] {
+        let v1 = SealedSegment::open(&golden_path_of(1), name, cols.clone(), mode).unwrap();
+        let v2 = SealedSegment::open(&golden_path_of(2), name, cols.clone(), mode).unwrap();
+        let (mut a, mut b) = (v1.info().clone(), v2.info().clone());
+        assert_eq!((a.format_version, b.format_version), (1, 2));
+        a.format_version = 0;
+        b.format_version = 0;
+        assert_eq!(a, b);
+        assert_same_rows(&all_rows(&v1), &all_rows(&v2));
+        let p = [Predicate::Eq("n".into(), Literal::Int(20))];
+        assert_eq!(v1.filter(&p).unwrap(), v2.filter(&p).unwrap());
+    }
 }
 
 #[test]

@@ -69,6 +69,13 @@ pub(crate) struct SectionEntry {
     /// For sections holding one Arrow array: where its buffers are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub array: Option<ArrayLayout>,
+    /// Version 2: the section is stored compressed in chunks with this codec
+    /// (`compress.rs`); offsets inside it (`array`) are into its logical bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec: Option<super::compress::SectionCodec>,
+    /// Version 2: the length of a compressed section's logical bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_length: Option<u64>,
 }
 
 /// One Arrow array inside a section.
@@ -132,6 +139,9 @@ pub(crate) struct ColumnLayout {
     /// Bloom filter parameters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bloom: Option<BloomLayout>,
+    /// Version 2: the dictionary ids of `fwd` are bit-packed, this many bits each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_bits: Option<u8>,
 }
 
 /// Bloom filter parameters.

@@ -26,6 +26,7 @@
 //!   count, and get no dictionary and no index.
 
 mod bloom;
+mod compress;
 mod distinct;
 mod filter;
 mod format;
@@ -51,7 +52,10 @@ use crate::SegmentError;
 pub use top::TopDocs;
 
 /// The format version this code writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Every format version this build reads.
+pub const READABLE_VERSIONS: [u32; 2] = [1, 2];
 
 /// How a table's columns are indexed when a segment seals (from the table config).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -70,6 +74,10 @@ pub struct SealOptions {
     pub bloom: BTreeSet<String>,
     /// `segmentsConfig.timeColumnName`: its min/max is the segment's time range.
     pub time_column: Option<String>,
+    /// Columns' `compressionCodec` (field configs); a raw column without one is LZ4
+    /// compressed (Pinot's default), a dictionary column's values stay uncompressed and its
+    /// ids are bit-packed.
+    pub compression: std::collections::BTreeMap<String, riffle_config::Codec>,
 }
 
 impl SealOptions {
@@ -83,6 +91,7 @@ impl SealOptions {
             range: indexes.range.clone(),
             bloom: indexes.bloom.clone(),
             time_column: time_column.map(str::to_string),
+            compression: indexes.compression.clone(),
         }
     }
 

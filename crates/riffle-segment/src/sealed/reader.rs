@@ -23,12 +23,13 @@ use riffle_config::DataType;
 use roaring::RoaringBitmap;
 
 use super::bloom::Bloom;
+use super::compress;
 use super::format::{
     align_up, decode_array, section_name, ColumnLayout, Encoding, Footer, SectionEntry, ALIGN,
     HEADER_LEN, MAGIC, TRAILER_LEN,
 };
 use super::value::{key_from_json, Key};
-use super::{ColumnInfo, LoadMode, SealedSegment, FORMAT_VERSION};
+use super::{ColumnInfo, LoadMode, SealedSegment, READABLE_VERSIONS};
 use crate::columns::{arrow_value_type, Physical, TableColumns};
 use crate::SegmentError;
 
@@ -266,9 +267,9 @@ fn check_file(data: &Buffer) -> Result<(Footer, u32), String> {
         ));
     }
     let version = u32_at(b, t + 20);
-    if version != FORMAT_VERSION {
+    if !READABLE_VERSIONS.contains(&version) {
         return Err(format!(
-            "format version {version} is not supported (this build reads {FORMAT_VERSION})"
+            "format version {version} is not supported (this build reads {READABLE_VERSIONS:?})"
         ));
     }
     let header_version = u32_at(b, 8);
@@ -298,11 +299,21 @@ fn check_file(data: &Buffer) -> Result<(Footer, u32), String> {
     }
     let footer: Footer = serde_json::from_slice(fbytes)
         .map_err(|e| format!("footer at byte {fo} is invalid: {e}"))?;
-    if footer.format_version != FORMAT_VERSION || footer.info.format_version != FORMAT_VERSION {
+    if footer.format_version != version || footer.info.format_version != version {
         return Err(format!(
-            "format version {} is not supported (this build reads {FORMAT_VERSION})",
+            "footer says format version {}, the file {version}",
             footer.format_version.max(footer.info.format_version)
         ));
+    }
+    // Version 1 knows no compression and no packed ids.
+    if version == 1
+        && (footer
+            .sections
+            .iter()
+            .any(|s| s.codec.is_some() || s.raw_length.is_some())
+            || footer.columns.iter().any(|c| c.id_bits.is_some()))
+    {
+        return Err("a version 1 file with version 2 storage".into());
     }
     // Sections: in file order, aligned, inside [header, footer), zero padding between them,
     // each with its checksum.
@@ -380,7 +391,20 @@ impl<'a> Sections<'a> {
         if off.checked_add(len).is_none_or(|e| e > self.data.len()) {
             return Err(format!("section '{name}' is out of bounds"));
         }
-        Ok((self.data.slice_with_length(off, len), s))
+        let stored = self.data.slice_with_length(off, len);
+        match (s.codec, s.raw_length) {
+            (None, None) => Ok((stored, s)),
+            (Some(codec), Some(raw)) => {
+                let raw =
+                    usize::try_from(raw).map_err(|_| format!("section '{name}' is too large"))?;
+                let logical = compress::decompress(codec, stored.as_slice(), raw)
+                    .map_err(|e| format!("section '{name}' at byte {}: {e}", s.offset))?;
+                Ok((logical, s))
+            }
+            _ => Err(format!(
+                "section '{name}' names a codec without a length, or a length without a codec"
+            )),
+        }
     }
 
     fn array(&self, name: &str, expect: &ArrowType) -> Result<ArrayRef, String> {
@@ -406,6 +430,54 @@ impl<'a> Sections<'a> {
             }
         })
     }
+}
+
+/// Version 1's forward index: an Arrow array of u8, u16 or u32 ids.
+fn plain_ids(secs: &Sections<'_>, name: &str, rows: usize) -> Result<Ids, String> {
+    let fwd = secs.array(name, &secs.type_of(name)?)?;
+    if fwd.len() != rows || fwd.null_count() != 0 {
+        return Err("forward index length does not match the rows".into());
+    }
+    let any = fwd.as_any();
+    Ok(if let Some(a) = any.downcast_ref::<UInt8Array>() {
+        Ids::U8(a.values().clone())
+    } else if let Some(a) = any.downcast_ref::<UInt16Array>() {
+        Ids::U16(a.values().clone())
+    } else if let Some(a) = any.downcast_ref::<UInt32Array>() {
+        Ids::U32(a.values().clone())
+    } else {
+        return Err("forward index is not dictionary ids".into());
+    })
+}
+
+/// Version 2's forward index: ids bit-packed to the dictionary's width, unpacked into the
+/// narrowest of u8, u16 and u32 that holds `0..=card`.
+fn packed_ids(
+    secs: &Sections<'_>,
+    name: &str,
+    rows: usize,
+    bits: u8,
+    card: usize,
+) -> Result<Ids, String> {
+    let (buf, s) = secs.get(name)?;
+    let at = |e: String| format!("section '{name}' at byte {}: {e}", s.offset);
+    if bits != compress::id_bits(card as u32) {
+        return Err(at(format!("{bits} bits per id for a dictionary of {card}")));
+    }
+    let bytes = buf.as_slice();
+    Ok(if card <= u8::MAX as usize {
+        let mut v = vec![0u8; rows];
+        compress::unpack_ids(bytes, rows, bits, |i, x| v[i] = x as u8).map_err(at)?;
+        Ids::U8(ScalarBuffer::from(v))
+    } else if card <= u16::MAX as usize {
+        let mut v = vec![0u16; rows];
+        compress::unpack_ids(bytes, rows, bits, |i, x| v[i] = x as u16).map_err(at)?;
+        Ids::U16(ScalarBuffer::from(v))
+    } else {
+        let mut v = vec![0u32; rows];
+        compress::unpack_ids(bytes, rows, bits, |i, x| v[i] = x).map_err(at)?;
+        Ids::U32(ScalarBuffer::from(v))
+    })
 }
 
 fn u32s(a: &ArrayRef, what: &str) -> Result<ScalarBuffer<u32>, String> {
@@ -492,20 +564,9 @@ fn build_col(
             if info.cardinality != Some(card as u64) {
                 return Err(bad("cardinality does not match the dictionary"));
             }
-            let fwd_name = sec("fwd");
-            let fwd = secs.array(&fwd_name, &secs.type_of(&fwd_name)?)?;
-            if fwd.len() != rows || fwd.null_count() != 0 {
-                return Err(bad("forward index length does not match the rows"));
-            }
-            let any = fwd.as_any();
-            let ids = if let Some(a) = any.downcast_ref::<UInt8Array>() {
-                Ids::U8(a.values().clone())
-            } else if let Some(a) = any.downcast_ref::<UInt16Array>() {
-                Ids::U16(a.values().clone())
-            } else if let Some(a) = any.downcast_ref::<UInt32Array>() {
-                Ids::U32(a.values().clone())
-            } else {
-                return Err(bad("forward index is not dictionary ids"));
+            let ids = match layout.id_bits {
+                Some(bits) => packed_ids(secs, &sec("fwd"), rows, bits, card)?,
+                None => plain_ids(secs, &sec("fwd"), rows).map_err(|e| bad(&e))?,
             };
             // Every id within the dictionary, the null id on exactly the null rows' count,
             // and sorted ids when the column says so.

@@ -9,15 +9,15 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, ListArray, UInt16Array, UInt32Array, UInt64Array, UInt8Array};
+use arrow::array::{Array, ArrayRef, ListArray, UInt32Array, UInt64Array};
 use arrow::compute::{concat, take};
 use arrow::record_batch::RecordBatch;
 use riffle_config::DataType;
 use roaring::RoaringBitmap;
 
 use super::bloom::{BloomBuilder, NUM_HASHES};
+use super::compress::{self, SectionCodec};
 use super::format::{
     align_up, encode_array, section_name, ArrayLayout, BloomLayout, ColumnLayout, Encoding, Footer,
     SectionBuf, SectionEntry, ALIGN, HEADER_LEN, MAGIC,
@@ -84,7 +84,35 @@ impl Out {
             length: self.pos - offset,
             crc32: crc.finalize(),
             array,
+            codec: None,
+            raw_length: None,
         });
+        Ok(())
+    }
+
+    /// [`Out::section`], its logical bytes (the parts with their alignment gaps) stored
+    /// compressed with `codec` when one is given.
+    fn coded_section<'p>(
+        &mut self,
+        name: String,
+        parts: impl IntoIterator<Item = (usize, &'p [u8])>,
+        array: Option<ArrayLayout>,
+        codec: Option<SectionCodec>,
+    ) -> Result<(), WErr> {
+        let Some(codec) = codec else {
+            return Ok(self.section(name, parts, array)?);
+        };
+        let mut raw = Vec::new();
+        for (at, part) in parts {
+            raw.resize(at.max(raw.len()), 0);
+            raw.extend_from_slice(part);
+        }
+        let stored = compress::compress(codec, &raw)?;
+        self.section(name, [(0, &stored[..])], array)?;
+        if let Some(e) = self.sections.last_mut() {
+            e.codec = Some(codec);
+            e.raw_length = Some(raw.len() as u64);
+        }
         Ok(())
     }
 }
@@ -335,6 +363,18 @@ fn arrow_err(what: &str) -> impl Fn(arrow::error::ArrowError) -> WErr + '_ {
     move |e| WErr::Internal(format!("{what}: {e}"))
 }
 
+/// [`write_array`], compressed with `codec` when one is given.
+fn write_coded_array(
+    out: &mut Out,
+    name: String,
+    a: &dyn Array,
+    codec: Option<SectionCodec>,
+) -> Result<(), WErr> {
+    let mut sec = SectionBuf::default();
+    let layout = encode_array(a, &mut sec)?;
+    out.coded_section(name, sec.parts(), Some(layout), codec)
+}
+
 fn write_array(out: &mut Out, name: String, a: &dyn Array) -> Result<(), WErr> {
     let mut sec = SectionBuf::default();
     let layout = encode_array(a, &mut sec)?;
@@ -505,7 +545,15 @@ fn write_column(
         encoding: Encoding::Raw,
         range_block_rows: None,
         bloom: None,
+        id_bits: None,
     };
+    // The column's codec; raw values without one are LZ4 compressed (Pinot's default).
+    let configured = opts.compression.get(name).copied();
+    let raw_codec = match configured {
+        Some(c) => SectionCodec::of(c),
+        None => Some(SectionCodec::Lz4),
+    };
+    let dict_codec = configured.and_then(SectionCodec::of);
     let int_minmax = |lo: KeyRef<'_>, hi: KeyRef<'_>| match (lo, hi) {
         (KeyRef::I(x), KeyRef::I(y)) => Some((x, y)),
         _ => None,
@@ -528,7 +576,7 @@ fn write_column(
             info.max_value = Some(key_to_json(hi, p));
         }
         layout.encoding = Encoding::MultiValueRaw;
-        write_array(out, section_name(name, "fwd"), a.as_ref())?;
+        write_coded_array(out, section_name(name, "fwd"), a.as_ref(), raw_codec)?;
         if null_count > 0 {
             write_bitmap(out, section_name(name, "nulls"), &nulls)?;
         }
@@ -557,15 +605,17 @@ fn write_column(
         info.cardinality = Some(card as u64);
         info.sorted = sorted;
         layout.encoding = Encoding::Dictionary;
-        write_array(out, section_name(name, "dict"), dict.as_ref())?;
-        let fwd: ArrayRef = if card <= u8::MAX as usize {
-            Arc::new(UInt8Array::from_iter_values(ids.iter().map(|i| *i as u8)))
-        } else if card <= u16::MAX as usize {
-            Arc::new(UInt16Array::from_iter_values(ids.iter().map(|i| *i as u16)))
-        } else {
-            Arc::new(UInt32Array::from(ids.clone()))
-        };
-        write_array(out, section_name(name, "fwd"), fwd.as_ref())?;
+        write_coded_array(out, section_name(name, "dict"), dict.as_ref(), dict_codec)?;
+        // Ids `0..=card` (`card` is the null id), bit-packed to the dictionary's width.
+        let bits = compress::id_bits(card as u32);
+        let packed = compress::pack_ids(&ids, bits);
+        out.coded_section(
+            section_name(name, "fwd"),
+            [(0, &packed[..])],
+            None,
+            dict_codec,
+        )?;
+        layout.id_bits = Some(bits);
         if null_count > 0 {
             write_bitmap(out, section_name(name, "nulls"), &nulls)?;
         }
@@ -645,7 +695,7 @@ fn write_column(
             info.max_value = Some(key_to_json(hi, p));
             minmax = int_minmax(lo, hi);
         }
-        write_array(out, section_name(name, "fwd"), a.as_ref())?;
+        write_coded_array(out, section_name(name, "fwd"), a.as_ref(), raw_codec)?;
         if null_count > 0 {
             write_bitmap(out, section_name(name, "nulls"), &nulls)?;
         }
