@@ -190,6 +190,30 @@ enum Which {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Batch ingestion: segments built from Parquet files beside DuckDB reading the same
+    /// files into a table, bytes per row against Parquet with zstd for each codec choice,
+    /// and query time over compressed and uncompressed segments, in one run. Build in
+    /// release.
+    Batch {
+        /// Rows in all.
+        #[arg(long, default_value_t = 20_000_000)]
+        rows: u64,
+        /// Parquet files (one segment each).
+        #[arg(long, default_value_t = 4)]
+        files: u32,
+        /// Threads of each side (default: the cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Measured runs of each query on each side.
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+        /// Python with the `duckdb` package (default: the test suite's virtualenv).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Work directory (default: a temporary one, removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// seal, restart and footprint, one after the other.
     Lifecycle {
         #[command(flatten)]
@@ -282,6 +306,30 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             }
             warn_debug("ingest");
             let report = run_ingest_bench(cfg).await.map_err(|e| anyhow!("{e}"))?;
+            println!("{report}");
+            Ok(())
+        }
+        Which::Batch {
+            rows,
+            files,
+            threads,
+            repeat,
+            python,
+            dir,
+        } => {
+            let (work_dir, _tmp) = work_dir(&dir)?;
+            warn_debug("batch");
+            let report = crate::batch::run_batch_bench(crate::batch::BatchBenchConfig {
+                work_dir,
+                rows,
+                files: files.max(1),
+                threads: threads
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+                repeat: repeat.max(1),
+                python: python.unwrap_or_else(default_python),
+            })
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
             println!("{report}");
             Ok(())
         }

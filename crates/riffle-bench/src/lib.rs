@@ -57,6 +57,7 @@
 //! machine was busy is not a figure.
 
 pub mod auth_cost;
+pub mod batch;
 pub mod cli;
 pub mod core;
 pub mod dashboard;

@@ -16,9 +16,9 @@
 //! top-level array of objects), CSV (Pinot's `CSVRecordReaderConfig` keys, a header line
 //! unless `header` is given), Avro object container files (codecs `null`, `deflate`,
 //! `snappy`, `zstandard`) and Parquet (through the Arrow ecosystem's reader, only the
-//! needed columns read), and Riffle's own sealed segments (to rebuild segments for another
-//! schema or table config). ORC, Thrift and Protobuf files are not read yet; Pinot's own
-//! segment files are not read.
+//! needed columns read), ORC (the same, through `orc-rust`), and Riffle's own sealed
+//! segments (to rebuild segments for another schema or table config). Thrift and Protobuf
+//! files are not read yet; Pinot's own segment files are not read.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +48,8 @@ pub enum FileFormat {
     Json,
     /// Apache Parquet.
     Parquet,
+    /// Apache ORC.
+    Orc,
     /// Riffle's own sealed segments (Pinot's `PinotSegmentRecordReader` reads Pinot's).
     Segment,
 }
@@ -68,19 +70,18 @@ impl FileFormat {
             | "parquetavrorecordreader"
             | "parquetnativerecordreader" => FileFormat::Parquet,
             "segment" | "riffle" | "pinotsegmentrecordreader" => FileFormat::Segment,
-            "orc"
-            | "orcrecordreader"
-            | "thrift"
+            "orc" | "orcrecordreader" => FileFormat::Orc,
+            "thrift"
             | "thriftrecordreader"
             | "protobuf"
             | "protobufrecordreader" => {
                 return Err(DecodeError::new(format!(
-                "input format '{n}' is not read yet; supported: AVRO, CSV, JSON, PARQUET, SEGMENT"
+                "input format '{n}' is not read yet; supported: AVRO, CSV, JSON, ORC, PARQUET, SEGMENT"
             )))
             }
             _ => {
                 return Err(DecodeError::new(format!(
-                    "unknown input format '{n}'; supported: AVRO, CSV, JSON, PARQUET, SEGMENT"
+                    "unknown input format '{n}'; supported: AVRO, CSV, JSON, ORC, PARQUET, SEGMENT"
                 )))
             }
         })
@@ -94,6 +95,7 @@ impl FileFormat {
             "csv" | "tsv" => Some(FileFormat::Csv),
             "json" | "jsonl" | "ndjson" => Some(FileFormat::Json),
             "parquet" | "parq" => Some(FileFormat::Parquet),
+            "orc" => Some(FileFormat::Orc),
             _ => None,
         }
     }
@@ -127,8 +129,17 @@ pub fn open_reader(
             file, columns, target, configs,
         )?),
         FileFormat::Avro => Box::new(avro_file::AvroFileReader::open(file, columns, target)?),
-        FileFormat::Parquet => Box::new(parquet_file::ParquetFileReader::open(
-            file, columns, target,
+        FileFormat::Parquet => Box::new(parquet_file::ArrowFileReader::open(
+            file,
+            parquet_file::Columnar::Parquet,
+            columns,
+            target,
+        )?),
+        FileFormat::Orc => Box::new(parquet_file::ArrowFileReader::open(
+            file,
+            parquet_file::Columnar::Orc,
+            columns,
+            target,
         )?),
         FileFormat::Segment => Box::new(segment_file::SegmentFileReader::open(
             file, columns, target,

@@ -1,5 +1,7 @@
-//! Parquet files, through the Arrow ecosystem's reader: only the columns the table needs
-//! are read (root fields matched by name), batch by batch. Values go into the builders
+//! Parquet and ORC files, through the Arrow ecosystem's readers (`parquet`, `orc-rust`):
+//! only the columns the table needs are read (root fields matched by name), batch by batch.
+//! A panic inside the ORC reader (a malformed file it does not check) is caught and
+//! reported as the file's error. Values go into the builders
 //! with the decoders' conversions: numbers, text, booleans and bytes directly; timestamps
 //! (any unit) as epoch milliseconds; dates as days, as midnight in a TIMESTAMP column, as
 //! `yyyy-MM-dd` text in a STRING one (as the Avro decoder reads Avro's `date`); decimals as
@@ -22,11 +24,23 @@ use crate::{DecodeError, DecodeTarget};
 /// Rows per batch read from the file.
 const BATCH_ROWS: usize = 8192;
 
-pub(super) struct ParquetFileReader {
+/// The columnar formats read through Arrow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Columnar {
+    /// Apache Parquet.
+    Parquet,
+    /// Apache ORC.
+    Orc,
+}
+
+type Batches = Box<dyn Iterator<Item = Result<RecordBatch, String>> + Send>;
+
+pub(super) struct ArrowFileReader {
     file: FileName,
+    kind: Columnar,
     columns: Arc<TableColumns>,
     fields: std::collections::HashMap<String, usize>,
-    reader: ParquetRecordBatchReader,
+    reader: Batches,
     batch: Option<RecordBatch>,
     /// For the current batch: (array, destination).
     cells: Vec<(ArrayRef, usize)>,
@@ -34,16 +48,18 @@ pub(super) struct ParquetFileReader {
     record: u64,
 }
 
-impl ParquetFileReader {
+impl ArrowFileReader {
     pub(super) fn open(
         file: FileName,
+        kind: Columnar,
         columns: &Arc<TableColumns>,
         target: &DecodeTarget,
-    ) -> Result<ParquetFileReader, DecodeError> {
+    ) -> Result<ArrowFileReader, DecodeError> {
         let fields = field_map(columns, &target.extras);
-        let reader = Self::reader(&file, &fields)?;
-        Ok(ParquetFileReader {
+        let reader = Self::reader(&file, kind, &fields)?;
+        Ok(ArrowFileReader {
             file,
+            kind,
             columns: columns.clone(),
             fields,
             reader,
@@ -55,6 +71,55 @@ impl ParquetFileReader {
     }
 
     fn reader(
+        file: &FileName,
+        kind: Columnar,
+        fields: &std::collections::HashMap<String, usize>,
+    ) -> Result<Batches, DecodeError> {
+        match kind {
+            Columnar::Parquet => {
+                let r = Self::parquet(file, fields)?;
+                Ok(Box::new(r.map(|b| b.map_err(|e| e.to_string()))))
+            }
+            Columnar::Orc => Self::orc(file, fields),
+        }
+    }
+
+    fn orc(
+        file: &FileName,
+        fields: &std::collections::HashMap<String, usize>,
+    ) -> Result<Batches, DecodeError> {
+        let f = File::open(&file.0).map_err(|e| file.error(e))?;
+        let names: Vec<String> = fields.keys().cloned().collect();
+        let built = std::panic::catch_unwind(move || {
+            orc_rust::arrow_reader::ArrowReaderBuilder::try_new(f).map(|b| {
+                let mask = orc_rust::projection::ProjectionMask::named_roots(
+                    b.file_metadata().root_data_type(),
+                    &names,
+                );
+                b.with_projection(mask).with_batch_size(BATCH_ROWS).build()
+            })
+        });
+        let reader = match built {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(file.error(format!("not a readable ORC file: {e}"))),
+            Err(_) => return Err(file.error("not a readable ORC file (the reader failed)")),
+        };
+        let mut reader = Some(reader);
+        Ok(Box::new(std::iter::from_fn(move || {
+            let r = reader.as_mut()?;
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.next())) {
+                Ok(Some(Ok(b))) => Some(Ok(b)),
+                Ok(Some(Err(e))) => Some(Err(e.to_string())),
+                Ok(None) => None,
+                Err(_) => {
+                    reader = None;
+                    Some(Err("the ORC reader failed on malformed data".into()))
+                }
+            }
+        })))
+    }
+
+    fn parquet(
         file: &FileName,
         fields: &std::collections::HashMap<String, usize>,
     ) -> Result<ParquetRecordBatchReader, DecodeError> {
@@ -81,9 +146,13 @@ impl ParquetFileReader {
         let Some(batch) = self.reader.next() else {
             return Ok(false);
         };
+        let what = match self.kind {
+            Columnar::Parquet => "Parquet",
+            Columnar::Orc => "ORC",
+        };
         let batch = batch.map_err(|e| {
             self.file
-                .error(format!("Parquet data after record {}: {e}", self.record))
+                .error(format!("{what} data after record {}: {e}", self.record))
         })?;
         let n = self.columns.columns.len();
         let mut cells = Vec::new();
@@ -272,7 +341,7 @@ pub(super) fn put_cell(
     }
 }
 
-impl RecordReader for ParquetFileReader {
+impl RecordReader for ArrowFileReader {
     fn read_rows(&mut self, out: &mut BlockBuilder, max: usize) -> Result<usize, DecodeError> {
         let columns = self.columns.columns.len();
         let mut n = 0;
@@ -308,7 +377,7 @@ impl RecordReader for ParquetFileReader {
     }
 
     fn rewind(&mut self) -> Result<(), DecodeError> {
-        self.reader = Self::reader(&self.file, &self.fields)?;
+        self.reader = Self::reader(&self.file, self.kind, &self.fields)?;
         self.batch = None;
         self.cells.clear();
         self.batch_pos = 0;

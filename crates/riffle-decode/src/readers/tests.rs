@@ -315,6 +315,34 @@ fn avro_container_files_with_and_without_compression() {
 }
 
 #[test]
+fn garbage_orc_files_are_errors_naming_the_file() {
+    let d = dir("orc");
+    for (name, bytes) in [
+        ("empty.orc", &b""[..]),
+        ("junk.orc", &b"ORC but nothing else follows"[..]),
+        ("zeros.orc", &[0u8; 4096][..]),
+    ] {
+        let p = d.0.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let opened = open_reader(
+            &p,
+            FileFormat::Orc,
+            &columns(),
+            &DecodeTarget::default(),
+            &BTreeMap::new(),
+        );
+        let e = match opened {
+            Err(e) => e,
+            Ok(mut r) => {
+                let mut b = BlockBuilder::new(columns(), 16);
+                r.read_rows(&mut b, 16).expect_err("garbage read as rows")
+            }
+        };
+        assert!(e.message.contains(name), "{e}");
+    }
+}
+
+#[test]
 fn parquet_files_through_the_arrow_reader() {
     let d = dir("parquet");
     let all = rows();
@@ -381,7 +409,12 @@ fn formats_by_name_and_extension() {
         FileFormat::parse("org.apache.pinot.plugin.inputformat.csv.CSVRecordReader").unwrap(),
         FileFormat::Csv
     );
-    assert!(FileFormat::parse("ORC")
+    assert_eq!(FileFormat::parse("ORC").unwrap(), FileFormat::Orc);
+    assert_eq!(
+        FileFormat::parse("org.apache.pinot.plugin.inputformat.orc.ORCRecordReader").unwrap(),
+        FileFormat::Orc
+    );
+    assert!(FileFormat::parse("THRIFT")
         .unwrap_err()
         .message
         .contains("not read yet"));
