@@ -27,7 +27,7 @@ import fastavro
 import pytest
 
 from riffle_harness import REPO, Riffle, free_ports, run_riffle, wait_until
-from test_airline import avro_rows, duck_reference, duck_sql, load_queries, mismatch, schema_fields
+from test_airline import avro_rows, broker_query, duck_reference, duck_sql, load_queries, mismatch, schema_fields
 
 AIRLINE = REPO / "tests" / "data" / "airline"
 FILES = 3
@@ -159,22 +159,11 @@ def run_job(tmp: Path, spec: str) -> subprocess.CompletedProcess:
     return run_riffle("LaunchDataIngestionJob", "-jobSpecFile", str(path))
 
 
-def broker(r: Riffle, sql: str) -> dict:
-    req = urllib.request.Request(
-        r.broker_url + "/query/sql",
-        data=json.dumps({"sql": sql}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        return json.loads(resp.read())
-
-
 def query_file_failures(r: Riffle, con, table: str) -> list[str]:
     failures = []
     for n, q in enumerate(load_queries()):
         sql = re.sub(r"\bmytable\b", table, q["sql"])
-        answer = broker(r, sql)
+        answer = broker_query(r, sql)
         if answer.get("exceptions"):
             failures.append(f"#{n} {sql}\n    error: {answer['exceptions'][0].get('message', '')[:300]}")
             continue

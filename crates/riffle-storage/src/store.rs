@@ -153,11 +153,20 @@ impl DeepStore {
             Some(self.key_of_uri(&normalized)?)
         };
         let what = format!("list {}/", config::display_uri(&normalized));
-        let metas = retry(&self.inner.retry, &what, || async {
+        self.list_under(prefix.as_ref(), &what).await
+    }
+
+    /// The objects under `prefix` (the whole store for `None`) as (URI, size), sorted.
+    async fn list_under(
+        &self,
+        prefix: Option<&ObjectPath>,
+        what: &str,
+    ) -> Result<Vec<(String, u64)>, StorageError> {
+        let metas = retry(&self.inner.retry, what, || async {
             let mut out = Vec::new();
-            let mut stream = self.inner.store.list(prefix.as_ref());
+            let mut stream = self.inner.store.list(prefix);
             while let Some(meta) = stream.next().await {
-                out.push(meta.map_err(|e| self.store_error(&what, &e))?);
+                out.push(meta.map_err(|e| self.store_error(what, &e))?);
             }
             Ok(out)
         })
@@ -392,21 +401,7 @@ impl DeepStore {
     pub async fn list(&self, table: &str) -> Result<Vec<(String, u64)>, StorageError> {
         let prefix = table_key(table)?;
         let what = format!("list {}/", self.uri_of(&prefix));
-        let metas = retry(&self.inner.retry, &what, || async {
-            let mut out = Vec::new();
-            let mut stream = self.inner.store.list(Some(&prefix));
-            while let Some(meta) = stream.next().await {
-                out.push(meta.map_err(|e| self.store_error(&what, &e))?);
-            }
-            Ok(out)
-        })
-        .await?;
-        let mut out: Vec<(String, u64)> = metas
-            .into_iter()
-            .map(|m| (self.uri_of(&m.location), m.size))
-            .collect();
-        out.sort();
-        Ok(out)
+        self.list_under(Some(&prefix), &what).await
     }
 
     /// Deletes every object under `<base>/<table>/` that is not `<base>/<table>/<name>` for a

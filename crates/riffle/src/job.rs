@@ -33,8 +33,9 @@ Runs Pinot's batch ingestion job spec: builds one segment per input file (in par
 writes <segment>.tar.gz to outputDirURI, then pushes them (jobType SegmentCreation,
 SegmentTarPush, SegmentUriPush, SegmentMetadataPush, or SegmentCreationAnd...Push).";
 
+/// Pinot's job spec; a key Pinot's spec does not have (a typo) is an error naming it.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct JobSpec {
     #[serde(default)]
     execution_framework_spec: Option<Framework>,
@@ -58,6 +59,15 @@ struct JobSpec {
     push_job_spec: Option<PushSpec>,
     fail_on_empty_segment: Option<bool>,
     auth_token: Option<String>,
+    /// Accepted, not used: the output directory is kept.
+    #[allow(dead_code)]
+    clean_up_output_dir: Option<bool>,
+    /// Accepted, not used: metadata tars are made when pushing.
+    #[allow(dead_code)]
+    create_metadata_tar_gz: Option<bool>,
+    /// Accepted, not used: TLS to the controller follows the URI's scheme.
+    #[allow(dead_code)]
+    tls_spec: Option<serde_norway::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -879,6 +889,55 @@ fn list_local(dir: &Path, recursive: bool) -> Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pinot's `examples/batch/airlineStats/ingestionJobSpec.yaml`, as Pinot ships it.
+    const AIRLINE_SPEC: &str = "
+executionFrameworkSpec:
+  name: 'standalone'
+  segmentGenerationJobRunnerClassName: 'org.apache.pinot.plugin.ingestion.batch.standalone.SegmentGenerationJobRunner'
+  segmentTarPushJobRunnerClassName: 'org.apache.pinot.plugin.ingestion.batch.standalone.SegmentTarPushJobRunner'
+  segmentUriPushJobRunnerClassName: 'org.apache.pinot.plugin.ingestion.batch.standalone.SegmentUriPushJobRunner'
+  segmentMetadataPushJobRunnerClassName: 'org.apache.pinot.plugin.ingestion.batch.standalone.SegmentMetadataPushJobRunner'
+jobType: SegmentCreationAndTarPush
+inputDirURI: 'examples/batch/airlineStats/rawdata'
+includeFileNamePattern: 'glob:**/*.avro'
+outputDirURI: 'examples/batch/airlineStats/segments'
+segmentCreationJobParallelism: 4
+overwriteOutput: true
+pinotFSSpecs:
+  - scheme: file
+    className: org.apache.pinot.spi.filesystem.LocalPinotFS
+recordReaderSpec:
+  dataFormat: 'avro'
+  className: 'org.apache.pinot.plugin.inputformat.avro.AvroRecordReader'
+tableSpec:
+  tableName: 'airlineStats'
+  schemaURI: 'http://localhost:9000/tables/airlineStats/schema'
+  tableConfigURI: 'http://localhost:9000/tables/airlineStats'
+pinotClusterSpecs:
+  - controllerURI: 'http://localhost:9000'
+pushJobSpec:
+  pushAttempts: 2
+  pushRetryIntervalMillis: 1000
+";
+
+    #[test]
+    fn pinots_example_spec_parses_and_a_typo_is_named() {
+        let spec: JobSpec = serde_norway::from_str(AIRLINE_SPEC).unwrap();
+        assert_eq!(spec.job_type, "SegmentCreationAndTarPush");
+        assert_eq!(
+            spec.input_dir_uri.as_deref(),
+            Some("examples/batch/airlineStats/rawdata")
+        );
+        assert_eq!(spec.table_spec.table_name, "airlineStats");
+        assert_eq!(spec.segment_creation_job_parallelism, Some(4));
+        assert_eq!(spec.push_job_spec.and_then(|p| p.push_attempts), Some(2));
+        let typo = AIRLINE_SPEC.replace("overwriteOutput", "overwriteOuptut");
+        let e = serde_norway::from_str::<JobSpec>(&typo)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("overwriteOuptut"), "{e}");
+    }
 
     #[test]
     fn templates_patterns_and_job_types() {
