@@ -1,4 +1,5 @@
-//! Base-128 varints, the integer encoding Avro (zig-zag on top) and Protocol Buffers share.
+//! What the Avro and Protocol Buffers readers share: base-128 varints (Avro adds zig-zag)
+//! and taking a counted run of bytes.
 
 /// Why a varint could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +23,15 @@ pub(crate) fn read(data: &[u8], pos: &mut usize) -> Result<u64, VarintError> {
         }
     }
     Err(VarintError::TooLong)
+}
+
+/// The `n` bytes at `*pos` (`*pos` moves past them), or `None` when they run past the data.
+#[inline]
+pub(crate) fn take<'a>(data: &'a [u8], pos: &mut usize, n: usize) -> Option<&'a [u8]> {
+    let end = pos.checked_add(n).filter(|e| *e <= data.len())?;
+    let s = &data[*pos..end];
+    *pos = end;
+    Some(s)
 }
 
 /// Zig-zag decoding: 0, 1, 2, 3 ... to 0, -1, 1, -2 ...

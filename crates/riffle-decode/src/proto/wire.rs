@@ -29,16 +29,8 @@ impl<'a> Wire<'a> {
     }
 
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|e| *e <= self.data.len())
-            .ok_or_else(|| {
-                DecodeError::new(format!("a length of {n} bytes runs past the message"))
-            })?;
-        let s = &self.data[self.pos..end];
-        self.pos = end;
-        Ok(s)
+        crate::varint::take(self.data, &mut self.pos, n)
+            .ok_or_else(|| DecodeError::new(format!("a length of {n} bytes runs past the message")))
     }
 
     pub(crate) fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {

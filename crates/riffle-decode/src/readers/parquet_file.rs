@@ -273,7 +273,7 @@ fn list_json(items: ArrayRef, depth: usize) -> Value {
 }
 
 /// One cell into its column (or source field), with the decoders' conversions.
-pub(super) fn put_cell(
+fn put_cell(
     out: &mut BlockBuilder,
     dest: usize,
     columns: usize,
@@ -341,6 +341,32 @@ pub(super) fn put_cell(
     }
 }
 
+/// Row `i` of the current batch's `cells` (array, destination) as one record: every cell
+/// with the decoders' conversions, or nothing of it and an error naming the column.
+pub(super) fn put_row(
+    file: &FileName,
+    record: u64,
+    out: &mut BlockBuilder,
+    cells: &[(ArrayRef, usize)],
+    columns: usize,
+    i: usize,
+) -> Result<(), DecodeError> {
+    one_record(file, record, out, |o| {
+        for (a, dest) in cells {
+            put_cell(o, *dest, columns, a.as_ref(), i).map_err(|e| {
+                let name = o
+                    .columns()
+                    .columns
+                    .get(*dest)
+                    .map_or("a source field", |c| c.name.as_str())
+                    .to_string();
+                DecodeError::new(format!("column '{name}': {}", e.message))
+            })?;
+        }
+        Ok(())
+    })
+}
+
 impl RecordReader for ArrowFileReader {
     fn read_rows(&mut self, out: &mut BlockBuilder, max: usize) -> Result<usize, DecodeError> {
         let columns = self.columns.columns.len();
@@ -355,20 +381,7 @@ impl RecordReader for ArrowFileReader {
             }
             let record = self.record + 1;
             let (cells, i) = (&self.cells, self.batch_pos);
-            one_record(&self.file, record, out, |o| {
-                for (a, dest) in cells {
-                    put_cell(o, *dest, columns, a.as_ref(), i).map_err(|e| {
-                        let name = o
-                            .columns()
-                            .columns
-                            .get(*dest)
-                            .map_or("a source field", |c| c.name.as_str())
-                            .to_string();
-                        DecodeError::new(format!("column '{name}': {}", e.message))
-                    })?;
-                }
-                Ok(())
-            })?;
+            put_row(&self.file, record, out, cells, columns, i)?;
             self.batch_pos += 1;
             self.record = record;
             n += 1;

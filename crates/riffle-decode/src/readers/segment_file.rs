@@ -8,8 +8,8 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch};
 use riffle_segment::{BlockBuilder, LoadMode, SealedSegment, TableColumns};
 
-use super::parquet_file::{normalize, put_cell};
-use super::{one_record, FileName, RecordReader};
+use super::parquet_file::{normalize, put_row};
+use super::{FileName, RecordReader};
 use crate::json::field_map;
 use crate::{DecodeError, DecodeTarget};
 
@@ -120,12 +120,7 @@ impl RecordReader for SegmentFileReader {
             }
             let record = self.record + 1;
             let (cells, i) = (&self.cells, self.batch_pos);
-            one_record(&self.file, record, out, |o| {
-                for (a, dest) in cells {
-                    put_cell(o, *dest, columns, a.as_ref(), i)?;
-                }
-                Ok(())
-            })?;
+            put_row(&self.file, record, out, cells, columns, i)?;
             self.batch_pos += 1;
             self.record = record;
             n += 1;
