@@ -332,8 +332,10 @@ impl BlockBuilder {
     pub fn push_default(&mut self, i: usize) {
         // Borrowed, not cloned: a text default would be an allocation per row.
         let d = &self.columns.columns[i].default_null;
-        let row = self.rows as u32;
         let c = &mut self.cols[i];
+        // The column's next row: the current row, or a later one of rows written column
+        // by column ([`BlockBuilder::end_rows`]).
+        let row = c.rows() as u32;
         if let Some(n) = &mut c.null_rows {
             n.push(row);
         }
@@ -389,6 +391,23 @@ impl BlockBuilder {
             }
         }
         self.rows += 1;
+    }
+
+    /// Ends `k` rows written column by column (a reader of columnar files): each column
+    /// holds values (or [`BlockBuilder::push_default`]s) for a leading part of the `k` rows,
+    /// pushed in row order; the rest get the column's default, as [`BlockBuilder::end_row`]
+    /// gives a row's missing columns.
+    pub fn end_rows(&mut self, k: usize) {
+        let end = self.rows + k;
+        for i in 0..self.cols.len() {
+            while self.cols[i].rows() < end {
+                self.push_default(i);
+            }
+        }
+        for e in &mut self.extras {
+            e.resize(end, None);
+        }
+        self.rows = end;
     }
 
     /// Takes back everything written for the current row.

@@ -719,6 +719,30 @@ fn test_filter_matches_brute_force_with_and_without_indexes() {
         }
     }
     assert!(checked_nonempty > 1000, "{checked_nonempty}");
+    // Bounds at the ends of the integer domain (the typed scan of raw integer columns).
+    let range = |c: &str, low: Option<(i64, bool)>, high: Option<(i64, bool)>| Predicate::Range {
+        column: c.into(),
+        low: low.map(|(v, i)| (Literal::Int(v), i)),
+        high: high.map(|(v, i)| (Literal::Int(v), i)),
+    };
+    for c in ["r", "i2", "ts"] {
+        for p in [
+            range(c, Some((i64::MAX, false)), None),
+            range(c, None, Some((i64::MIN, false))),
+            range(c, Some((i64::MIN, true)), Some((i64::MAX, true))),
+            range(c, Some((i64::MIN, false)), Some((i64::MAX, false))),
+            range(c, Some((-5, false)), Some((BASE_MS, true))),
+        ] {
+            for (label, seg, all) in &segs {
+                let want = brute_rows(all, std::slice::from_ref(&p));
+                assert_eq!(
+                    seg.filter(std::slice::from_ref(&p)).unwrap().docs,
+                    want,
+                    "{label}: {p:?}"
+                );
+            }
+        }
+    }
 
     // Index use: no entries scanned on inverted and sorted columns; block skipping on a
     // selective range over a raw range-indexed column.
@@ -1195,21 +1219,27 @@ fn test_unknown_version_is_reported() {
     let (path, cols) = indexed_segment(dir.path());
     let mut b = std::fs::read(&path).unwrap();
     let t = b.len() - 32;
-    b[8..12].copy_from_slice(&3u32.to_le_bytes());
-    b[t + 20..t + 24].copy_from_slice(&3u32.to_le_bytes());
-    let bad = dir.path().join("v3.seg");
+    let next = FORMAT_VERSION + 1;
+    b[8..12].copy_from_slice(&next.to_le_bytes());
+    b[t + 20..t + 24].copy_from_slice(&next.to_le_bytes());
+    let bad = dir.path().join("next.seg");
     std::fs::write(&bad, &b).unwrap();
-    let reason = expect_corrupt(&bad, &cols, "version 3");
+    let reason = expect_corrupt(&bad, &cols, "next version");
     assert!(
-        reason.contains("format version 3 is not supported (this build reads [1, 2])"),
+        reason.contains(&format!(
+            "format version {next} is not supported (this build reads [1, 2, 3])"
+        )),
         "{reason}"
     );
-    // A version-2 file that calls itself version 1 (its footer has packed ids).
+    // A newer file that calls itself version 1 (its footer has packed ids).
     b[8..12].copy_from_slice(&1u32.to_le_bytes());
     b[t + 20..t + 24].copy_from_slice(&1u32.to_le_bytes());
     std::fs::write(&bad, &b).unwrap();
-    let reason = expect_corrupt(&bad, &cols, "version 1 header on a version 2 file");
-    assert!(reason.contains("footer says format version 2"), "{reason}");
+    let reason = expect_corrupt(&bad, &cols, "version 1 header on a newer file");
+    assert!(
+        reason.contains(&format!("footer says format version {FORMAT_VERSION}")),
+        "{reason}"
+    );
 }
 
 /// Rewrites the footer JSON and its CRC: a file whose checksums are right but whose
@@ -1397,7 +1427,7 @@ fn golden_rows(cols: &TableColumns) -> RecordBatch {
 /// an existing version's file). Otherwise writes the same rows to a temporary file and checks
 /// that they stay small and read back like the committed golden file, byte for byte.
 #[test]
-fn test_write_golden_v2_when_asked() {
+fn test_write_golden_when_asked() {
     let cols = table(GOLDEN_SCHEMA);
     let rows = golden_rows(&cols);
     let dir = tempfile::tempdir().unwrap();
@@ -1414,7 +1444,7 @@ fn test_write_golden_v2_when_asked() {
     let fresh = SealedSegment::open(&path, name, cols.clone(), LoadMode::Heap).unwrap();
     let stored = SealedSegment::open(&golden, name, cols, LoadMode::Heap).unwrap();
     assert_eq!(fresh.info(), stored.info());
-    assert_eq!(stored.info().format_version, 2);
+    assert_eq!(stored.info().format_version, FORMAT_VERSION);
     assert_same_rows(&all_rows(&fresh), &all_rows(&stored));
     // The writer is deterministic: a change that alters a single byte of an existing
     // version's files (a new layout, another dictionary order) needs a new version.
@@ -1424,23 +1454,26 @@ fn test_write_golden_v2_when_asked() {
     );
 }
 
-/// Version 2 keeps what version 1 holds, smaller: the same rows, statistics and indexes
-/// from both golden files.
+/// Versions 2 and 3 keep what version 1 holds, smaller: the same rows, statistics and
+/// indexes from every golden file.
 #[test]
-fn test_golden_v2_reads_as_v1() {
+fn test_golden_v2_and_v3_read_as_v1() {
     let cols = table(GOLDEN_SCHEMA);
     let name = "golden__0__0__20240101T0000Z";
     for mode in [LoadMode::Heap, LoadMode::Mmap] {
         let v1 = SealedSegment::open(&golden_path_of(1), name, cols.clone(), mode).unwrap();
-        let v2 = SealedSegment::open(&golden_path_of(2), name, cols.clone(), mode).unwrap();
-        let (mut a, mut b) = (v1.info().clone(), v2.info().clone());
-        assert_eq!((a.format_version, b.format_version), (1, 2));
-        a.format_version = 0;
-        b.format_version = 0;
-        assert_eq!(a, b);
-        assert_same_rows(&all_rows(&v1), &all_rows(&v2));
-        let p = [Predicate::Eq("n".into(), Literal::Int(20))];
-        assert_eq!(v1.filter(&p).unwrap(), v2.filter(&p).unwrap());
+        for version in [2, 3] {
+            let vn =
+                SealedSegment::open(&golden_path_of(version), name, cols.clone(), mode).unwrap();
+            let (mut a, mut b) = (v1.info().clone(), vn.info().clone());
+            assert_eq!((a.format_version, b.format_version), (1, version));
+            a.format_version = 0;
+            b.format_version = 0;
+            assert_eq!(a, b);
+            assert_same_rows(&all_rows(&v1), &all_rows(&vn));
+            let p = [Predicate::Eq("n".into(), Literal::Int(20))];
+            assert_eq!(v1.filter(&p).unwrap(), vn.filter(&p).unwrap());
+        }
     }
 }
 

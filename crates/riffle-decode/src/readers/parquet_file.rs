@@ -1,7 +1,9 @@
 //! Parquet and ORC files, through the Arrow ecosystem's readers (`parquet`, `orc-rust`):
 //! only the columns the table needs are read (root fields matched by name), batch by batch.
 //! A panic inside the ORC reader (a malformed file it does not check) is caught and
-//! reported as the file's error. Values go into the builders
+//! reported as the file's error. A batch whose arrays all have their columns' types (or a
+//! narrower integer or float) is copied column by column ([`put_column`]: bulk copies,
+//! nulls as defaults); any other goes cell by cell. Values go into the builders
 //! with the decoders' conversions: numbers, text, booleans and bytes directly; timestamps
 //! (any unit) as epoch milliseconds; dates as days, as midnight in a TIMESTAMP column, as
 //! `yyyy-MM-dd` text in a STRING one (as the Avro decoder reads Avro's `date`); decimals as
@@ -44,6 +46,9 @@ pub(super) struct ArrowFileReader {
     batch: Option<RecordBatch>,
     /// For the current batch: (array, destination).
     cells: Vec<(ArrayRef, usize)>,
+    /// Whether every cell of the current batch goes into its column as it is (see
+    /// [`copies_as_is`]), so the batch is copied column by column.
+    columnar: bool,
     batch_pos: usize,
     record: u64,
 }
@@ -65,6 +70,7 @@ impl ArrowFileReader {
             reader,
             batch: None,
             cells: Vec::new(),
+            columnar: false,
             batch_pos: 0,
             record: 0,
         })
@@ -165,6 +171,17 @@ impl ArrowFileReader {
                 .map_err(|e| self.file.error(format!("column '{}': {e}", f.name())))?;
             cells.push((a, dest));
         }
+        let mut dests: Vec<usize> = cells.iter().map(|(_, d)| *d).collect();
+        dests.sort_unstable();
+        dests.dedup();
+        self.columnar = dests.len() == cells.len()
+            && cells.iter().all(|(a, dest)| {
+                self.columns
+                    .columns
+                    .get(*dest)
+                    .is_some_and(|c| c.single_value)
+                    && copies_as_is(a.data_type(), self.columns.physical[*dest])
+            });
         self.cells = cells;
         self.batch = Some(batch);
         self.batch_pos = 0;
@@ -341,6 +358,151 @@ fn put_cell(
     }
 }
 
+/// Whether an array of type `t` goes into a single-value column stored as `p` value for
+/// value, giving what [`put_cell`] gives and unable to fail: the same kind of value, or a
+/// narrower integer or float into a wider one.
+fn copies_as_is(t: &A, p: Physical) -> bool {
+    match p {
+        Physical::Int => matches!(t, A::Int8 | A::Int16 | A::Int32 | A::UInt8 | A::UInt16),
+        Physical::Long | Physical::Timestamp => matches!(
+            t,
+            A::Int8 | A::Int16 | A::Int32 | A::Int64 | A::UInt8 | A::UInt16 | A::UInt32
+        ),
+        Physical::Float => matches!(t, A::Float32),
+        Physical::Double => matches!(t, A::Float32 | A::Float64),
+        Physical::Bool => matches!(t, A::Boolean),
+        Physical::Str => matches!(t, A::Utf8 | A::LargeUtf8 | A::Utf8View),
+        Physical::Bin => matches!(
+            t,
+            A::Binary | A::LargeBinary | A::BinaryView | A::FixedSizeBinary(_)
+        ),
+    }
+}
+
+/// Rows `from..from + k` of `a` into single-value column `dest`, for a type
+/// [`copies_as_is`] accepts: a null is the column's default (and a null row), as a missing
+/// value is. Values are appended in bulk where the array has no nulls.
+fn put_column(out: &mut BlockBuilder, dest: usize, a: &dyn Array, from: usize, k: usize) {
+    use arrow::datatypes::*;
+    let a = a.slice(from, k);
+    let a = a.as_ref();
+    let nulls = a.logical_nulls().filter(|n| n.null_count() > 0);
+    macro_rules! prim {
+        ($t:ty, $extend:ident, $conv:expr) => {{
+            let v = a.as_primitive::<$t>().values();
+            match &nulls {
+                None => $extend(out, dest, v.iter().map($conv)),
+                Some(nb) => {
+                    for (i, x) in v.iter().enumerate() {
+                        if nb.is_null(i) {
+                            out.push_default(dest);
+                        } else {
+                            $extend(out, dest, std::iter::once($conv(x)));
+                        }
+                    }
+                }
+            }
+        }};
+    }
+    match a.data_type() {
+        A::Int8 => prim!(Int8Type, extend_ints, |x: &i8| *x as i64),
+        A::Int16 => prim!(Int16Type, extend_ints, |x: &i16| *x as i64),
+        A::Int32 => prim!(Int32Type, extend_ints, |x: &i32| *x as i64),
+        A::Int64 => prim!(Int64Type, extend_ints, |x: &i64| *x),
+        A::UInt8 => prim!(UInt8Type, extend_ints, |x: &u8| *x as i64),
+        A::UInt16 => prim!(UInt16Type, extend_ints, |x: &u16| *x as i64),
+        A::UInt32 => prim!(UInt32Type, extend_ints, |x: &u32| *x as i64),
+        A::Float32 => prim!(Float32Type, extend_floats, |x: &f32| *x as f64),
+        A::Float64 => prim!(Float64Type, extend_floats, |x: &f64| *x),
+        A::Boolean => {
+            let b = a.as_boolean();
+            for i in 0..b.len() {
+                if nulls.as_ref().is_some_and(|nb| nb.is_null(i)) {
+                    out.push_default(dest);
+                } else {
+                    out.push_bool(dest, b.value(i));
+                }
+            }
+        }
+        A::Utf8 => put_bytes(out, dest, a.as_string::<i32>(), &nulls),
+        A::LargeUtf8 => put_bytes(out, dest, a.as_string::<i64>(), &nulls),
+        A::Binary => put_bytes(out, dest, a.as_binary::<i32>(), &nulls),
+        A::LargeBinary => put_bytes(out, dest, a.as_binary::<i64>(), &nulls),
+        A::Utf8View | A::BinaryView | A::FixedSizeBinary(_) => {
+            for i in 0..a.len() {
+                if nulls.as_ref().is_some_and(|nb| nb.is_null(i)) {
+                    out.push_default(dest);
+                    continue;
+                }
+                match a.data_type() {
+                    A::Utf8View => out.push_str(dest, a.as_string_view().value(i)),
+                    A::BinaryView => out.push_bytes(dest, a.as_binary_view().value(i)),
+                    _ => out.push_bytes(dest, a.as_fixed_size_binary().value(i)),
+                }
+            }
+        }
+        _ => debug_assert!(false, "put_column on {}", a.data_type()),
+    }
+}
+
+/// Appends whole numbers to an INT, LONG or TIMESTAMP column (values [`copies_as_is`]
+/// lets through, so an INT column only gets values that fit).
+fn extend_ints(out: &mut BlockBuilder, dest: usize, v: impl Iterator<Item = i64>) {
+    use riffle_segment::Values as V;
+    match out.values_mut(dest) {
+        V::Int(d) => d.extend(v.map(|x| x as i32)),
+        V::Long(d) | V::Timestamp(d) => d.extend(v),
+        _ => debug_assert!(false, "whole numbers into a column of another type"),
+    }
+}
+
+/// Appends floats (as f64; f32 values are exact in it) to a FLOAT or DOUBLE column.
+fn extend_floats(out: &mut BlockBuilder, dest: usize, v: impl Iterator<Item = f64>) {
+    use riffle_segment::Values as V;
+    match out.values_mut(dest) {
+        V::Float(d) => d.extend(v.map(|x| x as f32)),
+        V::Double(d) => d.extend(v),
+        _ => debug_assert!(false, "floats into a column of another type"),
+    }
+}
+
+/// Text or bytes rows into a STRING or BYTES column: without nulls, one copy of the value
+/// bytes and the offsets moved.
+fn put_bytes<T: arrow::datatypes::ByteArrayType>(
+    out: &mut BlockBuilder,
+    dest: usize,
+    a: &arrow::array::GenericByteArray<T>,
+    nulls: &Option<arrow::buffer::NullBuffer>,
+) {
+    use arrow::datatypes::ArrowNativeType;
+    use riffle_segment::Values as V;
+    if let Some(nb) = nulls {
+        for i in 0..a.len() {
+            if nb.is_null(i) {
+                out.push_default(dest);
+                continue;
+            }
+            let b: &[u8] = a.value(i).as_ref();
+            if let V::Str { offsets, data } | V::Bin { offsets, data } = out.values_mut(dest) {
+                data.extend_from_slice(b);
+                offsets.push(data.len() as i32);
+            }
+        }
+        return;
+    }
+    let offs = a.value_offsets();
+    let (first, last) = (offs[0].as_usize(), offs[a.len()].as_usize());
+    if let V::Str { offsets, data } | V::Bin { offsets, data } = out.values_mut(dest) {
+        let base = data.len() as i64 - first as i64;
+        data.extend_from_slice(&a.value_data()[first..last]);
+        offsets.extend(
+            offs[1..]
+                .iter()
+                .map(|o| (base + o.as_usize() as i64) as i32),
+        );
+    }
+}
+
 /// Row `i` of the current batch's `cells` (array, destination) as one record: every cell
 /// with the decoders' conversions, or nothing of it and an error naming the column.
 pub(super) fn put_row(
@@ -379,6 +541,17 @@ impl RecordReader for ArrowFileReader {
                 }
                 continue;
             }
+            if self.columnar {
+                let k = (max - n).min(rows - self.batch_pos);
+                for (a, dest) in &self.cells {
+                    put_column(out, *dest, a.as_ref(), self.batch_pos, k);
+                }
+                out.end_rows(k);
+                self.batch_pos += k;
+                self.record += k as u64;
+                n += k;
+                continue;
+            }
             let record = self.record + 1;
             let (cells, i) = (&self.cells, self.batch_pos);
             put_row(&self.file, record, out, cells, columns, i)?;
@@ -393,8 +566,150 @@ impl RecordReader for ArrowFileReader {
         self.reader = Self::reader(&self.file, self.kind, &self.fields)?;
         self.batch = None;
         self.cells.clear();
+        self.columnar = false;
         self.batch_pos = 0;
         self.record = 0;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{
+        BinaryArray, BooleanArray, Float32Array, Int16Array, Int64Array, LargeStringArray,
+        UInt32Array,
+    };
+
+    use super::*;
+
+    fn columns() -> Arc<TableColumns> {
+        let s = riffle_config::Schema::from_json(
+            br#"{"schemaName":"t","enableColumnBasedNullHandling":true,"dimensionFieldSpecs":[
+            {"name":"i","dataType":"INT"},{"name":"l","dataType":"LONG"},
+            {"name":"f","dataType":"FLOAT"},{"name":"d","dataType":"DOUBLE"},
+            {"name":"b","dataType":"BOOLEAN"},{"name":"s","dataType":"STRING"},
+            {"name":"y","dataType":"BYTES"},{"name":"missing","dataType":"STRING"}],
+            "dateTimeFieldSpecs":[{"name":"t","dataType":"TIMESTAMP","format":"1:MILLISECONDS:EPOCH","granularity":"1:MILLISECONDS"}]}"#,
+        )
+        .unwrap();
+        TableColumns::new(s.columns().unwrap())
+    }
+
+    /// The column-by-column copy gives the block the cell-by-cell path gives: values,
+    /// defaults and null rows, from an offset into the batch and after earlier rows.
+    #[test]
+    fn column_copies_equal_cell_by_cell() {
+        let cols = columns();
+        let idx = |n: &str| cols.index_of(n).unwrap();
+        let cells: Vec<(ArrayRef, usize)> = vec![
+            (
+                Arc::new(Int16Array::from(vec![
+                    Some(9),
+                    Some(1),
+                    None,
+                    Some(-3),
+                    Some(4),
+                ])),
+                idx("i"),
+            ),
+            (
+                Arc::new(UInt32Array::from(vec![5, 7, u32::MAX, 0, 2])),
+                idx("l"),
+            ),
+            (
+                Arc::new(Int64Array::from(vec![
+                    Some(1),
+                    None,
+                    Some(3),
+                    Some(4),
+                    Some(5),
+                ])),
+                idx("t"),
+            ),
+            (
+                Arc::new(Float32Array::from(vec![0.5, 1.25, -2.0, 3.5, f32::NAN])),
+                idx("f"),
+            ),
+            (
+                Arc::new(Float32Array::from(vec![
+                    Some(0.1),
+                    Some(1.1),
+                    None,
+                    Some(2.2),
+                    None,
+                ])),
+                idx("d"),
+            ),
+            (
+                Arc::new(BooleanArray::from(vec![
+                    Some(true),
+                    None,
+                    Some(false),
+                    Some(true),
+                    Some(true),
+                ])),
+                idx("b"),
+            ),
+            (
+                Arc::new(LargeStringArray::from(vec![
+                    Some("x"),
+                    Some("héllo"),
+                    None,
+                    Some(""),
+                    Some("end"),
+                ])),
+                idx("s"),
+            ),
+            (
+                Arc::new(BinaryArray::from_vec(vec![
+                    b"\x00",
+                    b"ab",
+                    b"",
+                    b"\xff\xfe",
+                    b"z",
+                ])),
+                idx("y"),
+            ),
+        ];
+        for (a, dest) in &cells {
+            assert!(
+                copies_as_is(a.data_type(), cols.physical[*dest]),
+                "{}",
+                a.data_type()
+            );
+        }
+        let file = FileName("t.parquet".into());
+        let n = cols.columns.len();
+        let (mut by_cell, mut by_column) = (
+            BlockBuilder::new(cols.clone(), 8),
+            BlockBuilder::new(cols.clone(), 8),
+        );
+        for out in [&mut by_cell, &mut by_column] {
+            put_row(&file, 1, out, &cells, n, 0).unwrap();
+        }
+        for i in 1..5 {
+            put_row(&file, 1 + i as u64, &mut by_cell, &cells, n, i).unwrap();
+        }
+        for (a, dest) in &cells {
+            put_column(&mut by_column, *dest, a.as_ref(), 1, 4);
+        }
+        by_column.end_rows(4);
+        let (a, b) = (by_cell.finish().unwrap(), by_column.finish().unwrap());
+        assert_eq!(a.num_rows(), 5);
+        for (i, f) in a.schema().fields().iter().enumerate() {
+            // NaN != NaN under PartialEq: compare the values' text.
+            let text = |x: &ArrayRef| {
+                (0..x.len())
+                    .map(|r| arrow::util::display::array_value_to_string(x, r).unwrap())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(text(a.column(i)), text(b.column(i)), "column {}", f.name());
+            assert_eq!(
+                a.column(i).nulls(),
+                b.column(i).nulls(),
+                "nulls of {}",
+                f.name()
+            );
+        }
     }
 }

@@ -15,9 +15,11 @@
 //! logical bytes as on an uncompressed section's. Bit-packed ids: `rows` ids of `bits` bits
 //! each, least significant bit first, in little-endian 64-bit words.
 
-use arrow::buffer::{Buffer, MutableBuffer};
+use arrow::buffer::MutableBuffer;
 use riffle_config::Codec;
 use serde::{Deserialize, Serialize};
+
+use super::format::ArrayLayout;
 
 /// Logical bytes per chunk.
 pub(crate) const CHUNK: usize = 1 << 20;
@@ -127,7 +129,7 @@ pub(crate) fn decompress(
     codec: SectionCodec,
     stored: &[u8],
     raw_len: usize,
-) -> Result<Buffer, String> {
+) -> Result<MutableBuffer, String> {
     let u32_at = |at: usize| -> Result<usize, String> {
         stored
             .get(at..at + 4)
@@ -170,7 +172,56 @@ pub(crate) fn decompress(
     if data_at != stored.len() {
         return Err("compressed section has bytes after its last chunk".into());
     }
-    Ok(out.into())
+    Ok(out)
+}
+
+/// Version 3: every offsets buffer of `layout` (and of its items, for lists) inside a
+/// compressed section's logical bytes `raw` becomes the lengths between neighbouring
+/// offsets (the first stays 0). Offsets only grow, so they share few bytes for the
+/// compressor to find; lengths repeat (fixed-width text, such as ids, compresses to
+/// almost nothing). [`lengths_to_offsets`] undoes it.
+pub(crate) fn offsets_to_lengths(raw: &mut [u8], layout: &ArrayLayout) {
+    for_each_offsets(raw, layout, &mut |o: &mut [u8]| {
+        let mut prev = 0i32;
+        for w in o.chunks_exact_mut(4) {
+            let v = i32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+            w.copy_from_slice(&v.wrapping_sub(prev).to_le_bytes());
+            prev = v;
+        }
+    });
+}
+
+/// The inverse of [`offsets_to_lengths`], on logical bytes just decompressed (sums wrap:
+/// the array's checks refuse offsets a corrupt file makes decrease or overrun).
+pub(crate) fn lengths_to_offsets(raw: &mut [u8], layout: &ArrayLayout) {
+    for_each_offsets(raw, layout, &mut |o: &mut [u8]| {
+        let mut sum = 0i32;
+        for w in o.chunks_exact_mut(4) {
+            sum = sum.wrapping_add(i32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+            w.copy_from_slice(&sum.to_le_bytes());
+        }
+    });
+}
+
+/// Calls `f` on every offsets buffer of `layout` that lies inside `raw` (one that does not
+/// is left alone: the array's own checks name it).
+fn for_each_offsets(raw: &mut [u8], layout: &ArrayLayout, f: &mut dyn FnMut(&mut [u8])) {
+    if let Some(b) = &layout.offsets {
+        let at = usize::try_from(b.offset).ok();
+        let end = at.and_then(|a| {
+            usize::try_from(b.length)
+                .ok()
+                .and_then(|l| a.checked_add(l))
+        });
+        if let (Some(a), Some(e)) = (at, end) {
+            if let Some(o) = raw.get_mut(a..e) {
+                f(o);
+            }
+        }
+    }
+    if let Some(c) = &layout.child {
+        for_each_offsets(raw, c, f);
+    }
 }
 
 /// Bits per id for ids `0..=max`.
@@ -268,6 +319,54 @@ mod tests {
         assert!(decompress(SectionCodec::Lz4, &[], 0).is_err());
         let empty = compress(SectionCodec::Zstd, &[]).unwrap();
         assert_eq!(decompress(SectionCodec::Zstd, &empty, 0).unwrap().len(), 0);
+    }
+
+    /// Lengths for offsets: a list's and its items' offsets turn into lengths and back,
+    /// other bytes untouched; fixed-width text then compresses to far less; a buffer
+    /// outside the bytes is left alone.
+    #[test]
+    fn offsets_stored_as_lengths_round_trip_and_compress() {
+        use super::super::format::BufRef;
+        let n = 100_000i32;
+        let mut raw = vec![0xabu8; 8];
+        let outer = raw.len();
+        raw.extend((0..=n).flat_map(|i| (i * 3).to_le_bytes()));
+        let inner = raw.len();
+        raw.extend((0..=3 * n).flat_map(|i| (i * 36).to_le_bytes()));
+        raw.extend_from_slice(b"tail");
+        let buf = |offset: usize, count: i32| BufRef {
+            offset: offset as u64,
+            length: 4 * (count as u64 + 1),
+        };
+        let layout = |child: Option<Box<ArrayLayout>>, at: usize, count: i32| ArrayLayout {
+            ty: "list".into(),
+            len: count as u64,
+            null_count: 0,
+            validity: None,
+            offsets: Some(buf(at, count)),
+            values: None,
+            child,
+        };
+        let items = layout(None, inner, 3 * n);
+        let list = layout(Some(Box::new(items)), outer, n);
+        let mut coded = raw.clone();
+        offsets_to_lengths(&mut coded, &list);
+        assert_eq!(&coded[..8], &raw[..8]);
+        assert_eq!(&coded[coded.len() - 4..], b"tail");
+        assert_eq!(
+            &coded[inner..inner + 12],
+            &[0, 0, 0, 0, 36, 0, 0, 0, 36, 0, 0, 0]
+        );
+        let (plain, smaller) = (
+            compress(SectionCodec::Zstd, &raw).unwrap().len(),
+            compress(SectionCodec::Zstd, &coded).unwrap().len(),
+        );
+        assert!(smaller * 20 < plain, "{smaller} vs {plain} bytes");
+        lengths_to_offsets(&mut coded, &list);
+        assert_eq!(coded, raw);
+        let far = layout(None, raw.len() + 64, 4);
+        offsets_to_lengths(&mut coded, &far);
+        assert_eq!(coded, raw);
     }
 
     #[test]

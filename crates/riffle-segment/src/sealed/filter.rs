@@ -380,6 +380,65 @@ fn scan_docs(
     seen
 }
 
+/// Every doc of an integer column (INT, LONG, TIMESTAMP) whose value lies in an interval,
+/// read straight from the values with no per-row dispatch, matches kept as runs; `None`
+/// for other columns and conditions.
+fn scan_int_interval(
+    ka: &KeyArray<'_>,
+    cond: &Cond,
+    n: u32,
+    nulls: &RoaringBitmap,
+) -> Option<RoaringBitmap> {
+    let Cond::Interval { low, high } = cond else {
+        return None;
+    };
+    // Inclusive bounds; an exclusive bound at the end of the domain matches nothing.
+    let (lo, hi) = match (low, high) {
+        (Some((Key::I(k), false)), _) if *k == i64::MAX => return Some(RoaringBitmap::new()),
+        (_, Some((Key::I(k), false))) if *k == i64::MIN => return Some(RoaringBitmap::new()),
+        _ => (
+            match low {
+                None => i64::MIN,
+                Some((Key::I(k), incl)) => k + i64::from(!*incl),
+                Some(_) => return None,
+            },
+            match high {
+                None => i64::MAX,
+                Some((Key::I(k), incl)) => k - i64::from(!*incl),
+                Some(_) => return None,
+            },
+        ),
+    };
+    fn runs<T: Copy + Into<i64>>(v: &[T], lo: i64, hi: i64) -> RoaringBitmap {
+        let mut bm = RoaringBitmap::new();
+        let mut start: Option<usize> = None;
+        for (d, x) in v.iter().enumerate() {
+            let x: i64 = (*x).into();
+            match (lo <= x && x <= hi, start) {
+                (true, None) => start = Some(d),
+                (false, Some(s)) => {
+                    bm.insert_range(s as u32..d as u32);
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = start {
+            bm.insert_range(s as u32..v.len() as u32);
+        }
+        bm
+    }
+    let upto = |len: usize| len.min(n as usize);
+    let mut bm = match ka {
+        KeyArray::I64(a) => runs(&a.values()[..upto(a.len())], lo, hi),
+        KeyArray::Ts(a) => runs(&a.values()[..upto(a.len())], lo, hi),
+        KeyArray::I32(a) => runs(&a.values()[..upto(a.len())], lo, hi),
+        _ => return None,
+    };
+    bm -= nulls;
+    Some(bm)
+}
+
 fn scan_values(
     col: &Col,
     cond: &Cond,
@@ -392,6 +451,16 @@ fn scan_values(
     let ka = KeyArray::new(a.as_ref())?;
     let mut bm = RoaringBitmap::new();
     let Some(RangeIndex::Blocks { rows, min, max }) = &col.range else {
+        // A typed pass over every value beats visiting the candidates one by one unless
+        // they are few (a second predicate on the same column keeps most docs).
+        if cand.is_none_or(|c| c.len() > u64::from(n / 16)) {
+            if let Some(mut bm) = scan_int_interval(&ka, cond, n, &col.nulls) {
+                if let Some(c) = cand {
+                    bm &= c;
+                }
+                return Some((bm, n as u64));
+            }
+        }
         let seen = match cand {
             None => scan_docs(&ka, cond, 0..n, &mut bm),
             Some(c) => scan_docs(&ka, cond, c.iter(), &mut bm),

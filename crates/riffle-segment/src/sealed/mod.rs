@@ -52,10 +52,10 @@ use crate::SegmentError;
 pub use top::TopDocs;
 
 /// The format version this code writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Every format version this build reads.
-pub const READABLE_VERSIONS: [u32; 2] = [1, 2];
+pub const READABLE_VERSIONS: [u32; 3] = [1, 2, 3];
 
 /// How a table's columns are indexed when a segment seals (from the table config).
 #[derive(Clone, Debug, Default, PartialEq)]

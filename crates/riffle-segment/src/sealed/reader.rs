@@ -378,6 +378,8 @@ fn arrow_type(dt: DataType, single_value: bool) -> ArrowType {
 struct Sections<'a> {
     data: &'a Buffer,
     by_name: HashMap<&'a str, &'a SectionEntry>,
+    /// The file's format version (3 on: compressed arrays hold lengths for offsets).
+    version: u32,
 }
 
 impl<'a> Sections<'a> {
@@ -397,9 +399,12 @@ impl<'a> Sections<'a> {
             (Some(codec), Some(raw)) => {
                 let raw =
                     usize::try_from(raw).map_err(|_| format!("section '{name}' is too large"))?;
-                let logical = compress::decompress(codec, stored.as_slice(), raw)
+                let mut logical = compress::decompress(codec, stored.as_slice(), raw)
                     .map_err(|e| format!("section '{name}' at byte {}: {e}", s.offset))?;
-                Ok((logical, s))
+                if let (Some(layout), true) = (&s.array, self.version >= 3) {
+                    compress::lengths_to_offsets(logical.as_slice_mut(), layout);
+                }
+                Ok((logical.into(), s))
             }
             _ => Err(format!(
                 "section '{name}' names a codec without a length, or a length without a codec"
@@ -724,6 +729,7 @@ fn build(
         return Err("footer describes a different number of columns than its info".into());
     }
     let secs = Sections {
+        version: footer.format_version,
         data: &data,
         by_name: footer
             .sections

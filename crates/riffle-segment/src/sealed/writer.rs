@@ -107,6 +107,9 @@ impl Out {
             raw.resize(at.max(raw.len()), 0);
             raw.extend_from_slice(part);
         }
+        if let Some(layout) = &array {
+            compress::offsets_to_lengths(&mut raw, layout);
+        }
         let stored = compress::compress(codec, &raw)?;
         self.section(name, [(0, &stored[..])], array)?;
         if let Some(e) = self.sections.last_mut() {
@@ -197,16 +200,17 @@ fn concat_columns(columns: &TableColumns, batches: &[RecordBatch]) -> Result<Vec
     Ok(out)
 }
 
-/// Sorted distinct non-null values of a column: the row of each value's first occurrence
-/// (in value order) and each row's dictionary id (`reps.len()` for a null row).
 /// The dictionary of a column: `(reps, ids)`, where `reps[d]` is a row holding the `d`-th
-/// smallest distinct value and `ids[row]` is the id of the row's value (`reps.len()` for a
-/// null).
+/// smallest distinct value and `ids[row]` is the id of the row's value (`reps.len()`
+/// for a null).
 ///
-/// Three ways, chosen by the data, all giving the same answer:
+/// Four ways, chosen by the data, all giving the same answer:
 /// - a column already in order (a time column) is neither hashed nor sorted: one pass;
-/// - a column of few distinct values (judged on a sample) finds them with a hash map, one
-///   probe per row, and sorts only them;
+/// - integers within a range at most twice the row count: a table over the range
+///   ([`dense_dictionary`]);
+/// - a column whose distinct values are at most half its rows (estimated from an even
+///   sample, [`estimate_distinct`]) finds them with a hash map, one probe per row, and
+///   sorts only them;
 /// - otherwise (mostly distinct values, e.g. ids) the rows are sorted by key. Every key is
 ///   first reduced to an order-preserving `u64` tag (integers and floats: the value itself;
 ///   text and bytes: the first 8 bytes, big-endian, zero-padded), so the sort compares
@@ -235,11 +239,83 @@ fn int_dictionary(
 ) -> (Vec<u32>, Vec<u32>) {
     // Flipping the sign bit makes unsigned order the signed order.
     let tag = |i: usize| (key(i) as u64) ^ (1 << 63);
-    build_dictionary(n, &valid, tag, true, |rows| {
+    let dense = || dense_dictionary(n, &valid, tag);
+    build_dictionary(n, &valid, tag, true, dense, |rows| {
         let mut pairs: Vec<(u64, u32)> = rows.map(|i| (tag(i), i as u32)).collect();
         pairs.sort_unstable();
         pairs
     })
+}
+
+/// [`dictionary`] of integer keys whose range (max - min) is at most twice the row count
+/// (counters, codes, epoch days or seconds of a time column): a table over the range
+/// marks each value's first row, and a pass over it numbers the values in order. No
+/// hashing, no sort. `None` when the range is wider (or every row is null).
+fn dense_dictionary(
+    n: usize,
+    valid: &dyn Fn(usize) -> bool,
+    tag: impl Fn(usize) -> u64,
+) -> Option<(Vec<u32>, Vec<u32>)> {
+    let (mut lo, mut hi) = (u64::MAX, 0u64);
+    for i in (0..n).filter(|i| valid(*i)) {
+        let t = tag(i);
+        lo = lo.min(t);
+        hi = hi.max(t);
+    }
+    let range = usize::try_from(hi.checked_sub(lo)?).ok()?.checked_add(1)?;
+    if range > n.saturating_mul(2).max(1024) || range > 1 << 28 {
+        return None;
+    }
+    // First the row of each value's first occurrence, then (in place) each value's id.
+    let mut slot = vec![u32::MAX; range];
+    for i in (0..n).filter(|i| valid(*i)) {
+        let s = &mut slot[(tag(i) - lo) as usize];
+        if *s == u32::MAX {
+            *s = i as u32;
+        }
+    }
+    let mut reps = Vec::new();
+    for s in slot.iter_mut().filter(|s| **s != u32::MAX) {
+        reps.push(*s);
+        *s = (reps.len() - 1) as u32;
+    }
+    let card = reps.len() as u32;
+    let ids = (0..n)
+        .map(|i| {
+            if valid(i) {
+                slot[(tag(i) - lo) as usize]
+            } else {
+                card
+            }
+        })
+        .collect();
+    Some((reps, ids))
+}
+
+/// The number of distinct values a column of `n` rows holds, estimated from `d` distinct
+/// values among `s` rows sampled evenly (values drawn uniformly from `D` distinct ones
+/// show `D(1 - e^(-s/D))` distinct in `s` draws): `None` when every sampled row differed.
+fn estimate_distinct(n: usize, s: usize, d: usize) -> Option<usize> {
+    if d >= s || s == 0 {
+        return None;
+    }
+    if s >= n {
+        return Some(d);
+    }
+    let seen = |big_d: f64| big_d * (1.0 - (-(s as f64) / big_d).exp());
+    let (mut lo, mut hi) = (d as f64, n as f64);
+    if seen(hi) < d as f64 {
+        return Some(n);
+    }
+    for _ in 0..60 {
+        let mid = (lo + hi) / 2.0;
+        if seen(mid) < d as f64 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(hi.ceil() as usize)
 }
 
 /// [`dictionary`] of text or bytes.
@@ -248,14 +324,21 @@ fn bytes_dictionary<'a>(
     valid: impl Fn(usize) -> bool,
     key: impl Fn(usize) -> &'a [u8],
 ) -> (Vec<u32>, Vec<u32>) {
-    build_dictionary(n, &valid, &key, false, |rows| {
-        let mut pairs: Vec<(u64, u32)> = rows.map(|i| (prefix_tag(key(i)), i as u32)).collect();
-        pairs.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| key(a.1 as usize).cmp(key(b.1 as usize)))
-        });
-        pairs
-    })
+    build_dictionary(
+        n,
+        &valid,
+        &key,
+        false,
+        || None,
+        |rows| {
+            let mut pairs: Vec<(u64, u32)> = rows.map(|i| (prefix_tag(key(i)), i as u32)).collect();
+            pairs.sort_unstable_by(|a, b| {
+                a.0.cmp(&b.0)
+                    .then_with(|| key(a.1 as usize).cmp(key(b.1 as usize)))
+            });
+            pairs
+        },
+    )
 }
 
 /// The first 8 bytes of `b`, big-endian, zero-padded: `prefix_tag(a) < prefix_tag(b)`
@@ -275,11 +358,11 @@ fn build_dictionary<'k, K: Ord + Copy + std::hash::Hash + 'k>(
     valid: &dyn Fn(usize) -> bool,
     key: impl Fn(usize) -> K,
     tags_exact: bool,
+    dense: impl FnOnce() -> Option<(Vec<u32>, Vec<u32>)>,
     sort: impl FnOnce(&mut dyn Iterator<Item = usize>) -> Vec<(u64, u32)>,
 ) -> (Vec<u32>, Vec<u32>) {
-    const SAMPLE: usize = 4096;
-    let mut ids = vec![u32::MAX; n];
-    let mut reps: Vec<u32> = Vec::new();
+    const SAMPLE: usize = 1 << 15;
+    const MAX_HASHED: usize = 1 << 19;
     let rows = || (0..n).filter(|i| valid(*i));
     let sorted = {
         let mut prev: Option<K> = None;
@@ -290,15 +373,26 @@ fn build_dictionary<'k, K: Ord + Copy + std::hash::Hash + 'k>(
             ok
         })
     };
+    // Hashing wins while the distinct values are at most half the rows and their table
+    // stays cache-sized; judged on rows sampled evenly across the column.
     let few_distinct = || {
+        let step = n.div_ceil(SAMPLE).max(1);
         let mut sample: hashbrown::HashSet<K> = hashbrown::HashSet::new();
         let mut taken = 0usize;
-        for i in rows().take(SAMPLE) {
+        for i in (0..n).step_by(step).filter(|i| valid(*i)) {
             sample.insert(key(i));
             taken += 1;
         }
-        sample.len() * 4 <= taken
+        let valid_rows = n.saturating_mul(taken) / n.div_ceil(step).max(1);
+        estimate_distinct(valid_rows, taken, sample.len())
+            .is_some_and(|d| d.saturating_mul(2) <= valid_rows && d <= MAX_HASHED)
     };
+    let dense = if sorted { None } else { dense() };
+    if let Some(d) = dense {
+        return d;
+    }
+    let mut ids = vec![u32::MAX; n];
+    let mut reps: Vec<u32> = Vec::new();
     if sorted {
         let mut prev: Option<K> = None;
         for i in rows() {
@@ -808,6 +902,18 @@ mod tests {
     }
 
     #[test]
+    fn test_estimate_distinct() {
+        // Every sampled row distinct: no estimate; the whole column sampled: exact.
+        assert_eq!(estimate_distinct(1000, 100, 100), None);
+        assert_eq!(estimate_distinct(100, 100, 40), Some(40));
+        // 100,000 values drawn 32,768 times show about 27,950 distinct.
+        let d = estimate_distinct(2_500_000, 32_768, 27_950).unwrap_or(0);
+        assert!((95_000..105_000).contains(&d), "{d}");
+        // Never more than the rows.
+        assert_eq!(estimate_distinct(40_000, 32_768, 32_767), Some(40_000));
+    }
+
+    #[test]
     fn test_dictionary_matches_definition_on_every_path() {
         let mut g = Gen(0x9e37_79b9_7f4a_7c15);
         for n in [0usize, 1, 5000, 20_000] {
@@ -857,6 +963,21 @@ mod tests {
             ints.sort();
             let a = Int64Array::from(ints.clone());
             check(&ints, KeyArray::I64(&a));
+            // Integers in a narrow range with nulls (dense path), and a wider spread of a
+            // twentieth as many values as rows (hash path, judged on the estimate).
+            let narrow: Vec<Option<i64>> = (0..n)
+                .map(|_| match g.next() % 9 {
+                    0 => None,
+                    _ => Some(-500 + (g.next() % 700) as i64),
+                })
+                .collect();
+            let a = Int64Array::from(narrow.clone());
+            check(&narrow, KeyArray::I64(&a));
+            let spread: Vec<Option<i64>> = (0..n)
+                .map(|_| Some(((g.next() % (n as u64 / 20 + 1)) * 1_000_003) as i64))
+                .collect();
+            let a = Int64Array::from(spread.clone());
+            check(&spread, KeyArray::I64(&a));
             // Doubles: negative zero, infinities, mostly distinct.
             let fl: Vec<Option<f64>> = (0..n)
                 .map(|_| match g.next() % 10 {
