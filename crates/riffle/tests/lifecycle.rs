@@ -195,7 +195,7 @@ async fn segments_seal_commit_swap_and_restart_exactly_once() {
         assert_eq!(m["totalDocs"], 1000, "{m}");
         assert_eq!(m["stopReason"], "rowLimit", "{m}");
         assert!(m["downloadUrl"].as_str().unwrap().starts_with("file://"));
-        assert_eq!(m["formatVersion"], 2, "sealed copy not loaded: {m}");
+        assert_eq!(m["formatVersion"], 3, "sealed copy not loaded: {m}");
     }
     let want_sum: f64 = (0..11_000).map(amount).sum();
     assert_eq!(
@@ -260,7 +260,7 @@ async fn segments_seal_commit_swap_and_restart_exactly_once() {
     let fixed = std::fs::read(&path).unwrap();
     assert_ne!(fixed, bytes, "the corrupt copy was replaced");
     let segs = segments(&server, table).await;
-    assert_eq!(segs[&victim]["formatVersion"], 2);
+    assert_eq!(segs[&victim]["formatVersion"], 3);
     // Consumption goes on where it stopped.
     produce(table, 2, 11_000..12_500);
     wait_count(&server, table, 12_500, Duration::from_secs(60)).await;
