@@ -254,7 +254,7 @@ stage "python env" setup_venv
 venv_failed=0
 [[ " ${FAILED[*]} " == *" python env "* ]] && venv_failed=1
 
-# 2b. Test brokers: Tansu (Kafka protocol), moto (S3) and socat (TLS) for the Kafka tests.
+# 2b. Test brokers: Tansu and noida-db (Kafka protocol), moto (S3) and socat (TLS).
 install_tansu() {
   local path
   path="$(./scripts/tansu.sh)" || return 1
@@ -267,6 +267,11 @@ install_tansu() {
   # A TLS terminator in front of Tansu for the SSL tests.
   ./scripts/socat.sh >/dev/null || return 1
   echo "socat: $(command -v socat)"
+  # The second Kafka-protocol broker: noida-db, from the pinned requirements (its wheel
+  # carries the binary), for the Rust conformance run and tests/python/test_kafka_noida.py.
+  export RIFFLE_NOIDA="$VENV/bin/noida-db"
+  [[ -x "$RIFFLE_NOIDA" ]] || { echo "error: noida-db is missing from $VENV" >&2; return 1; }
+  echo "noida-db: $RIFFLE_NOIDA"
 }
 stage "test brokers" install_tansu
 

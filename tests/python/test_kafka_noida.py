@@ -36,8 +36,9 @@ FACTORY = "org.apache.pinot.plugin.stream.kafka40.KafkaConsumerFactory"
 
 
 def noida_bin() -> Path:
-    """The `noida-db` launcher pip put beside this interpreter (requirements.txt)."""
-    p = Path(sys.executable).parent / "noida-db"
+    """`$RIFFLE_NOIDA`, else the `noida-db` launcher pip put beside this interpreter
+    (requirements.txt)."""
+    p = Path(os.environ.get("RIFFLE_NOIDA") or Path(sys.executable).parent / "noida-db")
     if not p.is_file():
         pytest.fail(f"noida-db is not installed at {p}: scripts/test.sh installs tests/python/requirements.txt")
     return p
