@@ -371,6 +371,22 @@ def tansu_bin() -> Path:
     return p
 
 
+def wait_listening(what: str, proc: subprocess.Popen, port: int, log: Path, timeout: float = 20) -> None:
+    """Waits until `proc` (a server started by a test) accepts connections on loopback
+    `port`; fails the test with its log if it exits first or does not listen in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"{what} did not listen on port {port} within {timeout:.0f} s")
+            time.sleep(0.05)
+
+
 class Tansu:
     """One `tansu broker` process with in-memory storage on a free loopback port."""
 
@@ -395,17 +411,7 @@ class Tansu:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "RUST_LOG": "warn"},
             )
-        deadline = time.monotonic() + 20
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"tansu exited with {self.proc.returncode}:\n{self.log.read_text(errors='replace')}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"tansu did not listen on port {self.port} within 20 s")
-                time.sleep(0.05)
+        wait_listening("tansu", self.proc, self.port, self.log)
 
     @property
     def url(self) -> str:

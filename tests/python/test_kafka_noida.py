@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ import pytest
 from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
-from riffle_harness import Riffle, free_ports, wait_until
+from riffle_harness import Riffle, free_ports, wait_listening, wait_until
 
 DAY_MS = 86_400_000
 FACTORY = "org.apache.pinot.plugin.stream.kafka40.KafkaConsumerFactory"
@@ -62,17 +61,7 @@ class Noida:
                  "--kafka-port", str(self.port), "--data-dir", str(self.data)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 20
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"noida-db exited with {self.proc.returncode}:\n{self.log.read_text(errors='replace')}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"noida-db did not listen on port {self.port} within 20 s")
-                time.sleep(0.05)
+        wait_listening("noida-db", self.proc, self.port, self.log)
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:

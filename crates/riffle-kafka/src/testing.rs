@@ -165,13 +165,7 @@ impl Tansu {
         let start = Instant::now();
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .map(Child::try_wait)
-                .transpose()?
-                .flatten()
-            {
+            if let Some(status) = exited(&mut self.child)? {
                 bail!(
                     "tansu exited with {status} while starting on port {}: {}",
                     self.port,
@@ -363,13 +357,7 @@ impl Noida {
         let start = Instant::now();
         let c: BaseConsumer = self.client_config().create()?;
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .map(Child::try_wait)
-                .transpose()?
-                .flatten()
-            {
+            if let Some(status) = exited(&mut self.child)? {
                 let log = std::fs::read_to_string(self.dir.join("noida.log")).unwrap_or_default();
                 bail!("noida-db exited with {status} while starting: {log}");
             }
@@ -447,6 +435,11 @@ impl Drop for Noida {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The exit status of a started server process, if it has exited.
+fn exited(child: &mut Option<Child>) -> Result<Option<std::process::ExitStatus>> {
+    Ok(child.as_mut().map(Child::try_wait).transpose()?.flatten())
 }
 
 fn free_port() -> Result<u16> {

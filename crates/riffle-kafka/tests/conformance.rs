@@ -1,135 +1,100 @@
 //! The stream conformance suite against both test brokers (started per test, see
-//! `riffle_kafka::testing`): Tansu, and noida-db, which also serves CreatePartitions and
-//! ListOffsets by timestamp, so the suite's partition and time-criteria checks run in full
-//! there.
+//! `riffle_kafka::testing`), through one harness.
 //!
-//! On Tansu:
-//! Broker behaviour relied on: topic creation, produce with keys / null values / headers,
-//! fetch (with its high watermark), metadata, ListOffsets EARLIEST. Not relied on (Tansu 0.6
-//! gaps): ListOffsets LATEST (the plugin checks it against a fetch), ListOffsets by time
-//! (answers 0, so `exact_time_criteria` is false), CreatePartitions (`add_partition` says
-//! unsupported; check (f) then only checks the listing of the topic).
+//! On Tansu, broker behaviour relied on: topic creation, produce with keys / null values /
+//! headers, fetch (with its high watermark), metadata, ListOffsets EARLIEST. Not relied on
+//! (Tansu 0.6 gaps): ListOffsets LATEST (the plugin checks it against a fetch), ListOffsets
+//! by time (answers 0, so `exact_time_criteria` is false), CreatePartitions
+//! (`add_partition` says unsupported; check (f) then only checks the listing of the topic).
+//!
+//! noida-db serves CreatePartitions and ListOffsets by timestamp (the first record at or
+//! after it), so the suite's partition and time-criteria checks run in full there.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, Producer};
 use riffle_kafka::testing::{produce, stream_map, Noida, Tansu, TestRecord};
 use riffle_kafka::KafkaPlugin;
 use riffle_stream::conformance::{run_suite, Harness};
 use riffle_stream::{StreamContext, StreamPlugin};
 
-struct TansuHarness {
-    tansu: Tansu,
+/// A test broker.
+enum Broker {
+    Tansu(Tansu),
+    Noida(Noida),
+}
+
+impl Broker {
+    fn bootstrap(&self) -> String {
+        match self {
+            Broker::Tansu(t) => t.bootstrap(),
+            Broker::Noida(n) => n.bootstrap(),
+        }
+    }
+}
+
+struct KafkaHarness {
+    broker: Broker,
     producer: FutureProducer,
 }
 
-impl TansuHarness {
-    fn new() -> TansuHarness {
-        let tansu = Tansu::start().unwrap_or_else(|e| panic!("{e:#}"));
-        let producer = tansu.producer().unwrap();
-        TansuHarness { tansu, producer }
-    }
-}
-
-#[async_trait]
-impl Harness for TansuHarness {
-    fn plugin(&self) -> Arc<dyn StreamPlugin> {
-        Arc::new(KafkaPlugin)
+impl KafkaHarness {
+    fn new(broker: Broker) -> KafkaHarness {
+        let producer = match &broker {
+            Broker::Tansu(t) => t.producer(),
+            Broker::Noida(n) => n.producer(),
+        }
+        .unwrap();
+        KafkaHarness { broker, producer }
     }
 
-    fn context(&self) -> StreamContext {
-        StreamContext::new(std::env::temp_dir())
-    }
-
-    async fn create_topic(
-        &self,
-        name: &str,
-        partitions: u32,
-    ) -> anyhow::Result<BTreeMap<String, String>> {
-        self.tansu.create_topic(name, partitions as i32).await?;
-        Ok(stream_map(&self.tansu.bootstrap(), name, &[]))
-    }
-
-    async fn produce(&self, topic: &str, partition: u32, values: &[Vec<u8>]) -> anyhow::Result<()> {
-        let records: Vec<TestRecord> = values
-            .iter()
-            .map(|v| TestRecord::value(partition as i32, v.clone()))
-            .collect();
-        produce(&self.producer, topic, records).await?;
-        Ok(())
-    }
-
-    async fn produce_skipped(&self, topic: &str, partition: u32) -> anyhow::Result<bool> {
-        produce(
-            &self.producer,
-            topic,
-            [TestRecord::tombstone(partition as i32, "deleted-key")],
-        )
-        .await?;
-        Ok(true)
-    }
-
-    async fn add_partition(&self, _topic: &str) -> anyhow::Result<bool> {
-        // Tansu 0.6 answers CreatePartitions with "unsupported".
-        Ok(false)
-    }
-
-    fn exact_time_criteria(&self) -> bool {
-        // Tansu 0.6 answers 0 to every ListOffsets by timestamp.
-        false
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka_plugin_conforms_on_tansu() {
-    let h = TansuHarness::new();
-    if let Err(e) = run_suite(&h).await {
-        panic!("{e:#}");
-    }
-}
-
-struct NoidaHarness {
-    noida: Noida,
-    producer: FutureProducer,
-}
-
-#[async_trait]
-impl Harness for NoidaHarness {
-    fn plugin(&self) -> Arc<dyn StreamPlugin> {
-        Arc::new(KafkaPlugin)
-    }
-
-    fn context(&self) -> StreamContext {
-        StreamContext::new(std::env::temp_dir())
-    }
-
-    async fn create_topic(
-        &self,
-        name: &str,
-        partitions: u32,
-    ) -> anyhow::Result<BTreeMap<String, String>> {
-        self.noida.create_topic(name, partitions as i32).await?;
-        Ok(stream_map(&self.noida.bootstrap(), name, &[]))
-    }
-
-    async fn produce(&self, topic: &str, partition: u32, values: &[Vec<u8>]) -> anyhow::Result<()> {
-        // The producer learns of a partition added a moment ago from its metadata: ask
-        // until it lists it.
-        let start = std::time::Instant::now();
+    /// Waits until the producer's metadata lists `partition` of `topic` (a partition added
+    /// a moment ago is unknown to it until then).
+    fn wait_known(&self, topic: &str, partition: u32) -> anyhow::Result<()> {
+        let start = Instant::now();
         loop {
             let md = self
                 .producer
                 .client()
-                .fetch_metadata(Some(topic), std::time::Duration::from_secs(5))?;
+                .fetch_metadata(Some(topic), Duration::from_secs(5))?;
             let n = md.topics().first().map_or(0, |t| t.partitions().len());
-            if n > partition as usize || start.elapsed() > std::time::Duration::from_secs(20) {
-                break;
+            if n > partition as usize || start.elapsed() > Duration::from_secs(20) {
+                return Ok(());
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+#[async_trait]
+impl Harness for KafkaHarness {
+    fn plugin(&self) -> Arc<dyn StreamPlugin> {
+        Arc::new(KafkaPlugin)
+    }
+
+    fn context(&self) -> StreamContext {
+        StreamContext::new(std::env::temp_dir())
+    }
+
+    async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+    ) -> anyhow::Result<BTreeMap<String, String>> {
+        match &self.broker {
+            Broker::Tansu(t) => t.create_topic(name, partitions as i32).await?,
+            Broker::Noida(n) => n.create_topic(name, partitions as i32).await?,
+        }
+        Ok(stream_map(&self.broker.bootstrap(), name, &[]))
+    }
+
+    async fn produce(&self, topic: &str, partition: u32, values: &[Vec<u8>]) -> anyhow::Result<()> {
+        self.wait_known(topic, partition)?;
         let records: Vec<TestRecord> = values
             .iter()
             .map(|v| TestRecord::value(partition as i32, v.clone()))
@@ -149,26 +114,42 @@ impl Harness for NoidaHarness {
     }
 
     async fn add_partition(&self, topic: &str) -> anyhow::Result<bool> {
-        use rdkafka::consumer::{BaseConsumer, Consumer};
-        let c: BaseConsumer = self.noida.client_config().create()?;
-        let md = c.fetch_metadata(Some(topic), std::time::Duration::from_secs(5))?;
+        let Broker::Noida(n) = &self.broker else {
+            // Tansu 0.6 answers CreatePartitions with "unsupported".
+            return Ok(false);
+        };
+        let c: BaseConsumer = n.client_config().create()?;
+        let md = c.fetch_metadata(Some(topic), Duration::from_secs(5))?;
         let now = md.topics().first().map_or(0, |t| t.partitions().len());
-        self.noida.add_partitions(topic, now as i32 + 1).await?;
+        n.add_partitions(topic, now as i32 + 1).await?;
         Ok(true)
     }
 
     fn exact_time_criteria(&self) -> bool {
-        // noida-db answers ListOffsets by timestamp with the first record at or after it.
-        true
+        // Tansu 0.6 answers 0 to every ListOffsets by timestamp.
+        matches!(self.broker, Broker::Noida(_))
+    }
+}
+
+async fn conforms(broker: Broker) {
+    let h = KafkaHarness::new(broker);
+    if let Err(e) = run_suite(&h).await {
+        panic!("{e:#}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_plugin_conforms_on_tansu() {
+    conforms(Broker::Tansu(
+        Tansu::start().unwrap_or_else(|e| panic!("{e:#}")),
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_plugin_conforms_on_noida() {
-    let noida = Noida::start().unwrap_or_else(|e| panic!("{e:#}"));
-    let producer = noida.producer().unwrap();
-    let h = NoidaHarness { noida, producer };
-    if let Err(e) = run_suite(&h).await {
-        panic!("{e:#}");
-    }
+    conforms(Broker::Noida(
+        Noida::start().unwrap_or_else(|e| panic!("{e:#}")),
+    ))
+    .await;
 }
