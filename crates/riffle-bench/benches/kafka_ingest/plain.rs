@@ -127,13 +127,31 @@ pub(super) fn plain_config(bootstrap: &str, fetch_wait_ms: u64) -> ClientConfig 
     c
 }
 
+/// A bench event as a typed decoder reads it: every field, text borrowed where it can be.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct Event<'a> {
+    ts: i64,
+    #[serde(borrow)]
+    uuid: std::borrow::Cow<'a, str>,
+    count: i64,
+    #[serde(borrow)]
+    country: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    device: std::borrow::Cow<'a, str>,
+    price: f64,
+}
+
 /// Drains `partitions` from offset 0 with one consumer; returns (messages, payload bytes).
+/// With `decode`, every payload is also parsed as a bench event (serde_json into a typed
+/// struct: the least a consumer that uses the JSON must do).
 pub(super) fn drain(
     bootstrap: &str,
     topic: &str,
     partitions: &[i32],
     want: u64,
     fetch_wait_ms: u64,
+    decode: bool,
 ) -> Res<(u64, u64)> {
     let c: BaseConsumer = plain_config(bootstrap, fetch_wait_ms)
         .create()
@@ -152,6 +170,11 @@ pub(super) fn drain(
                 let v = m.payload().unwrap_or_default();
                 // Touch the payload, as a consumer that uses it would.
                 bytes += v.len() as u64 + u64::from(v.last().copied().unwrap_or(0) == 0);
+                if decode {
+                    let e: Event<'_> = serde_json::from_slice(v)
+                        .map_err(|e| format!("plain consumer: not a bench event: {e}"))?;
+                    bytes += u64::from(e.count < 0);
+                }
                 n += 1;
                 last = Instant::now();
             }
@@ -168,7 +191,7 @@ pub(super) fn drain(
 pub(super) fn plain_one(cfg: &Cfg, bootstrap: &str, topic: &str) -> Res<Rate> {
     let parts: Vec<i32> = (0..cfg.partitions as i32).collect();
     let start = Instant::now();
-    let (n, bytes) = drain(bootstrap, topic, &parts, cfg.rows, cfg.fetch_wait_ms)?;
+    let (n, bytes) = drain(bootstrap, topic, &parts, cfg.rows, cfg.fetch_wait_ms, false)?;
     Ok(Rate {
         rows: n,
         bytes,
@@ -176,7 +199,12 @@ pub(super) fn plain_one(cfg: &Cfg, bootstrap: &str, topic: &str) -> Res<Rate> {
     })
 }
 
-pub(super) fn plain_per_partition(cfg: &Cfg, bootstrap: &str, topic: &str) -> Res<Rate> {
+pub(super) fn plain_per_partition(
+    cfg: &Cfg,
+    bootstrap: &str,
+    topic: &str,
+    decode: bool,
+) -> Res<Rate> {
     let start = Instant::now();
     let per = cfg.rows / u64::from(cfg.partitions);
     let rest = cfg.rows % u64::from(cfg.partitions);
@@ -184,7 +212,7 @@ pub(super) fn plain_per_partition(cfg: &Cfg, bootstrap: &str, topic: &str) -> Re
         .map(|p| {
             let (b, t, w) = (bootstrap.to_string(), topic.to_string(), cfg.fetch_wait_ms);
             let want = per + u64::from(u64::from(p) < rest);
-            std::thread::spawn(move || drain(&b, &t, &[p as i32], want, w))
+            std::thread::spawn(move || drain(&b, &t, &[p as i32], want, w, decode))
         })
         .collect();
     let (mut rows, mut bytes) = (0, 0);
