@@ -783,6 +783,20 @@ fn test_filter_matches_brute_force_with_and_without_indexes() {
             "{p:?}"
         );
     }
+
+    // Two ranges on one raw column are one scan of their intersection.
+    let (label, raw, all) = &segs[2];
+    {
+        let c = "ts";
+        let both = [
+            range(c, Some((BASE_MS + 50_000, false)), None),
+            range(c, Some((BASE_MS, true)), Some((BASE_MS + 900_000, false))),
+        ];
+        let got = raw.filter(&both).unwrap();
+        assert_eq!(got.docs, brute_rows(all, &both), "{label}: {both:?}");
+        assert!(!got.docs.is_empty(), "{label}: {both:?}");
+        assert_eq!(got.entries_scanned, rows as u64, "{label}: {both:?}");
+    }
     let selective = Predicate::Range {
         column: "r".into(),
         low: Some((Literal::Int(20_000), true)),

@@ -496,6 +496,52 @@ fn scan_values(
     Some((bm, seen))
 }
 
+/// Interval scans of the same raw column (`ts >= a AND ts < b` arrives as two predicates)
+/// become one scan of the intersection, so the column is read once.
+fn merge_intervals(scans: Vec<Plan<'_>>) -> Vec<Plan<'_>> {
+    let mut out: Vec<Plan<'_>> = Vec::with_capacity(scans.len());
+    for p in scans {
+        if let Plan::ScanValues(col, Cond::Interval { low, high }) = &p {
+            let same = out.iter_mut().find_map(|q| match q {
+                Plan::ScanValues(c, Cond::Interval { low: l, high: h })
+                    if std::ptr::eq(*c, *col) =>
+                {
+                    Some((l, h))
+                }
+                _ => None,
+            });
+            if let Some((l, h)) = same {
+                if let (Some(nl), Some(nh)) = (tighter(l, low, true), tighter(h, high, false)) {
+                    (*l, *h) = (nl, nh);
+                    continue;
+                }
+            }
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// The tighter of two bounds (lower bounds when `lower`); `None` when their keys are of
+/// different kinds and cannot be compared.
+fn tighter(
+    a: &Option<(Key, bool)>,
+    b: &Option<(Key, bool)>,
+    lower: bool,
+) -> Option<Option<(Key, bool)>> {
+    let (Some((ka, ia)), Some((kb, ib))) = (a, b) else {
+        return Some(a.clone().or_else(|| b.clone()));
+    };
+    if std::mem::discriminant(ka) != std::mem::discriminant(kb) {
+        return None;
+    }
+    Some(Some(match cmp(ka.as_ref(), kb.as_ref()) {
+        std::cmp::Ordering::Equal => (ka.clone(), *ia && *ib),
+        o if (o == std::cmp::Ordering::Greater) == lower => (ka.clone(), *ia),
+        _ => (kb.clone(), *ib),
+    }))
+}
+
 /// See [`SealedSegment::filter`].
 pub(crate) fn filter(seg: &SealedSegment, preds: &[Predicate]) -> Result<Selection, SegmentError> {
     let n = seg.info.total_docs as u32;
@@ -523,7 +569,7 @@ pub(crate) fn filter(seg: &SealedSegment, preds: &[Predicate]) -> Result<Selecti
         }
     }
     let mut scanned = 0u64;
-    for s in scans {
+    for s in merge_intervals(scans) {
         let (bm, seen) = match s {
             Plan::ScanIds(col, mask) => match &col.data {
                 ColData::Dict { ids, .. } => scan_ids(ids, &mask, sel.as_ref(), n),
