@@ -28,6 +28,7 @@ use riffle_segment::{BlockBuilder, TableColumns};
 
 use crate::{DecodeError, DecodeTarget};
 
+mod arrow_cells;
 mod avro_file;
 mod csv_file;
 mod json_file;

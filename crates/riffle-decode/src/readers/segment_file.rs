@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch};
 use riffle_segment::{BlockBuilder, LoadMode, SealedSegment, TableColumns};
 
-use super::parquet_file::{normalize, put_row};
+use super::arrow_cells::{normalize, put_row};
 use super::{FileName, RecordReader};
 use crate::json::field_map;
 use crate::{DecodeError, DecodeTarget};
