@@ -226,13 +226,25 @@ run_rust_tests() {
 }
 
 run_pytest() {
-  local rc=0
+  local rc=0 rc2=0
   # shellcheck disable=SC2086 # PYTEST_ARGS is split on purpose
   RIFFLE_BIN="$CARGO_TARGET_DIR/debug/riffle" "$VENV/bin/python" -m pytest -q tests/python ${PYTEST_ARGS:-} || rc=$?
   if [[ $rc -eq 5 ]]; then
     echo "pytest collected no tests: that is a failure" >&2
   fi
-  return $rc
+  # The tests whose servers bind every address (kinesis-mock) run in a private network
+  # namespace with only loopback up; the outer namespace is recorded so that they can
+  # check they are not in it.
+  echo "+ unshare -n: pytest -m netns"
+  # shellcheck disable=SC2086
+  RIFFLE_BIN="$CARGO_TARGET_DIR/debug/riffle" RIFFLE_OUTER_NETNS="$(readlink /proc/self/ns/net)" \
+    unshare -n sh -c 'ip link set lo up && exec "$@"' sh \
+    "$VENV/bin/python" -m pytest -q tests/python -m netns ${PYTEST_ARGS:-} || rc2=$?
+  if [[ $rc2 -eq 5 ]]; then
+    echo "pytest -m netns collected no tests: that is a failure" >&2
+  fi
+  [[ $rc -ne 0 ]] && return $rc
+  return $rc2
 }
 
 echo "${BOLD}riffle test suite${RESET} in $ROOT"
@@ -254,7 +266,8 @@ stage "python env" setup_venv
 venv_failed=0
 [[ " ${FAILED[*]} " == *" python env "* ]] && venv_failed=1
 
-# 2b. Test brokers: Tansu and noida-db (Kafka protocol), moto (S3) and socat (TLS).
+# 2b. Test brokers: Tansu and noida-db (Kafka protocol), kinesis-mock, moto (S3) and socat
+# (TLS).
 install_tansu() {
   local path
   path="$(./scripts/tansu.sh)" || return 1
@@ -269,6 +282,10 @@ install_tansu() {
   echo "socat: $(command -v socat)"
   # The second Kafka-protocol broker: noida-db, from the pinned requirements (its wheel
   # carries the binary), for the Rust conformance run and tests/python/test_kafka_noida.py.
+  # kinesis-mock (npm), run by the Kinesis tests in a private network namespace.
+  path="$(./scripts/kinesis-mock.sh)" || return 1
+  export RIFFLE_KINESIS_MOCK="$path"
+  echo "kinesis-mock: $RIFFLE_KINESIS_MOCK (node $(node --version))"
   export RIFFLE_NOIDA="$VENV/bin/noida-db"
   [[ -x "$RIFFLE_NOIDA" ]] || { echo "error: noida-db is missing from $VENV" >&2; return 1; }
   echo "noida-db: $RIFFLE_NOIDA"

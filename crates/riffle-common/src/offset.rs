@@ -7,9 +7,13 @@ use std::sync::Arc;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A position in a partition. Kafka and the file stream use integers; other streams (Kinesis
-/// sequence numbers, Pulsar message ids) use text. Integers compare numerically; text made
-/// only of decimal digits (big sequence numbers) compares numerically too, by length then
-/// digits; other text compares lexicographically. A partition uses one kind of offset.
+/// sequence numbers, Pulsar message ids) use text.
+///
+/// Order: negative integers first (the Kinesis plugin's "first record at or after a time"),
+/// then numbers (integers, and text starting with decimal digits, compared by that number,
+/// however long, and then by the text after it, so that Kinesis' `<sequence>+` "after this
+/// record" sorts right after `<sequence>`), then other text, lexicographically. A partition
+/// uses one kind of offset.
 ///
 /// The string form (`Display` / [`StreamOffset::parse`]) is what the catalog stores (as a
 /// JSON string) and must stay stable across versions.
@@ -79,19 +83,43 @@ impl PartialOrd for StreamOffset {
 
 impl Ord for StreamOffset {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        match (self, other) {
-            (StreamOffset::Long(a), StreamOffset::Long(b)) => a.cmp(b),
-            (StreamOffset::Text(a), StreamOffset::Text(b)) => {
-                let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
-                if digits(a) && digits(b) {
-                    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
-                    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
-                } else {
-                    a.cmp(b)
-                }
+        if let (StreamOffset::Long(a), StreamOffset::Long(b)) = (self, other) {
+            return a.cmp(b);
+        }
+        self.key().cmp(&other.key())
+    }
+}
+
+/// How an offset sorts: see [`StreamOffset`].
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum SortKey<'a> {
+    Negative(i64),
+    /// Significant digits (no leading zeros): shorter is smaller, then digit by digit; then
+    /// the text after the digits.
+    Number(usize, std::borrow::Cow<'a, str>, &'a str),
+    Other(&'a str),
+}
+
+impl StreamOffset {
+    fn key(&self) -> SortKey<'_> {
+        match self {
+            StreamOffset::Long(n) if *n < 0 => SortKey::Negative(*n),
+            StreamOffset::Long(n) => {
+                let d = n.to_string();
+                SortKey::Number(d.len(), d.into(), "")
             }
-            (StreamOffset::Long(_), StreamOffset::Text(_)) => std::cmp::Ordering::Less,
-            (StreamOffset::Text(_), StreamOffset::Long(_)) => std::cmp::Ordering::Greater,
+            StreamOffset::Text(s) => {
+                let end = s
+                    .bytes()
+                    .position(|c| !c.is_ascii_digit())
+                    .unwrap_or(s.len());
+                if end == 0 {
+                    return SortKey::Other(s);
+                }
+                let digits = s[..end].trim_start_matches('0');
+                let digits = if digits.is_empty() { "0" } else { digits };
+                SortKey::Number(digits.len(), digits.into(), &s[end..])
+            }
         }
     }
 }
@@ -141,5 +169,15 @@ mod tests {
             Some(0)
         );
         assert_eq!(big("a").distance_to(&big("b")), None);
+        // Text that starts with a number sorts by it, then by what follows.
+        assert!(big("123") < big("123+"));
+        assert!(big("123+") < big("124"));
+        assert!(big("999+") < big("1000"));
+        assert!(StreamOffset::Long(7) < big("7+"));
+        assert!(big("7+") < StreamOffset::Long(8));
+        assert!(StreamOffset::Long(-5) < StreamOffset::Long(0));
+        assert!(StreamOffset::Long(-5) < big("1"));
+        assert!(big("99999999999999999999999") < big("x"));
+        assert!(StreamOffset::Long(i64::MAX) < big("x"));
     }
 }

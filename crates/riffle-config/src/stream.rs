@@ -158,7 +158,8 @@ pub struct StreamConfig {
     pub decoder_class: String,
     /// `stream.<t>.decoder.prop.*` with the prefix stripped.
     pub decoder_props: BTreeMap<String, String>,
-    /// `stream.<t>.consumer.prop.auto.offset.reset` (default `largest`).
+    /// `stream.<t>.consumer.prop.auto.offset.reset` (default `largest`, or `smallest` when a
+    /// Kinesis map says `shardIteratorType: TRIM_HORIZON`).
     pub offset_criteria: OffsetCriteria,
     /// `stream.<t>.connection.timeout.millis` (30,000).
     pub connection_timeout_ms: u64,
@@ -560,7 +561,18 @@ impl StreamConfig {
 
         let offset_key = key_of("consumer.prop.auto.offset.reset");
         let offset_criteria = match raw.get(&offset_key) {
-            None => OffsetCriteria::Largest,
+            // Kinesis tables (Pinot's own example) say where shards start with
+            // `shardIteratorType`, which Pinot parses but does not use (it always starts a
+            // shard at its beginning): honoured when no `auto.offset.reset` is written.
+            None => match raw
+                .get("shardIteratorType")
+                .or_else(|| raw.get(&key_of("shardIteratorType")))
+                .map(|v| v.trim().to_ascii_uppercase())
+                .as_deref()
+            {
+                Some("TRIM_HORIZON") => OffsetCriteria::Smallest,
+                _ => OffsetCriteria::Largest,
+            },
             Some(v) => {
                 OffsetCriteria::parse(v).map_err(|m| ConfigError::new(key_path(&offset_key), m))?
             }

@@ -12,7 +12,7 @@ use tracing::info;
 
 use crate::error::ControllerError;
 use crate::models::{ConsumeFrom, ConsumingInfo, ForceCommitJob, PauseStatus};
-use crate::spec::stream_partitions;
+use crate::spec::{ended_partitions, startable, stream_partitions};
 use crate::tables::TableManager;
 
 type Result<T> = std::result::Result<T, ControllerError>;
@@ -150,6 +150,8 @@ impl TableManager {
         for s in &spec.streams {
             let (mut md, ids, timeout) =
                 stream_partitions(s, &self.ctx.stream_ctx, Duration::MAX).await?;
+            let ended = ended_partitions(&segments);
+            let ids = startable(md.as_mut(), s.index, ids, timeout, |p| ended.contains(&p)).await?;
             for p in ids {
                 last.entry(partition_id(s.index, p.0)).or_insert(None);
             }

@@ -1,7 +1,8 @@
 //! Partition discovery: every `discovery_interval`, each stream of a consuming table is
 //! asked for its partitions; a partition the catalog does not know gets its first
 //! consuming segment at the smallest offset (Pinot's rule for new partitions), recorded in
-//! the catalog before the server role starts consuming it.
+//! the catalog before the server role starts consuming it. A partition with parents (a
+//! Kinesis shard split or merged from others) waits until each parent has ended.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use tracing::{info, warn};
 
 use crate::context::ControllerContext;
 use crate::error::ControllerError;
-use crate::spec::stream_partitions;
+use crate::spec::{ended_partitions, startable, stream_partitions};
 
 /// Runs discovery for a table until cancelled.
 pub(crate) async fn run(
@@ -46,19 +47,15 @@ async fn discover_once(
     if ctx.store.run(move |c| c.table_state(&n1)).await?.paused {
         return Ok(());
     }
-    let known: HashSet<u32> = ctx
-        .store
-        .run(move |c| c.segments(&n2))
-        .await?
-        .iter()
-        .map(|m| m.partition)
-        .collect();
+    let segments = ctx.store.run(move |c| c.segments(&n2)).await?;
+    let known: HashSet<u32> = segments.iter().map(|m| m.partition).collect();
+    let ended = ended_partitions(&segments);
     let running: HashSet<u32> = ctx.server.running_partitions(name).into_iter().collect();
     let Some(spec) = ctx.server.spec(name) else {
         return Ok(());
     };
     for s in &spec.streams {
-        let new = match new_partitions(ctx, s, &known, &running).await {
+        let new = match new_partitions(ctx, s, &known, &running, &ended).await {
             Ok(n) => n,
             Err(e) => {
                 warn!(table = %name, error = %e, "partition discovery failed");
@@ -74,15 +71,17 @@ async fn discover_once(
     Ok(())
 }
 
-/// Partitions of a stream that neither the catalog nor the server knows, with their
-/// smallest offsets.
+/// Partitions of a stream that neither the catalog nor the server knows and that may start
+/// (their parents, if any, have ended), with their smallest offsets.
 async fn new_partitions(
     ctx: &ControllerContext,
     s: &StreamSpec,
     known: &HashSet<u32>,
     running: &HashSet<u32>,
+    ended: &HashSet<u32>,
 ) -> Result<Vec<(u32, StreamOffset)>, ControllerError> {
     let (mut md, ids, timeout) = stream_partitions(s, &ctx.stream_ctx, Duration::MAX).await?;
+    let ids = startable(md.as_mut(), s.index, ids, timeout, |p| ended.contains(&p)).await?;
     let mut new = Vec::new();
     for p in ids {
         let id = partition_id(s.index, p.0);

@@ -153,3 +153,55 @@ pub(crate) async fn stream_partitions(
     let ids = md.partition_ids(timeout).await?;
     Ok((md, ids, timeout))
 }
+
+/// The partitions of `ids` that may start now: those without parents, and those whose
+/// every parent the stream still lists has ended (`ended` answers for a table partition
+/// id: its last segment committed with `endOfPartitionGroup`). A Kinesis shard made by a
+/// split or a merge thus starts after its parents were read to their end, so that the
+/// records of a key are ingested in order (as Pinot does). Parents the stream no longer
+/// lists (expired) do not hold a child back.
+pub(crate) async fn startable(
+    md: &mut dyn MetadataProvider,
+    stream_index: u32,
+    ids: Vec<PartitionId>,
+    timeout: Duration,
+    ended: impl Fn(u32) -> bool,
+) -> Result<Vec<PartitionId>, StreamError> {
+    let parents = md.parents(timeout).await?;
+    if parents.is_empty() {
+        return Ok(ids);
+    }
+    let listed: std::collections::HashSet<PartitionId> = ids.iter().copied().collect();
+    Ok(ids
+        .into_iter()
+        .filter(|p| {
+            parents.get(p).is_none_or(|ps| {
+                ps.iter().all(|q| {
+                    !listed.contains(q) || ended(riffle_ingest::partition_id(stream_index, q.0))
+                })
+            })
+        })
+        .collect())
+}
+
+/// The table partitions whose last segment ended the partition (`endOfPartitionGroup`) and
+/// is committed.
+pub(crate) fn ended_partitions(
+    segments: &[riffle_catalog::SegmentMeta],
+) -> std::collections::HashSet<u32> {
+    let mut last: std::collections::BTreeMap<u32, &riffle_catalog::SegmentMeta> =
+        std::collections::BTreeMap::new();
+    for m in segments {
+        let e = last.entry(m.partition).or_insert(m);
+        if m.sequence > e.sequence {
+            *e = m;
+        }
+    }
+    last.into_iter()
+        .filter(|(_, m)| {
+            m.status != riffle_catalog::SegmentStatus::InProgress
+                && m.stop_reason == Some(riffle_catalog::StopReason::EndOfPartitionGroup)
+        })
+        .map(|(p, _)| p)
+        .collect()
+}

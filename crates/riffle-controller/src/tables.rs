@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 pub use crate::context::ControllerContext;
 use crate::error::ControllerError;
 use crate::models::ForceCommitJob;
-use crate::spec::{resolve, resolve_after, stream_partitions};
+use crate::spec::{resolve, resolve_after, startable, stream_partitions};
 use crate::store::CatalogStore;
 
 /// The controller role.
@@ -207,6 +207,8 @@ impl TableManager {
         for s in &spec.streams {
             let (mut md, ids, timeout) =
                 stream_partitions(s, &self.ctx.stream_ctx, Duration::MAX).await?;
+            // Children of shards still listed start once their parents have ended.
+            let ids = startable(md.as_mut(), s.index, ids, timeout, |_| false).await?;
             for p in ids {
                 let start = md.offset_for(p, &s.config.offset_criteria, timeout).await?;
                 starts.push((partition_id(s.index, p.0), start));

@@ -156,10 +156,12 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> NodeError {
     move |source| NodeError::Io { context, source }
 }
 
-/// The stream plugins of this build: the built-in `file` and `memory` streams, and Kafka.
+/// The stream plugins of this build: the built-in `file` and `memory` streams, Kafka and
+/// Kinesis.
 pub fn default_streams() -> StreamRegistry {
     let mut r = StreamRegistry::with_builtins();
     r.register(Arc::new(riffle_kafka::KafkaPlugin));
+    r.register(Arc::new(riffle_kinesis::KinesisPlugin));
     r
 }
 

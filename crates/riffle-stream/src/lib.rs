@@ -31,7 +31,9 @@
 //! 6. **`next_offset` of the batch** is where the next fetch starts; it is at or after the
 //!    last message's `next_offset`.
 //! 7. **Partitions may appear** while running: the metadata provider lists them; they start
-//!    from the smallest offset.
+//!    from the smallest offset. A partition with parents (`MetadataProvider::parents`: a
+//!    Kinesis shard split or merged from others) starts only once every parent still
+//!    listed has ended (`end_of_partition`) and its last segment is committed.
 //! 8. **Errors** carry a [`StreamErrorKind`]; transient ones are retried by the loop with
 //!    backoff, others stop the partition with a visible error.
 
@@ -276,7 +278,18 @@ pub trait MetadataProvider: Send {
         timeout: Duration,
     ) -> Result<StreamOffset, StreamError>;
 
-    /// The next offset to be written, per partition (for lag).
+    /// The partitions that must end before each partition may start, for streams whose
+    /// partitions have lineage (a Kinesis shard made by a split or a merge starts only
+    /// after its parents are read to their end). Partitions without parents are absent.
+    async fn parents(
+        &mut self,
+        _timeout: Duration,
+    ) -> Result<BTreeMap<PartitionId, Vec<PartitionId>>, StreamError> {
+        Ok(BTreeMap::new())
+    }
+
+    /// The next offset to be written, per partition (for lag). A partition whose next
+    /// offset is not known (an open Kinesis shard) may be absent.
     async fn latest_offsets(
         &mut self,
         partitions: &[PartitionId],

@@ -88,6 +88,8 @@ struct Log {
     records: VecDeque<Stored>,
     /// Closed (like a split Kinesis shard): a reader at the end is told so.
     closed: bool,
+    /// The partitions this one was split or merged from ([`MemoryBroker::reshard`]).
+    parents: Vec<u32>,
 }
 
 impl Log {
@@ -307,6 +309,38 @@ impl MemoryBroker {
     }
 }
 
+impl MemoryBroker {
+    /// Reshards as Kinesis does: closes `parents` and adds `children` partitions whose
+    /// parents they are (a split: one parent, two children; a merge: two parents, one
+    /// child). Returns the ids of the new partitions.
+    pub fn reshard(
+        &self,
+        name: &str,
+        parents: &[u32],
+        children: u32,
+    ) -> Result<Vec<u32>, StreamError> {
+        let topic = self.topic(name)?;
+        let ids = {
+            let mut parts = topic.partitions.lock();
+            let count = parts.len();
+            for p in parents {
+                parts
+                    .get_mut(*p as usize)
+                    .ok_or_else(|| no_partition(name, *p, count))?
+                    .closed = true;
+            }
+            let first = u32::try_from(count).unwrap_or(u32::MAX);
+            parts.extend((0..children).map(|_| Log {
+                parents: parents.to_vec(),
+                ..Log::default()
+            }));
+            (first..first + children).collect()
+        };
+        topic.changed.notify_waiters();
+        Ok(ids)
+    }
+}
+
 impl Topic {
     /// The records at `from`, or `None` if there are none yet (and nothing to report).
     fn read(
@@ -479,6 +513,23 @@ impl MetadataProvider for MemoryMetadataProvider {
         topic
             .offset_for(&self.topic, partition.0, criteria)
             .map(StreamOffset::Long)
+    }
+
+    async fn parents(
+        &mut self,
+        _timeout: Duration,
+    ) -> Result<BTreeMap<PartitionId, Vec<PartitionId>>, StreamError> {
+        let topic = MemoryBroker::global().topic(&self.topic)?;
+        let parts = topic.partitions.lock();
+        Ok(parts
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !l.parents.is_empty())
+            .map(|(i, l)| {
+                let id = PartitionId(u32::try_from(i).unwrap_or(u32::MAX));
+                (id, l.parents.iter().copied().map(PartitionId).collect())
+            })
+            .collect())
     }
 
     async fn latest_offsets(

@@ -711,6 +711,73 @@ async fn a_closed_partition_commits_its_last_segment_and_ends() {
     server.shutdown().await;
 }
 
+/// A split and then a merge, as Kinesis reshards: a child starts only after each of its
+/// parents was read to its end and committed, every row arrives exactly once, and a
+/// restart in the middle loses nothing and reopens no ended partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_of_a_reshard_start_after_their_parents_end() {
+    let table = "lc_reshard";
+    let (dir, server) = serve_table(table, 1, json!({}), json!({}), |_| {}).await;
+    let b = MemoryBroker::global();
+    let put = |p: u32, ids: std::ops::Range<u64>| {
+        for id in ids {
+            b.produce(table, p, row(id)).unwrap();
+        }
+    };
+    put(0, 0..100);
+    wait_count(&server, table, 100, Duration::from_secs(30)).await;
+    // Paused, partition 0 gets 50 rows nobody has read, then splits into 1 and 2, which get
+    // rows at once.
+    control(&server, &format!("{table}/pauseConsumption")).await;
+    put(0, 100..150);
+    assert_eq!(b.reshard(table, &[0], 2).unwrap(), vec![1, 2]);
+    put(1, 150..170);
+    put(2, 170..200);
+    stays(&server, table, 100).await;
+    // Resumed: only partition 0 consumes until it has read its end.
+    let v = control(&server, &format!("{table}/resumeConsumption")).await;
+    assert_eq!(v["consumingSegments"].as_array().unwrap().len(), 1, "{v}");
+    wait_count(&server, table, 200, Duration::from_secs(30)).await;
+    let segs = segments(&server, table).await;
+    let last0 = segs
+        .values()
+        .filter(|m| m["partitionId"] == 0)
+        .max_by_key(|m| m["sequenceNumber"].as_u64())
+        .unwrap();
+    assert_eq!(last0["stopReason"], "endOfPartitionGroup", "{last0}");
+    assert_eq!(last0["status"], "DONE");
+    let ended_at = last0["commitTimeMs"].as_i64().unwrap();
+    for p in [1, 2] {
+        let first = segs
+            .values()
+            .find(|m| m["partitionId"] == p && m["sequenceNumber"] == 0)
+            .unwrap_or_else(|| panic!("partition {p} never started: {segs:?}"));
+        assert!(
+            first["creationTimeMillis"].as_i64().unwrap() >= ended_at,
+            "partition {p} started before its parent ended: {first} vs {last0}"
+        );
+    }
+    // Merge 1 and 2 into 3; a restart in the middle.
+    assert_eq!(b.reshard(table, &[1, 2], 1).unwrap(), vec![3]);
+    put(3, 200..260);
+    server.shutdown().await;
+    let server = start(dir.path()).await;
+    put(3, 260..300);
+    wait_count(&server, table, 300, Duration::from_secs(30)).await;
+    let (sum, distinct, count) = sum_and_distinct(&server, table).await;
+    assert_eq!((distinct, count), (300, 300));
+    assert_eq!(sum, (0..300).map(amount).sum::<f64>());
+    let segs = segments(&server, table).await;
+    for p in [0, 1, 2] {
+        let consuming = segs
+            .values()
+            .filter(|m| m["partitionId"] == p && m["status"] == "IN_PROGRESS")
+            .count();
+        assert_eq!(consuming, 0, "ended partition {p} reopened: {segs:?}");
+    }
+    server.shutdown().await;
+}
+
 /// A consuming segment that reaches the memory cap ends early
 /// (`indexCapacityThresholdBreached`) instead of growing without bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
