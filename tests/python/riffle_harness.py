@@ -354,6 +354,36 @@ def expected_transcript_averages(lines: list[str]) -> dict[str, float]:
     return {k: sum(v) / len(v) for k, v in sums.items()}
 
 
+def add_table_with_admin(r: "Riffle", schema_file: Path, table_file: Path) -> None:
+    """`riffle AddTable` against a running server; fails unless the table was added."""
+    out = r.admin(
+        "AddTable",
+        "-schemaFile", str(schema_file),
+        "-tableConfigFile", str(table_file),
+        "-controllerHost", "127.0.0.1",
+        "-controllerPort", str(r.controller_port),
+        "-exec",
+    )
+    assert "successfully added" in out, out
+
+
+def check_transcript_averages(r: "Riffle", lines: list[str]) -> None:
+    """The per-subject averages of the transcript table through pinotdb equal those of the
+    lines, with Pinot's column names."""
+    expected = expected_transcript_averages(lines)
+    conn = r.connect()
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT subject, AVG(score) FROM transcript GROUP BY subject")
+        got = {row[0]: row[1] for row in cur.fetchall()}
+        assert [d[0] for d in cur.description] == ["subject", "avg(score)"]
+    finally:
+        conn.close()
+    assert sorted(got) == sorted(expected), got
+    for subject, want in expected.items():
+        assert abs(got[subject] - want) < 1e-6, f"{subject}: {got[subject]} != {want}"
+
+
 TANSU_VERSION = "0.6.0"
 
 

@@ -20,7 +20,8 @@ from riffle_harness import (
     TRANSCRIPT_TOPIC,
     Riffle,
     Tansu,
-    expected_transcript_averages,
+    add_table_with_admin,
+    check_transcript_averages,
     transcript_lines,
 )
 
@@ -47,35 +48,12 @@ def test_transcript_through_kafka(tansu: Tansu, riffle_factory, tmp_path: Path):
 
     r: Riffle = riffle_factory()
     r.start()
-    out = r.admin(
-        "AddTable",
-        "-schemaFile",
-        str(TRANSCRIPT_SCHEMA),
-        "-tableConfigFile",
-        str(table_file),
-        "-controllerHost",
-        "127.0.0.1",
-        "-controllerPort",
-        str(r.controller_port),
-        "-exec",
-    )
-    assert "successfully added" in out, out
+    add_table_with_admin(r, TRANSCRIPT_SCHEMA, table_file)
 
     r.wait_count("transcript", 12)
     assert r.query("SELECT COUNT(*) FROM transcript") == [[12]]
 
-    expected = expected_transcript_averages(lines)
-    conn = r.connect()
-    try:
-        cur = conn.cursor()
-        cur.execute("SELECT subject, AVG(score) FROM transcript GROUP BY subject")
-        got = {row[0]: row[1] for row in cur.fetchall()}
-        assert [d[0] for d in cur.description] == ["subject", "avg(score)"]
-    finally:
-        conn.close()
-    assert sorted(got) == sorted(expected), got
-    for subject, want in expected.items():
-        assert abs(got[subject] - want) < 1e-6, f"{subject}: {got[subject]} != {want}"
+    check_transcript_averages(r, lines)
 
     # Nothing more arrives: each record was read once.
     time.sleep(1.0)

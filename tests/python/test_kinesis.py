@@ -25,7 +25,8 @@ from riffle_harness import (
     TRANSCRIPT_DIR,
     TRANSCRIPT_SCHEMA,
     Riffle,
-    expected_transcript_averages,
+    add_table_with_admin,
+    check_transcript_averages,
     transcript_lines,
     wait_until,
 )
@@ -55,28 +56,10 @@ def test_transcript_through_kinesis(kinesis: KinesisMock, riffle_factory, tmp_pa
 
     r: Riffle = riffle_factory()
     r.start()
-    out = r.admin(
-        "AddTable",
-        "-schemaFile", str(TRANSCRIPT_SCHEMA),
-        "-tableConfigFile", str(table_file),
-        "-controllerHost", "127.0.0.1",
-        "-controllerPort", str(r.controller_port),
-        "-exec",
-    )
-    assert "successfully added" in out, out
+    add_table_with_admin(r, TRANSCRIPT_SCHEMA, table_file)
     r.wait_count("transcript", 12)
 
-    expected = expected_transcript_averages(lines)
-    conn = r.connect()
-    try:
-        cur = conn.cursor()
-        cur.execute("SELECT subject, AVG(score) FROM transcript GROUP BY subject")
-        got = {row[0]: row[1] for row in cur.fetchall()}
-    finally:
-        conn.close()
-    assert sorted(got) == sorted(expected), got
-    for subject, want in expected.items():
-        assert abs(got[subject] - want) < 1e-6, f"{subject}: {got[subject]} != {want}"
+    check_transcript_averages(r, lines)
     time.sleep(1.0)
     assert r.count("transcript") == 12
 
