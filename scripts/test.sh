@@ -266,8 +266,8 @@ stage "python env" setup_venv
 venv_failed=0
 [[ " ${FAILED[*]} " == *" python env "* ]] && venv_failed=1
 
-# 2b. Test brokers: Tansu and noida-db (Kafka protocol), kinesis-mock, moto (S3) and socat
-# (TLS).
+# 2b. Test brokers: Tansu and noida-db (Kafka protocol), kinesis-mock, pulsar-lite, moto
+# (S3) and socat (TLS).
 install_tansu() {
   local path
   path="$(./scripts/tansu.sh)" || return 1
@@ -286,6 +286,11 @@ install_tansu() {
   path="$(./scripts/kinesis-mock.sh)" || return 1
   export RIFFLE_KINESIS_MOCK="$path"
   echo "kinesis-mock: $RIFFLE_KINESIS_MOCK (node $(node --version))"
+  # pulsar-lite, from the pinned requirements (its wheel carries the binary).
+  RIFFLE_PULSAR_LITE="$("$VENV/bin/python" -c 'import os, pulsar_lite; print(os.path.join(os.path.dirname(pulsar_lite.__file__), "bin", "pulsar-lite"))')" || return 1
+  export RIFFLE_PULSAR_LITE
+  [[ -x "$RIFFLE_PULSAR_LITE" ]] || { echo "error: pulsar-lite is missing from $VENV" >&2; return 1; }
+  echo "pulsar-lite: $RIFFLE_PULSAR_LITE"
   export RIFFLE_NOIDA="$VENV/bin/noida-db"
   [[ -x "$RIFFLE_NOIDA" ]] || { echo "error: noida-db is missing from $VENV" >&2; return 1; }
   echo "noida-db: $RIFFLE_NOIDA"

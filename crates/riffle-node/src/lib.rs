@@ -156,12 +156,13 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> NodeError {
     move |source| NodeError::Io { context, source }
 }
 
-/// The stream plugins of this build: the built-in `file` and `memory` streams, Kafka and
-/// Kinesis.
+/// The stream plugins of this build: the built-in `file` and `memory` streams, Kafka,
+/// Kinesis and Pulsar.
 pub fn default_streams() -> StreamRegistry {
     let mut r = StreamRegistry::with_builtins();
     r.register(Arc::new(riffle_kafka::KafkaPlugin));
     r.register(Arc::new(riffle_kinesis::KinesisPlugin));
+    r.register(Arc::new(riffle_pulsar::PulsarPlugin));
     r
 }
 

@@ -112,8 +112,8 @@ fn test_the_crate_graph_has_no_circle_and_points_down() {
         "riffle-config" | "riffle-functions" => 1,
         "riffle-stream" | "riffle-segment" | "riffle-storage" | "riffle-agg-example" => 2,
         "riffle-fetcher-example" => 3,
-        "riffle-kafka" | "riffle-kinesis" | "riffle-decode" | "riffle-catalog"
-        | "riffle-transform" => 3,
+        "riffle-kafka" | "riffle-kinesis" | "riffle-pulsar" | "riffle-decode"
+        | "riffle-catalog" | "riffle-transform" => 3,
         "riffle-ingest" | "riffle-query" => 4,
         "riffle-controller" => 5,
         "riffle-server" => 6,
@@ -168,7 +168,11 @@ fn test_plugins_benchmarks_and_fixtures_stay_out_of_libraries() {
             );
         }
         // Stream plugins draw below the engine, in their tests too.
-        if c == "riffle-kafka" || c == "riffle-kinesis" || c == "riffle-stream" {
+        if c == "riffle-kafka"
+            || c == "riffle-kinesis"
+            || c == "riffle-pulsar"
+            || c == "riffle-stream"
+        {
             for (section, deps) in &m {
                 for engine in [
                     "riffle-ingest",
@@ -193,6 +197,7 @@ fn test_plugins_benchmarks_and_fixtures_stay_out_of_libraries() {
     for (krate, module) in [
         ("riffle-kafka", "pub mod testing;"),
         ("riffle-kinesis", "pub mod testing;"),
+        ("riffle-pulsar", "pub mod testing;"),
         ("riffle-storage", "pub mod testing;"),
         ("riffle-stream", "pub mod conformance;"),
     ] {

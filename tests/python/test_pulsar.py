@@ -1,0 +1,160 @@
+"""The Pulsar plugin end to end against pulsar-lite (a broker speaking Pulsar's binary
+protocol; its PyPI wheel carries the binary, `$RIFFLE_PULSAR_LITE`), through the riffle
+binary and pinotdb, with messages produced by Pulsar's own Python client (batching on, so
+entries hold several messages).
+
+- The seed's transcript walkthrough: the 12 rows on a Pulsar topic, the table added with
+  `riffle AddTable` from the example config with Pinot's Pulsar keys.
+- A crash: the server killed with SIGKILL while batches arrive, then restarted: every row
+  exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pulsar
+import pytest
+
+from riffle_harness import (
+    TRANSCRIPT_DIR,
+    TRANSCRIPT_SCHEMA,
+    Riffle,
+    add_table_with_admin,
+    check_transcript_averages,
+    free_ports,
+    transcript_lines,
+    wait_listening,
+)
+
+
+class PulsarLite:
+    def __init__(self, log_dir: Path):
+        binary = os.environ.get("RIFFLE_PULSAR_LITE")
+        assert binary, "RIFFLE_PULSAR_LITE is not set: scripts/test.sh installs pulsar-lite and sets it"
+        (self.port,) = free_ports(1)
+        conf = log_dir / "pulsar-lite.toml"
+        # Metrics off: otherwise it listens on 0.0.0.0:8080.
+        conf.write_text(f'db_path = "{log_dir / "pulsar-data"}"\nlog_level = "warn"\n\n[metrics]\nenabled = false\n')
+        self.log = log_dir / "pulsar-lite.log"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [binary, "--config", str(conf), "--addr", f"127.0.0.1:{self.port}"],
+                cwd=log_dir, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        wait_listening("pulsar-lite", self.proc, self.port, self.log)
+        self.url = f"pulsar://127.0.0.1:{self.port}"
+
+    def produce(self, topic: str, values: list[bytes]) -> None:
+        client = pulsar.Client(self.url)
+        try:
+            producer = client.create_producer(topic, batching_enabled=True, batching_max_messages=50)
+            for v in values:
+                producer.send_async(v, None)
+            producer.flush()
+            producer.close()
+        finally:
+            client.close()
+
+    def stream_configs(self, topic: str, extra: dict | None = None) -> dict:
+        c = {
+            "streamType": "pulsar",
+            "stream.pulsar.topic.name": topic,
+            "stream.pulsar.bootstrap.servers": self.url,
+            "stream.pulsar.consumer.factory.class.name": "org.apache.pinot.plugin.stream.pulsar.PulsarConsumerFactory",
+            "stream.pulsar.decoder.class.name": "org.apache.pinot.plugin.inputformat.json.JSONMessageDecoder",
+            "stream.pulsar.consumer.prop.auto.offset.reset": "smallest",
+            "realtime.segment.flush.threshold.time": "3600000",
+            "realtime.segment.flush.threshold.rows": "50000",
+        }
+        c.update(extra or {})
+        return c
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def pulsar_lite(tmp_path: Path, request) -> Iterator[PulsarLite]:
+    p = PulsarLite(tmp_path)
+    request.node.riffle_logs = [p.log]
+    try:
+        yield p
+    finally:
+        p.kill()
+
+
+def test_transcript_through_pulsar(pulsar_lite: PulsarLite, riffle_factory, tmp_path: Path):
+    lines = transcript_lines()
+    pulsar_lite.produce("transcript-topic", [l.encode() for l in lines])
+    table = json.loads((TRANSCRIPT_DIR / "transcript_realtime_table_config.json").read_text(encoding="utf-8"))
+    table["tableIndexConfig"]["streamConfigs"] = pulsar_lite.stream_configs("transcript-topic")
+    table_file = tmp_path / "transcript_pulsar_table_config.json"
+    table_file.write_text(json.dumps(table, indent=2), encoding="utf-8")
+
+    r: Riffle = riffle_factory()
+    r.start()
+    add_table_with_admin(r, TRANSCRIPT_SCHEMA, table_file)
+    r.wait_count("transcript", 12)
+    check_transcript_averages(r, lines)
+    time.sleep(1.0)
+    assert r.count("transcript") == 12
+    # Written later: arrives at once.
+    pulsar_lite.produce("transcript-topic", [json.dumps({**json.loads(lines[0]), "studentID": 999}).encode()])
+    r.wait_count("transcript", 13, timeout=10)
+
+
+def rows(ids: range) -> list[bytes]:
+    return [
+        json.dumps(
+            {"studentID": i, "firstName": "f", "lastName": "l", "gender": "x", "subject": "s",
+             "score": float(i % 100), "timestampInEpoch": 1_700_000_000_000 + i}
+        ).encode()
+        for i in ids
+    ]
+
+
+def test_a_crash_while_batches_arrive_keeps_every_row_once(pulsar_lite: PulsarLite, riffle_factory):
+    r: Riffle = riffle_factory()
+    r.start()
+    assert r.post("/schemas", {**json.loads(TRANSCRIPT_SCHEMA.read_text()), "schemaName": "events"})[0] == 200
+    table = {
+        "tableName": "events",
+        "tableType": "REALTIME",
+        "segmentsConfig": {"timeColumnName": "timestampInEpoch", "schemaName": "events", "replication": "1"},
+        "tableIndexConfig": {
+            "streamConfigs": pulsar_lite.stream_configs("events", {"realtime.segment.flush.threshold.rows": "170"})
+        },
+        "tenants": {},
+        "metadata": {},
+    }
+    status, body = r.post("/tables", table)
+    assert status == 200, body
+    pulsar_lite.produce("events", rows(range(0, 1000)))
+    r.wait_count("events", 1000)
+    pulsar_lite.produce("events", rows(range(1000, 2000)))
+    r.kill()
+    pulsar_lite.produce("events", rows(range(2000, 2500)))
+    r.start()
+    r.wait_count("events", 2500)
+    time.sleep(1.0)
+    assert r.query("SELECT COUNT(*), COUNT(DISTINCT studentID), SUM(studentID) FROM events") == [
+        [2500, 2500, sum(range(2500))]
+    ]
+    names = r.get_json("/segments/events")[0]["REALTIME"]
+    metas = [r.get_json(f"/segments/events/{n}/metadata") for n in names]
+    done = sorted((m for m in metas if m["status"] == "DONE"), key=lambda m: m["sequenceNumber"])
+    assert len(done) >= 10, done
+    # Committed segments chain: each starts where the previous ended.
+    for a, b in zip(done, done[1:]):
+        assert a["endOffset"] == b["startOffset"], (a, b)
+    # Segments of 170 rows over batches of up to 50 messages: some start inside a batch
+    # (offsets are <ledger>:<entry>:<index in batch>), so batches were split across segments.
+    assert any(not m["startOffset"].endswith(":000000") for m in done), [m["startOffset"] for m in done]
