@@ -190,6 +190,10 @@ pub struct StreamConfig {
     pub pauseless_download_timeout_seconds: u64,
     /// `realtime.segment.offsetAutoReset.*` and `realtime.segment.isBackfillTopic`.
     pub offset_auto_reset: OffsetAutoReset,
+    /// `stream.<t>.consumer.type: highlevel`: the stream-level (high-level) consumer. The
+    /// table then has one stream-level partition whose offset is the vector of the stream's
+    /// partition offsets (see `riffle_stream::stream_level`).
+    pub stream_level: bool,
     /// The whole map, for the plugin's own keys.
     pub raw: BTreeMap<String, String>,
 }
@@ -461,6 +465,7 @@ impl std::fmt::Debug for StreamConfig {
             .field("decoder_class", &self.decoder_class)
             .field("offset_criteria", &self.offset_criteria)
             .field("flush", &self.flush)
+            .field("stream_level", &self.stream_level)
             .field("raw", &raw)
             .finish_non_exhaustive()
     }
@@ -509,19 +514,21 @@ impl StreamConfig {
             .to_string();
 
         let consumer_type_key = key_of("consumer.type");
-        if let Some(v) = raw.get(&consumer_type_key) {
-            if v.split(',')
-                .any(|c| c.trim().eq_ignore_ascii_case("highlevel"))
-            {
+        let stream_level = match raw.get(&consumer_type_key).map(|v| v.trim()) {
+            None | Some("") => false,
+            Some(v) if v.eq_ignore_ascii_case("lowlevel") || v.eq_ignore_ascii_case("simple") => {
+                false
+            }
+            Some(v) if v.eq_ignore_ascii_case("highlevel") => true,
+            Some(v) => {
                 return Err(ConfigError::new(
                     key_path(&consumer_type_key),
                     format!(
-                        "high-level consumer '{}' is no longer supported: expected \"lowlevel\" or no {consumer_type_key} key",
-                        v.trim()
+                        "consumer type '{v}' is not one of \"lowlevel\" (partition-level, the default) or \"highlevel\" (stream-level)"
                     ),
                 ));
             }
-        }
+        };
 
         let decoder_class = get("decoder.class.name")
             .filter(|s| !s.is_empty())
@@ -783,6 +790,7 @@ impl StreamConfig {
             server_upload_to_deep_store,
             pauseless_download_timeout_seconds,
             offset_auto_reset,
+            stream_level,
             raw: raw.clone(),
         })
     }

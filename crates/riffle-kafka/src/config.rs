@@ -155,6 +155,10 @@ pub struct KafkaConfig {
     pub max_batch_bytes: usize,
     /// librdkafka properties from the map, translated; secrets wrapped.
     pub client: BTreeMap<String, ClientValue>,
+    /// Consumer-group settings of a stream-level table (`session.timeout.ms`,
+    /// `heartbeat.interval.ms`, `max.poll.interval.ms`, `partition.assignment.strategy`,
+    /// `group.instance.id`), given to its group consumer.
+    pub group_client: BTreeMap<String, String>,
     /// Keys accepted but not honoured, with the reason.
     pub warnings: Vec<String>,
 }
@@ -294,6 +298,16 @@ const GROUP_KEYS: &[&str] = &[
     "internal.leave.group.on.close",
 ];
 
+/// Consumer-group settings a stream-level table's group consumer honours (the group id is
+/// `stream.kafka.hlc.group.id`; committing stays off).
+const GROUP_TUNING: &[&str] = &[
+    "group.instance.id",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+];
+
 /// Properties refused because a table config must not load code or run commands on the
 /// server, or because they are callbacks.
 const REFUSED: &[&str] = &[
@@ -337,6 +351,8 @@ const HONOURED: &[&str] = &[
     "isolation.level",
     "metadata.populate",
     "partition.ids",
+    "hlc.bootstrap.server",
+    "hlc.group.id",
 ];
 
 /// Keys outside `stream.*` and `realtime.*` that the server itself reads.
@@ -407,7 +423,13 @@ impl KafkaConfig {
         let mut warnings = Vec::new();
 
         let broker_key = key_name("broker.list");
-        let bootstrap_servers = match config.plugin_key("broker.list").map(str::trim) {
+        // A stream-level (high-level consumer) config of Pinot's names its brokers with
+        // `stream.kafka.hlc.bootstrap.server`.
+        let bootstrap_servers = match config
+            .plugin_key("broker.list")
+            .or_else(|| config.plugin_key("hlc.bootstrap.server"))
+            .map(str::trim)
+        {
             Some(v) if !v.is_empty() => v.to_string(),
             _ => {
                 return Err(err(format!(
@@ -478,6 +500,7 @@ impl KafkaConfig {
             max_batch_messages: DEFAULT_MAX_BATCH_MESSAGES,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             client: BTreeMap::new(),
+            group_client: BTreeMap::new(),
             warnings: Vec::new(),
         };
 
@@ -509,7 +532,7 @@ impl KafkaConfig {
             }
         }
 
-        out.translate_client_keys(raw, &mut warnings)?;
+        out.translate_client_keys(raw, config.stream_level, &mut warnings)?;
         out.translate_pinot_ssl(config)?;
         out.warnings = warnings;
         Ok(out)
@@ -519,6 +542,7 @@ impl KafkaConfig {
     fn translate_client_keys(
         &mut self,
         raw: &BTreeMap<String, String>,
+        stream_level: bool,
         warnings: &mut Vec<String>,
     ) -> Result<(), StreamError> {
         let is_client_key = |k: &str| {
@@ -633,6 +657,9 @@ impl KafkaConfig {
                 }
                 "ssl.keystore.type" | "ssl.truststore.type" | "ssl.truststore.password" => {}
                 _ if OWNED.contains(&key) => {}
+                _ if stream_level && GROUP_TUNING.contains(&key) => {
+                    self.group_client.insert(key.to_string(), v.clone());
+                }
                 _ if GROUP_KEYS.contains(&key) => warnings.push(format!(
                     "{key} is a consumer-group setting and has no effect: Riffle assigns \
                      partitions itself and keeps offsets in its catalog, it commits nothing to \

@@ -135,7 +135,10 @@ impl PartitionConsumer for KafkaPartitionConsumer {
 
 /// The messages of a fetch with their keys and values copied into one buffer of `size`
 /// bytes (what they hold together).
-fn copy_out(held: &[rdkafka::message::BorrowedMessage<'_>], size: usize) -> Vec<StreamMessage> {
+pub(crate) fn copy_out(
+    held: &[rdkafka::message::BorrowedMessage<'_>],
+    size: usize,
+) -> Vec<StreamMessage> {
     let mut buf = Vec::with_capacity(size);
     let mut ranges = Vec::with_capacity(held.len());
     for m in held {

@@ -30,6 +30,10 @@
 //! every batch with queues that small); a lost broker retried at least every second
 //! (`reconnect.backoff.max.ms`).
 //!
+//! A table with `stream.kafka.consumer.type: highlevel` reads through a
+//! [`group::KafkaGroupConsumer`] instead: a member of a consumer group whose assigned
+//! partitions are positioned at the table's checkpoint (see [`group`]).
+//!
 //! # Config keys honoured (see [`config`] for the details)
 //!
 //! | Key | Meaning |
@@ -97,6 +101,7 @@
 pub mod client;
 pub mod config;
 pub mod consumer;
+pub mod group;
 pub mod metadata;
 #[cfg(feature = "testsuite")]
 pub mod testing;
@@ -107,7 +112,7 @@ use async_trait::async_trait;
 use riffle_common::PartitionId;
 use riffle_stream::{
     MetadataProvider, PartitionConsumer, StreamConfig, StreamContext, StreamError, StreamErrorKind,
-    StreamPlugin,
+    StreamLevelConsumer, StreamLevelStart, StreamPlugin,
 };
 
 pub use crate::config::KafkaConfig;
@@ -164,6 +169,25 @@ impl StreamPlugin for KafkaPlugin {
     ) -> Result<Box<dyn PartitionConsumer>, StreamError> {
         let k = Arc::new(KafkaConfig::parse(config)?);
         Ok(Box::new(KafkaPartitionConsumer::new(k, partition.0).await?))
+    }
+
+    /// A member of the consumer group `stream.kafka.hlc.group.id` (default
+    /// `riffle-hlc-<topic>`), see [`group`].
+    async fn stream_level_consumer(
+        &self,
+        config: &StreamConfig,
+        _ctx: &StreamContext,
+        start: StreamLevelStart,
+    ) -> Result<Box<dyn StreamLevelConsumer>, StreamError> {
+        let k = Arc::new(KafkaConfig::parse(config)?);
+        let group = config
+            .plugin_key("hlc.group.id")
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map_or_else(|| format!("riffle-hlc-{}", k.topic), str::to_string);
+        Ok(Box::new(
+            group::KafkaGroupConsumer::open(k, group, start).await?,
+        ))
     }
 }
 

@@ -375,8 +375,18 @@ impl StreamRegistry {
     }
 
     /// The plugin for a stream config: by `streamType`, then by factory class name. An
-    /// unknown type is an error listing the known ones.
+    /// unknown type is an error listing the known ones. A stream-level table
+    /// (`consumer.type: highlevel`) gets the plugin wrapped in a
+    /// [`stream_level::StreamLevelPlugin`].
     pub fn plugin_for(&self, config: &StreamConfig) -> Result<Arc<dyn StreamPlugin>, StreamError> {
+        let plugin = self.plugin_of(config)?;
+        if config.stream_level {
+            return Ok(Arc::new(stream_level::StreamLevelPlugin::new(plugin)));
+        }
+        Ok(plugin)
+    }
+
+    fn plugin_of(&self, config: &StreamConfig) -> Result<Arc<dyn StreamPlugin>, StreamError> {
         if let Some(p) = self.by_type.get(&config.stream_type) {
             return Ok(p.clone());
         }
