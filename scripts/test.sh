@@ -266,8 +266,8 @@ stage "python env" setup_venv
 venv_failed=0
 [[ " ${FAILED[*]} " == *" python env "* ]] && venv_failed=1
 
-# 2b. Test brokers: Tansu and noida-db (Kafka protocol), kinesis-mock, pulsar-lite, moto
-# (S3) and socat (TLS).
+# 2b. Test brokers: Tansu and noida-db (Kafka protocol), kinesis-mock, pulsar-lite,
+# redis-server, moto (S3) and socat (TLS).
 install_tansu() {
   local path
   path="$(./scripts/tansu.sh)" || return 1
@@ -291,6 +291,10 @@ install_tansu() {
   export RIFFLE_PULSAR_LITE
   [[ -x "$RIFFLE_PULSAR_LITE" ]] || { echo "error: pulsar-lite is missing from $VENV" >&2; return 1; }
   echo "pulsar-lite: $RIFFLE_PULSAR_LITE"
+  # redis-server, unpacked from Debian's packages (nothing installed or started).
+  path="$(./scripts/redis.sh)" || return 1
+  export RIFFLE_REDIS="$path"
+  echo "redis-server: $RIFFLE_REDIS"
   export RIFFLE_NOIDA="$VENV/bin/noida-db"
   [[ -x "$RIFFLE_NOIDA" ]] || { echo "error: noida-db is missing from $VENV" >&2; return 1; }
   echo "noida-db: $RIFFLE_NOIDA"

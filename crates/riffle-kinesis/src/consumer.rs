@@ -20,6 +20,10 @@ use crate::config::KinesisConfig;
 use crate::metadata::shard_of;
 use crate::offsets::{self, Position};
 
+/// The least time a call may take: a fetch's timeout bounds how long it waits for records,
+/// not how long a slow answer may take to arrive.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A consumer of one shard.
 pub struct KinesisPartitionConsumer {
     config: Arc<KinesisConfig>,
@@ -98,10 +102,7 @@ impl PartitionConsumer for KinesisPartitionConsumer {
         let deadline = Instant::now() + timeout;
         let mut iterator = match self.next.take() {
             Some((o, it)) if &o == from => it,
-            _ => match self
-                .iterator_for(from, timeout.max(Duration::from_secs(1)))
-                .await?
-            {
+            _ => match self.iterator_for(from, timeout.max(CALL_TIMEOUT)).await? {
                 Some(it) => Some(it),
                 None => {
                     // A start time still to come: wait for it.
@@ -124,7 +125,7 @@ impl PartitionConsumer for KinesisPartitionConsumer {
             }
             let left = deadline
                 .saturating_duration_since(Instant::now())
-                .max(Duration::from_secs(1));
+                .max(CALL_TIMEOUT);
             let r = match self
                 .client
                 .get_records(&it, self.config.max_records, left)

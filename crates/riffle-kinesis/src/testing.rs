@@ -251,7 +251,7 @@ impl KinesisMock {
             let records: Vec<(String, Vec<u8>)> =
                 chunk.iter().map(|v| ("k".to_string(), v.clone())).collect();
             let put = c
-                .put_records(stream, &records, Some(&key), Duration::from_secs(10))
+                .put_records(stream, &records, Some(&key), Duration::from_secs(60))
                 .await?;
             for (got, seq) in put {
                 if got != id {

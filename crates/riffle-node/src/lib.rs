@@ -157,12 +157,13 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> NodeError {
 }
 
 /// The stream plugins of this build: the built-in `file` and `memory` streams, Kafka,
-/// Kinesis and Pulsar.
+/// Kinesis, Pulsar and Redis Streams.
 pub fn default_streams() -> StreamRegistry {
     let mut r = StreamRegistry::with_builtins();
     r.register(Arc::new(riffle_kafka::KafkaPlugin));
     r.register(Arc::new(riffle_kinesis::KinesisPlugin));
     r.register(Arc::new(riffle_pulsar::PulsarPlugin));
+    r.register(Arc::new(riffle_redis::RedisPlugin));
     r
 }
 

@@ -210,6 +210,19 @@ pub struct CommandMessage {
     pub message_id: MessageIdData,
 }
 
+/// `CommandAck.AckType::Cumulative`.
+pub const ACK_CUMULATIVE: i32 = 1;
+
+#[derive(Clone, PartialEq, Message)]
+pub struct CommandAck {
+    #[prost(uint64, required, tag = "1")]
+    pub consumer_id: u64,
+    #[prost(int32, required, tag = "2")]
+    pub ack_type: i32,
+    #[prost(message, repeated, tag = "3")]
+    pub message_id: Vec<MessageIdData>,
+}
+
 #[derive(Clone, PartialEq, Message)]
 pub struct CommandFlow {
     #[prost(uint64, required, tag = "1")]
@@ -308,6 +321,7 @@ pub mod kind {
     pub const SEND_RECEIPT: i32 = 7;
     pub const SEND_ERROR: i32 = 8;
     pub const MESSAGE: i32 = 9;
+    pub const ACK: i32 = 10;
     pub const FLOW: i32 = 11;
     pub const SUCCESS: i32 = 13;
     pub const ERROR: i32 = 14;
@@ -344,6 +358,8 @@ pub struct BaseCommand {
     pub send_error: Option<CommandSendError>,
     #[prost(message, optional, tag = "9")]
     pub message: Option<CommandMessage>,
+    #[prost(message, optional, tag = "10")]
+    pub ack: Option<CommandAck>,
     #[prost(message, optional, tag = "11")]
     pub flow: Option<CommandFlow>,
     #[prost(message, optional, tag = "13")]

@@ -47,6 +47,8 @@ pub struct Reader {
     skip_before: Option<Position>,
     buffer: VecDeque<Unpacked>,
     permits: u32,
+    /// Entries received since the last acknowledgement.
+    acked: u32,
     ended: bool,
 }
 
@@ -65,6 +67,7 @@ impl Reader {
             skip_before: None,
             buffer: VecDeque::new(),
             permits: 0,
+            acked: 0,
             ended: false,
         }
     }
@@ -142,6 +145,25 @@ impl Reader {
         Ok(())
     }
 
+    /// Acknowledges everything up to `id` (cumulatively), so that the broker does not
+    /// deliver it again.
+    async fn ack(&mut self, id: &MessageIdData) -> Result<(), StreamError> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        let mut cmd = BaseCommand::of(kind::ACK);
+        cmd.ack = Some(proto::CommandAck {
+            consumer_id: self.consumer_id,
+            ack_type: proto::ACK_CUMULATIVE,
+            message_id: vec![MessageIdData {
+                batch_index: None,
+                batch_size: None,
+                ..id.clone()
+            }],
+        });
+        conn.send(&cmd, None).await
+    }
+
     /// Messages from `from`, waiting at most about `timeout` for the first.
     pub async fn fetch(
         &mut self,
@@ -210,6 +232,11 @@ impl Reader {
                     };
                     self.permits = self.permits.saturating_sub(1);
                     self.unpack(&msg.message_id, &meta, payload)?;
+                    self.acked += 1;
+                    if self.acked >= PERMITS / 4 {
+                        self.acked = 0;
+                        self.ack(&msg.message_id).await?;
+                    }
                     if self.permits < PERMITS / 2 {
                         self.flow().await?;
                     }
@@ -268,6 +295,9 @@ impl Reader {
             if this.skip_before.is_some_and(|s| pos < s) {
                 return;
             }
+            // A message the broker delivers again (unacknowledged ones may come back) is
+            // dropped: everything before the next position was kept already.
+            this.skip_before = Some(pos.next(n));
             this.buffer.push_back(Unpacked {
                 message: StreamMessage {
                     key: key.map(|k| Bytes::from(k.clone().into_bytes())),
@@ -491,6 +521,9 @@ mod tests {
             "3:00000000000000000008:000000"
         );
         assert_eq!(r.buffer[1].message.timestamp_ms, Some(42));
+        // The same entry delivered again (unacknowledged) adds nothing.
+        r.unpack(&id, &m, payload.clone()).unwrap();
+        assert_eq!(r.buffer.len(), 2);
         // Cut short or lying sizes: errors, never panics.
         for cut in [1, 5, payload.len() - 1] {
             assert!(r.unpack(&id, &m, payload[..cut].to_vec()).is_err(), "{cut}");

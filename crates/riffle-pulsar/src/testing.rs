@@ -120,7 +120,14 @@ impl PulsarLite {
             .map(|s| s.producer_name)
             .ok_or_else(|| anyhow!("no PRODUCER_SUCCESS"))?;
         let base = now_ms() as u64 * 1000;
+        let deadline = tokio::time::Instant::now() + t + Duration::from_millis(values.len() as u64);
+        let mut receipts = 0;
+        // At most 500 sends wait for their receipts: the broker stops reading a client that
+        // does not read its answers.
         for (i, v) in values.iter().enumerate() {
+            while i - receipts >= 500 {
+                receipts += Self::receipt(&mut conn, deadline, receipts, values.len()).await?;
+            }
             let seq = base + i as u64;
             let mut send = BaseCommand::of(kind::SEND);
             send.send = Some(proto::CommandSend {
@@ -136,19 +143,30 @@ impl PulsarLite {
             };
             conn.send(&send, Some((&meta, v))).await?;
         }
-        let mut receipts = 0;
-        let deadline = tokio::time::Instant::now() + t;
         while receipts < values.len() {
-            let f = conn.read_frame(deadline).await?.ok_or_else(|| {
-                anyhow!("{receipts} of {} send receipts within 10 s", values.len())
-            })?;
-            match f.command.r#type {
-                kind::SEND_RECEIPT => receipts += 1,
-                kind::SEND_ERROR => bail!("send failed: {:?}", f.command.send_error),
-                _ => {}
-            }
+            receipts += Self::receipt(&mut conn, deadline, receipts, values.len()).await?;
         }
         Ok(())
+    }
+}
+
+impl PulsarLite {
+    /// Reads frames until one send receipt (1) or something else (0).
+    async fn receipt(
+        conn: &mut Connection,
+        deadline: tokio::time::Instant,
+        got: usize,
+        want: usize,
+    ) -> Result<usize> {
+        let f = conn
+            .read_frame(deadline)
+            .await?
+            .ok_or_else(|| anyhow!("{got} of {want} send receipts in time"))?;
+        match f.command.r#type {
+            kind::SEND_RECEIPT => Ok(1),
+            kind::SEND_ERROR => bail!("send failed: {:?}", f.command.send_error),
+            _ => Ok(0),
+        }
     }
 }
 

@@ -1,0 +1,149 @@
+"""Redis Streams end to end (a stream Pinot never had, through the same plugin interface):
+redis-server (Debian's package, unpacked by `scripts/redis.sh`; `$RIFFLE_REDIS` starts it)
+on a loopback port, entries added with XADD, the riffle binary queried through pinotdb.
+
+- The seed's transcript walkthrough: the 12 rows as stream entries, the table added with
+  `riffle AddTable` from the example config with `streamType: redis`.
+- A crash: SIGKILL while entries arrive, then a restart: every row exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from riffle_harness import (
+    TRANSCRIPT_DIR,
+    TRANSCRIPT_SCHEMA,
+    Riffle,
+    add_table_with_admin,
+    check_transcript_averages,
+    free_ports,
+    transcript_lines,
+    wait_listening,
+)
+
+
+class Redis:
+    def __init__(self, log_dir: Path):
+        binary = os.environ.get("RIFFLE_REDIS")
+        assert binary, "RIFFLE_REDIS is not set: scripts/test.sh installs redis-server and sets it"
+        (self.port,) = free_ports(1)
+        self.log = log_dir / "redis.log"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                 "--dir", str(log_dir)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        wait_listening("redis-server", self.proc, self.port, self.log)
+        self.url = f"redis://127.0.0.1:{self.port}"
+
+    def xadd(self, key: str, values: list[bytes]) -> None:
+        """XADD key * value <v>, pipelined, each reply checked."""
+        def cmd(*args: bytes) -> bytes:
+            out = b"*%d\r\n" % len(args)
+            for a in args:
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+            return out
+
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+            s.sendall(b"".join(cmd(b"XADD", key.encode(), b"*", b"value", v) for v in values))
+            f = s.makefile("rb")
+            for _ in values:
+                line = f.readline()
+                assert line.startswith(b"$"), line
+                f.readline()
+
+    def stream_configs(self, key: str, extra: dict | None = None) -> dict:
+        c = {
+            "streamType": "redis",
+            "stream.redis.topic.name": key,
+            "stream.redis.url": self.url,
+            "stream.redis.decoder.class.name": "org.apache.pinot.plugin.inputformat.json.JSONMessageDecoder",
+            "stream.redis.consumer.prop.auto.offset.reset": "smallest",
+            "realtime.segment.flush.threshold.time": "3600000",
+            "realtime.segment.flush.threshold.rows": "50000",
+        }
+        c.update(extra or {})
+        return c
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def redis(tmp_path: Path, request) -> Iterator[Redis]:
+    r = Redis(tmp_path)
+    request.node.riffle_logs = [r.log]
+    try:
+        yield r
+    finally:
+        r.kill()
+
+
+def test_transcript_through_redis_streams(redis: Redis, riffle_factory, tmp_path: Path):
+    lines = transcript_lines()
+    redis.xadd("transcript-topic", [l.encode() for l in lines])
+    table = json.loads((TRANSCRIPT_DIR / "transcript_realtime_table_config.json").read_text(encoding="utf-8"))
+    table["tableIndexConfig"]["streamConfigs"] = redis.stream_configs("transcript-topic")
+    table_file = tmp_path / "transcript_redis_table_config.json"
+    table_file.write_text(json.dumps(table, indent=2), encoding="utf-8")
+    r: Riffle = riffle_factory()
+    r.start()
+    add_table_with_admin(r, TRANSCRIPT_SCHEMA, table_file)
+    r.wait_count("transcript", 12)
+    check_transcript_averages(r, lines)
+    time.sleep(1.0)
+    assert r.count("transcript") == 12
+    redis.xadd("transcript-topic", [json.dumps({**json.loads(lines[0]), "studentID": 999}).encode()])
+    r.wait_count("transcript", 13, timeout=10)
+
+
+def test_a_crash_while_entries_arrive_keeps_every_row_once(redis: Redis, riffle_factory):
+    def rows(ids: range) -> list[bytes]:
+        return [
+            json.dumps({"studentID": i, "firstName": "f", "lastName": "l", "gender": "x", "subject": f"k{i % 2}",
+                        "score": 1.0, "timestampInEpoch": 1_700_000_000_000 + i}).encode()
+            for i in ids
+        ]
+
+    r: Riffle = riffle_factory()
+    r.start()
+    assert r.post("/schemas", {**json.loads(TRANSCRIPT_SCHEMA.read_text()), "schemaName": "events"})[0] == 200
+    table = {
+        "tableName": "events",
+        "tableType": "REALTIME",
+        "segmentsConfig": {"timeColumnName": "timestampInEpoch", "schemaName": "events", "replication": "1"},
+        "tableIndexConfig": {
+            "streamConfigs": redis.stream_configs("ev-0,ev-1", {"realtime.segment.flush.threshold.rows": "230"})
+        },
+        "tenants": {},
+        "metadata": {},
+    }
+    status, body = r.post("/tables", table)
+    assert status == 200, body
+    for i in range(2):
+        redis.xadd(f"ev-{i}", [x for j, x in zip(range(0, 2000), rows(range(0, 2000))) if j % 2 == i])
+    r.wait_count("events", 2000)
+    for i in range(2):
+        redis.xadd(f"ev-{i}", [x for j, x in zip(range(2000, 3000), rows(range(2000, 3000))) if j % 2 == i])
+    r.kill()
+    for i in range(2):
+        redis.xadd(f"ev-{i}", [x for j, x in zip(range(3000, 3500), rows(range(3000, 3500))) if j % 2 == i])
+    r.start()
+    r.wait_count("events", 3500)
+    time.sleep(1.0)
+    assert r.query("SELECT COUNT(*), COUNT(DISTINCT studentID), SUM(studentID) FROM events") == [
+        [3500, 3500, sum(range(3500))]
+    ]
+    assert dict(r.query("SELECT subject, COUNT(*) FROM events GROUP BY subject")) == {"k0": 1750, "k1": 1750}
