@@ -384,6 +384,36 @@ def check_transcript_averages(r: "Riffle", lines: list[str]) -> None:
         assert abs(got[subject] - want) < 1e-6, f"{subject}: {got[subject]} != {want}"
 
 
+def add_events_table(r: "Riffle", stream_configs: dict) -> None:
+    """Adds the table `events` (the transcript schema under that name) reading
+    `stream_configs`; fails unless both are accepted."""
+    schema = {**json.loads(TRANSCRIPT_SCHEMA.read_text(encoding="utf-8")), "schemaName": "events"}
+    status, body = r.post("/schemas", schema)
+    assert status == 200, body
+    table = {
+        "tableName": "events",
+        "tableType": "REALTIME",
+        "segmentsConfig": {"timeColumnName": "timestampInEpoch", "schemaName": "events", "replication": "1"},
+        "tableIndexConfig": {"streamConfigs": stream_configs},
+        "tenants": {},
+        "metadata": {},
+    }
+    status, body = r.post("/tables", table)
+    assert status == 200, body
+
+
+def event_rows(ids: range, subject) -> list[bytes]:
+    """JSON rows of the `events` table: one per id, `studentID` = id, `subject` =
+    `subject(id)`."""
+    return [
+        json.dumps(
+            {"studentID": i, "firstName": "f", "lastName": "l", "gender": "x", "subject": subject(i),
+             "score": float(i % 100), "timestampInEpoch": 1_700_000_000_000 + i}
+        ).encode()
+        for i in ids
+    ]
+
+
 TANSU_VERSION = "0.6.0"
 
 

@@ -25,8 +25,10 @@ from riffle_harness import (
     TRANSCRIPT_DIR,
     TRANSCRIPT_SCHEMA,
     Riffle,
+    add_events_table,
     add_table_with_admin,
     check_transcript_averages,
+    event_rows,
     transcript_lines,
     wait_until,
 )
@@ -75,20 +77,7 @@ def test_transcript_through_kinesis(kinesis: KinesisMock, riffle_factory, tmp_pa
 
 
 def rows(shard: int, ids: range) -> list[bytes]:
-    return [
-        json.dumps(
-            {
-                "studentID": i,
-                "firstName": "f",
-                "lastName": "l",
-                "gender": "x",
-                "subject": f"shard{shard}",
-                "score": float(i % 100),
-                "timestampInEpoch": 1_700_000_000_000 + i,
-            }
-        ).encode()
-        for i in ids
-    ]
+    return event_rows(ids, lambda _: f"shard{shard}")
 
 
 def per_shard(r: Riffle) -> dict[str, int]:
@@ -99,19 +88,7 @@ def test_reshard_with_a_crash_keeps_every_row_once(kinesis: KinesisMock, riffle_
     kinesis.create_stream("events", 1)
     r: Riffle = riffle_factory()
     r.start()
-    assert r.post("/schemas", {**json.loads(TRANSCRIPT_SCHEMA.read_text()), "schemaName": "events"})[0] == 200
-    table = {
-        "tableName": "events",
-        "tableType": "REALTIME",
-        "segmentsConfig": {"timeColumnName": "timestampInEpoch", "schemaName": "events", "replication": "1"},
-        "tableIndexConfig": {
-            "streamConfigs": kinesis.stream_configs("events", {"realtime.segment.flush.threshold.rows": "150"})
-        },
-        "tenants": {},
-        "metadata": {},
-    }
-    status, body = r.post("/tables", table)
-    assert status == 200, body
+    add_events_table(r, kinesis.stream_configs("events", {"realtime.segment.flush.threshold.rows": "150"}))
 
     kinesis.put("events", 0, rows(0, range(0, 400)))
     r.wait_count("events", 400)

@@ -25,8 +25,10 @@ from riffle_harness import (
     TRANSCRIPT_DIR,
     TRANSCRIPT_SCHEMA,
     Riffle,
+    add_events_table,
     add_table_with_admin,
     check_transcript_averages,
+    event_rows,
     free_ports,
     transcript_lines,
     wait_listening,
@@ -112,31 +114,13 @@ def test_transcript_through_pulsar(pulsar_lite: PulsarLite, riffle_factory, tmp_
 
 
 def rows(ids: range) -> list[bytes]:
-    return [
-        json.dumps(
-            {"studentID": i, "firstName": "f", "lastName": "l", "gender": "x", "subject": "s",
-             "score": float(i % 100), "timestampInEpoch": 1_700_000_000_000 + i}
-        ).encode()
-        for i in ids
-    ]
+    return event_rows(ids, lambda _: "s")
 
 
 def test_a_crash_while_batches_arrive_keeps_every_row_once(pulsar_lite: PulsarLite, riffle_factory):
     r: Riffle = riffle_factory()
     r.start()
-    assert r.post("/schemas", {**json.loads(TRANSCRIPT_SCHEMA.read_text()), "schemaName": "events"})[0] == 200
-    table = {
-        "tableName": "events",
-        "tableType": "REALTIME",
-        "segmentsConfig": {"timeColumnName": "timestampInEpoch", "schemaName": "events", "replication": "1"},
-        "tableIndexConfig": {
-            "streamConfigs": pulsar_lite.stream_configs("events", {"realtime.segment.flush.threshold.rows": "170"})
-        },
-        "tenants": {},
-        "metadata": {},
-    }
-    status, body = r.post("/tables", table)
-    assert status == 200, body
+    add_events_table(r, pulsar_lite.stream_configs("events", {"realtime.segment.flush.threshold.rows": "170"}))
     pulsar_lite.produce("events", rows(range(0, 1000)))
     r.wait_count("events", 1000)
     pulsar_lite.produce("events", rows(range(1000, 2000)))

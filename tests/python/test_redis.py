@@ -23,8 +23,10 @@ from riffle_harness import (
     TRANSCRIPT_DIR,
     TRANSCRIPT_SCHEMA,
     Riffle,
+    add_events_table,
     add_table_with_admin,
     check_transcript_averages,
+    event_rows,
     free_ports,
     transcript_lines,
     wait_listening,
@@ -111,27 +113,11 @@ def test_transcript_through_redis_streams(redis: Redis, riffle_factory, tmp_path
 
 def test_a_crash_while_entries_arrive_keeps_every_row_once(redis: Redis, riffle_factory):
     def rows(ids: range) -> list[bytes]:
-        return [
-            json.dumps({"studentID": i, "firstName": "f", "lastName": "l", "gender": "x", "subject": f"k{i % 2}",
-                        "score": 1.0, "timestampInEpoch": 1_700_000_000_000 + i}).encode()
-            for i in ids
-        ]
+        return event_rows(ids, lambda i: f"k{i % 2}")
 
     r: Riffle = riffle_factory()
     r.start()
-    assert r.post("/schemas", {**json.loads(TRANSCRIPT_SCHEMA.read_text()), "schemaName": "events"})[0] == 200
-    table = {
-        "tableName": "events",
-        "tableType": "REALTIME",
-        "segmentsConfig": {"timeColumnName": "timestampInEpoch", "schemaName": "events", "replication": "1"},
-        "tableIndexConfig": {
-            "streamConfigs": redis.stream_configs("ev-0,ev-1", {"realtime.segment.flush.threshold.rows": "230"})
-        },
-        "tenants": {},
-        "metadata": {},
-    }
-    status, body = r.post("/tables", table)
-    assert status == 200, body
+    add_events_table(r, redis.stream_configs("ev-0,ev-1", {"realtime.segment.flush.threshold.rows": "230"}))
     for i in range(2):
         redis.xadd(f"ev-{i}", [x for j, x in zip(range(0, 2000), rows(range(0, 2000))) if j % 2 == i])
     r.wait_count("events", 2000)

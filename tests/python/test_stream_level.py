@@ -17,7 +17,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 
-from riffle_harness import TRANSCRIPT_SCHEMA, Riffle, Tansu, wait_until
+from riffle_harness import Riffle, Tansu, add_events_table, event_rows, wait_until
 
 TOPIC = "hlc-events"
 GROUP = "riffle-hlc-test"
@@ -26,10 +26,8 @@ PARTITIONS = 4
 
 def produce(tansu: Tansu, ids: range) -> None:
     p = Producer({"bootstrap.servers": tansu.bootstrap})
-    for i in ids:
-        row = {"studentID": i, "firstName": "f", "lastName": "l", "gender": "x", "subject": f"p{i % PARTITIONS}",
-               "score": float(i % 100), "timestampInEpoch": 1_700_000_000_000 + i}
-        p.produce(TOPIC, json.dumps(row).encode(), partition=i % PARTITIONS)
+    for i, row in zip(ids, event_rows(ids, lambda i: f"p{i % PARTITIONS}")):
+        p.produce(TOPIC, row, partition=i % PARTITIONS)
     assert p.flush(30) == 0
 
 
@@ -43,31 +41,22 @@ def test_stream_level_table_survives_a_rebalance_and_a_crash(tansu: Tansu, riffl
 
     r: Riffle = riffle_factory()
     r.start()
-    assert r.post("/schemas", {**json.loads(TRANSCRIPT_SCHEMA.read_text()), "schemaName": "events"})[0] == 200
-    table = {
-        "tableName": "events",
-        "tableType": "REALTIME",
-        "segmentsConfig": {"timeColumnName": "timestampInEpoch", "schemaName": "events", "replication": "1"},
-        "tableIndexConfig": {
-            "streamConfigs": {
-                "streamType": "kafka",
-                "stream.kafka.consumer.type": "highlevel",
-                "stream.kafka.topic.name": TOPIC,
-                "stream.kafka.hlc.bootstrap.server": tansu.bootstrap,
-                "stream.kafka.hlc.group.id": GROUP,
-                "stream.kafka.decoder.class.name": "org.apache.pinot.plugin.stream.kafka.KafkaJSONMessageDecoder",
-                "stream.kafka.consumer.factory.class.name": "org.apache.pinot.plugin.stream.kafka20.KafkaConsumerFactory",
-                "stream.kafka.consumer.prop.auto.offset.reset": "smallest",
-                "session.timeout.ms": "6000",
-                "heartbeat.interval.ms": "500",
-                "realtime.segment.flush.threshold.rows": "700",
-            }
+    add_events_table(
+        r,
+        {
+            "streamType": "kafka",
+            "stream.kafka.consumer.type": "highlevel",
+            "stream.kafka.topic.name": TOPIC,
+            "stream.kafka.hlc.bootstrap.server": tansu.bootstrap,
+            "stream.kafka.hlc.group.id": GROUP,
+            "stream.kafka.decoder.class.name": "org.apache.pinot.plugin.stream.kafka.KafkaJSONMessageDecoder",
+            "stream.kafka.consumer.factory.class.name": "org.apache.pinot.plugin.stream.kafka20.KafkaConsumerFactory",
+            "stream.kafka.consumer.prop.auto.offset.reset": "smallest",
+            "session.timeout.ms": "6000",
+            "heartbeat.interval.ms": "500",
+            "realtime.segment.flush.threshold.rows": "700",
         },
-        "tenants": {},
-        "metadata": {},
-    }
-    status, body = r.post("/tables", table)
-    assert status == 200, body
+    )
     r.wait_count("events", 2000)
     assert totals(r) == [2000, 2000, sum(range(2000))]
 

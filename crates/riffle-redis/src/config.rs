@@ -1,0 +1,184 @@
+//! The Redis stream config (see the crate documentation for the keys).
+
+use std::time::Duration;
+
+use riffle_common::PartitionId;
+use riffle_stream::{StreamConfig, StreamError, StreamErrorKind};
+
+use crate::resp::Connection;
+
+/// The parsed config.
+#[derive(Clone)]
+pub struct RedisConfig {
+    /// `host:port`.
+    pub address: String,
+    /// `AUTH` user and password.
+    pub auth: Option<(Option<String>, String)>,
+    /// The database.
+    pub db: u32,
+    /// The stream keys, one per partition.
+    pub keys: Vec<String>,
+    /// The field holding the message.
+    pub value_field: String,
+    /// Entries per fetch.
+    pub max_entries: u32,
+    /// Connect and call timeout.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("address", &self.address)
+            .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisConfig {
+    /// Parses a stream config; errors name the key.
+    pub fn parse(config: &StreamConfig) -> Result<RedisConfig, StreamError> {
+        let get = |k: &str| {
+            config
+                .plugin_key(k)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        let url = get("url").ok_or_else(|| {
+            StreamError::config("stream.redis.url is required: expected redis://host:6379")
+        })?;
+        if url.starts_with("rediss://") {
+            return Err(StreamError::new(
+                StreamErrorKind::Unsupported,
+                "stream.redis.url: rediss:// (TLS) is not supported; use redis://",
+            ));
+        }
+        let rest = url.strip_prefix("redis://").ok_or_else(|| {
+            StreamError::config(format!("stream.redis.url '{url}' is not a redis:// URL"))
+        })?;
+        let (userinfo, hostpart) = match rest.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, rest),
+        };
+        let (hostport, db) = match hostpart.split_once('/') {
+            Some((h, "")) => (h, 0),
+            Some((h, d)) => (
+                h,
+                d.parse::<u32>().map_err(|_| {
+                    StreamError::config(format!("stream.redis.url: database '{d}' is not a number"))
+                })?,
+            ),
+            None => (hostpart, 0),
+        };
+        let port_ok = hostport
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !port_ok {
+            return Err(StreamError::config(format!(
+                "stream.redis.url '{url}' needs a host and a port, e.g. redis://localhost:6379"
+            )));
+        }
+        let auth = userinfo.map(|u| match u.split_once(':') {
+            Some((user, pass)) => (
+                (!user.is_empty()).then(|| user.to_string()),
+                pass.to_string(),
+            ),
+            None => (None, u.to_string()),
+        });
+        let keys: Vec<String> = config
+            .topic
+            .split(',')
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .collect();
+        if keys.is_empty() {
+            return Err(StreamError::config(
+                "stream.redis.topic.name has no stream key",
+            ));
+        }
+        let max_entries = match get("max.entries") {
+            None => 10_000,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=100_000).contains(n))
+                .ok_or_else(|| {
+                    StreamError::config(format!(
+                        "stream.redis.max.entries '{v}' is not a number from 1 to 100000"
+                    ))
+                })?,
+        };
+        Ok(RedisConfig {
+            address: hostport.to_string(),
+            auth,
+            db,
+            keys,
+            value_field: get("value.field").unwrap_or("value").to_string(),
+            max_entries,
+            timeout: Duration::from_millis(config.connection_timeout_ms.clamp(100, 600_000)),
+        })
+    }
+
+    pub(crate) async fn connect(&self) -> Result<Connection, StreamError> {
+        let auth = self.auth.as_ref().map(|(u, p)| (u.as_deref(), p.as_str()));
+        Connection::open(&self.address, auth, self.db, self.timeout).await
+    }
+
+    pub(crate) fn key(&self, p: PartitionId) -> Result<&str, StreamError> {
+        self.keys
+            .get(p.0 as usize)
+            .map(|s| s.as_str())
+            .ok_or_else(|| {
+                StreamError::new(
+                    StreamErrorKind::NotFound,
+                    format!(
+                        "redis stream config has no partition {} (it lists {} keys)",
+                        p.0,
+                        self.keys.len()
+                    ),
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn test_config() {
+        let cfg = |url: &str| {
+            let m: BTreeMap<String, String> = [
+                ("streamType", "redis"),
+                ("stream.redis.topic.name", "a, b"),
+                ("stream.redis.url", url),
+                (
+                    "stream.redis.decoder.class.name",
+                    "org.apache.pinot.plugin.inputformat.json.JSONMessageDecoder",
+                ),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            RedisConfig::parse(&StreamConfig::parse("$", &m).unwrap())
+        };
+        let c = cfg("redis://u:s3cr3t@h:6380/2").unwrap();
+        assert_eq!((c.address.as_str(), c.db, c.keys.len()), ("h:6380", 2, 2));
+        assert_eq!(c.auth, Some((Some("u".into()), "s3cr3t".into())));
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        let c = cfg("redis://:only@h:1").unwrap();
+        assert_eq!(c.auth, Some((None, "only".into())));
+        for (bad, want) in [
+            ("rediss://h:1", "TLS"),
+            ("http://h:1", "not a redis://"),
+            ("redis://h", "host and a port"),
+            ("redis://h:1/x", "database 'x'"),
+        ] {
+            let e = cfg(bad).unwrap_err();
+            assert!(e.message.contains(want), "{bad}: {e}");
+        }
+    }
+}
