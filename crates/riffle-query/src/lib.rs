@@ -31,6 +31,7 @@ mod prepare;
 pub mod provider;
 pub mod response;
 mod run;
+pub mod scan_exec;
 mod top_n;
 pub mod virtual_columns;
 
