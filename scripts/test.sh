@@ -267,7 +267,7 @@ venv_failed=0
 [[ " ${FAILED[*]} " == *" python env "* ]] && venv_failed=1
 
 # 2b. Test brokers: Tansu and noida-db (Kafka protocol), kinesis-mock, pulsar-lite,
-# redis-server, moto (S3) and socat (TLS).
+# redis-server, nats-server, moto (S3) and socat (TLS).
 install_tansu() {
   local path
   path="$(./scripts/tansu.sh)" || return 1
@@ -295,6 +295,10 @@ install_tansu() {
   path="$(./scripts/redis.sh)" || return 1
   export RIFFLE_REDIS="$path"
   echo "redis-server: $RIFFLE_REDIS"
+  # nats-server with JetStream, unpacked from Debian's package (nothing installed or started).
+  path="$(./scripts/nats.sh)" || return 1
+  export RIFFLE_NATS="$path"
+  echo "nats-server: $RIFFLE_NATS"
   export RIFFLE_NOIDA="$VENV/bin/noida-db"
   [[ -x "$RIFFLE_NOIDA" ]] || { echo "error: noida-db is missing from $VENV" >&2; return 1; }
   echo "noida-db: $RIFFLE_NOIDA"

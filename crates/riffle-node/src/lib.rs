@@ -157,13 +157,14 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> NodeError {
 }
 
 /// The stream plugins of this build: the built-in `file` and `memory` streams, Kafka,
-/// Kinesis, Pulsar and Redis Streams.
+/// Kinesis, Pulsar, Redis Streams and NATS JetStream.
 pub fn default_streams() -> StreamRegistry {
     let mut r = StreamRegistry::with_builtins();
     r.register(Arc::new(riffle_kafka::KafkaPlugin));
     r.register(Arc::new(riffle_kinesis::KinesisPlugin));
     r.register(Arc::new(riffle_pulsar::PulsarPlugin));
     r.register(Arc::new(riffle_redis::RedisPlugin));
+    r.register(Arc::new(riffle_nats::NatsPlugin));
     r
 }
 

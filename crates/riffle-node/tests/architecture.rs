@@ -112,8 +112,8 @@ fn test_the_crate_graph_has_no_circle_and_points_down() {
         "riffle-config" | "riffle-functions" => 1,
         "riffle-stream" | "riffle-segment" | "riffle-storage" | "riffle-agg-example" => 2,
         "riffle-fetcher-example" => 3,
-        "riffle-kafka" | "riffle-kinesis" | "riffle-pulsar" | "riffle-redis" | "riffle-decode"
-        | "riffle-catalog" | "riffle-transform" => 3,
+        "riffle-kafka" | "riffle-kinesis" | "riffle-pulsar" | "riffle-redis" | "riffle-nats"
+        | "riffle-decode" | "riffle-catalog" | "riffle-transform" => 3,
         "riffle-ingest" | "riffle-query" => 4,
         "riffle-controller" => 5,
         "riffle-server" => 6,
@@ -199,6 +199,7 @@ fn test_plugins_benchmarks_and_fixtures_stay_out_of_libraries() {
         ("riffle-kinesis", "pub mod testing;"),
         ("riffle-pulsar", "pub mod testing;"),
         ("riffle-redis", "pub mod testing;"),
+        ("riffle-nats", "pub mod testing;"),
         ("riffle-storage", "pub mod testing;"),
         ("riffle-stream", "pub mod conformance;"),
     ] {

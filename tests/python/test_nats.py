@@ -1,0 +1,150 @@
+"""NATS JetStream end to end (a stream Pinot never had, through the same plugin interface):
+nats-server with JetStream (Debian's package, unpacked by `scripts/nats.sh`; `$RIFFLE_NATS`)
+on a loopback port, messages published with JetStream acknowledgements, the riffle binary
+queried through pinotdb.
+
+- The seed's transcript walkthrough: the 12 rows on a stream, the table added with
+  `riffle AddTable` from the example config with `streamType: nats`.
+- A crash: SIGKILL while messages arrive on two streams, then a restart: every row once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from riffle_harness import (
+    TRANSCRIPT_DIR,
+    TRANSCRIPT_SCHEMA,
+    Riffle,
+    add_events_table,
+    add_table_with_admin,
+    check_transcript_averages,
+    event_rows,
+    free_ports,
+    transcript_lines,
+    wait_listening,
+)
+
+
+class Nats:
+    def __init__(self, log_dir: Path):
+        binary = os.environ.get("RIFFLE_NATS")
+        assert binary, "RIFFLE_NATS is not set: scripts/test.sh installs nats-server and sets it"
+        (self.port,) = free_ports(1)
+        self.log = log_dir / "nats.log"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(log_dir / "js")],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        wait_listening("nats-server", self.proc, self.port, self.log)
+        self.url = f"nats://127.0.0.1:{self.port}"
+
+    def _requests(self, reqs: list[tuple[str, bytes]]) -> list[dict]:
+        """Publishes each (subject, payload) with a reply inbox; returns the JSON replies."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+            f = s.makefile("rb")
+            f.readline()  # INFO
+            s.sendall(b'CONNECT {"verbose":false,"headers":true,"no_responders":true}\r\nSUB _INBOX.py 1\r\n')
+            out = []
+            for subject, payload in reqs:
+                s.sendall(b"PUB %s _INBOX.py %d\r\n%s\r\n" % (subject.encode(), len(payload), payload))
+                while True:
+                    line = f.readline()
+                    if line.startswith(b"PING"):
+                        s.sendall(b"PONG\r\n")
+                    elif line.startswith(b"MSG"):
+                        n = int(line.split()[-1])
+                        out.append(json.loads(f.read(n + 2)[:-2]))
+                        break
+                    elif line.startswith(b"-ERR"):
+                        raise AssertionError(line)
+            return out
+
+    def create_stream(self, name: str) -> None:
+        [r] = self._requests([(f"$JS.API.STREAM.CREATE.{name}", json.dumps({"name": name, "subjects": [f"{name}.>"]}).encode())])
+        assert "error" not in r, r
+
+    def publish(self, stream: str, values: list[bytes]) -> None:
+        acks = self._requests([(f"{stream}.events", v) for v in values])
+        assert all("seq" in a for a in acks), acks[:3]
+
+    def stream_configs(self, streams: str, extra: dict | None = None) -> dict:
+        c = {
+            "streamType": "nats",
+            "stream.nats.topic.name": streams,
+            "stream.nats.url": self.url,
+            "stream.nats.decoder.class.name": "org.apache.pinot.plugin.inputformat.json.JSONMessageDecoder",
+            "stream.nats.consumer.prop.auto.offset.reset": "smallest",
+            "realtime.segment.flush.threshold.time": "3600000",
+            "realtime.segment.flush.threshold.rows": "50000",
+        }
+        c.update(extra or {})
+        return c
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def nats(tmp_path: Path, request) -> Iterator[Nats]:
+    n = Nats(tmp_path)
+    request.node.riffle_logs = [n.log]
+    try:
+        yield n
+    finally:
+        n.kill()
+
+
+def test_transcript_through_nats_jetstream(nats: Nats, riffle_factory, tmp_path: Path):
+    lines = transcript_lines()
+    nats.create_stream("transcript")
+    nats.publish("transcript", [l.encode() for l in lines])
+    table = json.loads((TRANSCRIPT_DIR / "transcript_realtime_table_config.json").read_text(encoding="utf-8"))
+    table["tableIndexConfig"]["streamConfigs"] = nats.stream_configs("transcript")
+    table_file = tmp_path / "transcript_nats_table_config.json"
+    table_file.write_text(json.dumps(table, indent=2), encoding="utf-8")
+    r: Riffle = riffle_factory()
+    r.start()
+    add_table_with_admin(r, TRANSCRIPT_SCHEMA, table_file)
+    r.wait_count("transcript", 12)
+    check_transcript_averages(r, lines)
+    time.sleep(1.0)
+    assert r.count("transcript") == 12
+    nats.publish("transcript", [json.dumps({**json.loads(lines[0]), "studentID": 999}).encode()])
+    r.wait_count("transcript", 13, timeout=10)
+
+
+def test_a_crash_while_messages_arrive_keeps_every_row_once(nats: Nats, riffle_factory):
+    for s in ("ev0", "ev1"):
+        nats.create_stream(s)
+    r: Riffle = riffle_factory()
+    r.start()
+    add_events_table(r, nats.stream_configs("ev0,ev1", {"realtime.segment.flush.threshold.rows": "230"}))
+
+    def put(ids: range) -> None:
+        for k in (0, 1):
+            nats.publish(f"ev{k}", event_rows(range(ids.start + k, ids.stop, 2), lambda i: f"s{i % 2}"))
+
+    put(range(0, 1000))
+    r.wait_count("events", 1000)
+    put(range(1000, 1600))
+    r.kill()
+    put(range(1600, 2000))
+    r.start()
+    r.wait_count("events", 2000)
+    time.sleep(1.0)
+    assert r.query("SELECT COUNT(*), COUNT(DISTINCT studentID), SUM(studentID) FROM events") == [
+        [2000, 2000, sum(range(2000))]
+    ]
+    assert dict(r.query("SELECT subject, COUNT(*) FROM events GROUP BY subject")) == {"s0": 1000, "s1": 1000}
