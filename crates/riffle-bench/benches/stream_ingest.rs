@@ -337,6 +337,144 @@ async fn kinesis(cfg: &Cfg, dir: &Path) -> Res<()> {
     Ok(())
 }
 
+/// A query to ClickHouse's HTTP interface; the answer's body.
+fn clickhouse(port: u16, sql: &str) -> Res<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))
+        .map_err(|e| format!("clickhouse: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| e.to_string())?;
+    let req = format!(
+        "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{sql}",
+        sql.len()
+    );
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("clickhouse: {e}"))?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)
+        .map_err(|e| format!("clickhouse: {e}"))?;
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((out.as_str(), ""));
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("clickhouse answered {head}: {body}"));
+    }
+    Ok(body.trim().to_string())
+}
+
+/// Kafka (noida-db): Riffle against ClickHouse's Kafka engine draining the same topic into a
+/// MergeTree table (`$RIFFLE_CLICKHOUSE`, from `scripts/clickhouse.sh`).
+async fn kafka_vs_clickhouse(cfg: &Cfg, dir: &Path) -> Res<()> {
+    use riffle_kafka::testing::{produce, Noida, TestRecord};
+    let start_script = std::env::var_os("RIFFLE_CLICKHOUSE")
+        .ok_or("RIFFLE_CLICKHOUSE is not set: RIFFLE_CLICKHOUSE=$(scripts/clickhouse.sh)")?;
+    let noida = Noida::start().map_err(|e| format!("{e:#}"))?;
+    let topic = "bench_ch";
+    noida
+        .create_topic(topic, 2)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let producer = noida.producer().map_err(|e| format!("{e:#}"))?;
+    let data = events(cfg.rows);
+    produce(
+        &producer,
+        topic,
+        data.iter()
+            .enumerate()
+            .map(|(i, v)| TestRecord::value((i % 2) as i32, v.clone())),
+    )
+    .await
+    .map_err(|e| format!("produce: {e:#}"))?;
+
+    // ClickHouse: a Kafka table, a MergeTree table, a materialized view between them.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let chdir = dir.join("clickhouse");
+    let mut server = std::process::Command::new(&start_script)
+        .arg(&chdir)
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("start clickhouse: {e}"))?;
+    let ready = Instant::now();
+    while clickhouse(port, "SELECT 1").is_err() {
+        if ready.elapsed() > Duration::from_secs(60) {
+            let _ = server.kill();
+            return Err("clickhouse did not answer within 60 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cols = "ts UInt64, uuid String, count Int64, country String, device String, price Float64";
+    let run = || -> Res<f64> {
+        clickhouse(
+            port,
+            &format!("CREATE TABLE dst ({cols}) ENGINE = MergeTree ORDER BY ts"),
+        )?;
+        clickhouse(
+            port,
+            &format!(
+                "CREATE TABLE queue ({cols}) ENGINE = Kafka('{}', '{topic}', 'clickhouse-bench', 'JSONEachRow', '\\n', '', 2)",
+                noida.bootstrap()
+            ),
+        )?;
+        let start = Instant::now();
+        clickhouse(
+            port,
+            "CREATE MATERIALIZED VIEW mv TO dst AS SELECT * FROM queue",
+        )?;
+        let mut last = (0u64, Instant::now());
+        loop {
+            let n: u64 = clickhouse(port, "SELECT count() FROM dst")?
+                .parse()
+                .unwrap_or(0);
+            if n >= cfg.rows {
+                return Ok(start.elapsed().as_secs_f64());
+            }
+            if n != last.0 {
+                last = (n, Instant::now());
+            } else if last.1.elapsed() > Duration::from_secs(120) {
+                return Err(format!(
+                    "clickhouse: no progress for 120 s at {n} of {} rows",
+                    cfg.rows
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let ch = run();
+    let _ = server.kill();
+    let _ = server.wait();
+    let ch_secs = ch?;
+
+    let sc = serde_json::json!({
+        "streamType": "kafka",
+        "stream.kafka.topic.name": topic,
+        "stream.kafka.broker.list": noida.bootstrap(),
+        "stream.kafka.decoder.class.name": "org.apache.pinot.plugin.stream.kafka.KafkaJSONMessageDecoder",
+        "stream.kafka.consumer.factory.class.name": "org.apache.pinot.plugin.stream.kafka30.KafkaConsumerFactory",
+        "stream.kafka.consumer.prop.auto.offset.reset": "smallest",
+        "realtime.segment.flush.threshold.rows": "0",
+        "realtime.segment.flush.threshold.segment.size": "100M"
+    });
+    let riffle = riffle_run(&dir.join("kafka"), sc, cfg.rows).await?;
+    let rate = |secs: f64| cfg.rows as f64 / secs;
+    println!("kafka (noida-db, 2 partitions): {} rows", cfg.rows);
+    println!(
+        "  clickhouse 18.16 Kafka engine -> MergeTree: {:>12.0} rows/s",
+        rate(ch_secs)
+    );
+    println!(
+        "  riffle:                                      {:>12.0} rows/s",
+        rate(riffle.secs)
+    );
+    println!(
+        "  riffle / clickhouse rows/s: {:.2}x",
+        ch_secs / riffle.secs
+    );
+    Ok(())
+}
+
 /// Runs the Kinesis part again inside a private network namespace (kinesis-mock binds every
 /// address).
 fn kinesis_in_netns(cfg: &Cfg) -> Res<()> {
@@ -399,11 +537,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The ClickHouse comparison runs only when asked (`--only clickhouse`).
     let want = |s: &str| cfg.only.as_deref().is_none_or(|o| o == s);
     let mut failed = false;
     if want("pulsar") && !inner {
         if let Err(e) = rt.block_on(pulsar(&cfg, dir.path())) {
             eprintln!("pulsar: {e}");
+            failed = true;
+        }
+    }
+    if cfg.only.as_deref() == Some("clickhouse") && !inner {
+        if let Err(e) = rt.block_on(kafka_vs_clickhouse(&cfg, dir.path())) {
+            eprintln!("clickhouse: {e}");
             failed = true;
         }
     }
