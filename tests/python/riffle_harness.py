@@ -414,6 +414,44 @@ def event_rows(ids: range, subject) -> list[bytes]:
     ]
 
 
+
+class LoopbackServer:
+    """A test server binary (named by an environment variable that scripts/test.sh sets) on
+    a free loopback port, its output in `<log_dir>/<name>.log`, waited for until it listens.
+    `args(port)` gives its command-line arguments."""
+
+    def __init__(self, name: str, env_var: str, log_dir: Path, args: Callable[[int], list[str]]):
+        binary = os.environ.get(env_var)
+        assert binary, f"{env_var} is not set: scripts/test.sh installs {name} and sets it"
+        (self.port,) = free_ports(1)
+        self.log = log_dir / f"{name}.log"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [binary, *args(self.port)],
+                cwd=log_dir, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        wait_listening(name, self.proc, self.port, self.log)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+def stream_configs(stream_type: str, keys: dict, extra: Optional[dict] = None) -> dict:
+    """A table's streamConfigs for `stream_type`: JSON messages read from the smallest
+    offset, `keys` (the stream's own), then `extra`."""
+    c = {
+        "streamType": stream_type,
+        f"stream.{stream_type}.decoder.class.name": "org.apache.pinot.plugin.inputformat.json.JSONMessageDecoder",
+        f"stream.{stream_type}.consumer.prop.auto.offset.reset": "smallest",
+        "realtime.segment.flush.threshold.time": "3600000",
+        "realtime.segment.flush.threshold.rows": "50000",
+        **keys,
+    }
+    c.update(extra or {})
+    return c
+
 TANSU_VERSION = "0.6.0"
 
 

@@ -11,9 +11,7 @@ queried through pinotdb.
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Iterator
@@ -28,24 +26,18 @@ from riffle_harness import (
     add_table_with_admin,
     check_transcript_averages,
     event_rows,
-    free_ports,
+    LoopbackServer,
+    stream_configs,
     transcript_lines,
-    wait_listening,
 )
 
 
-class Nats:
+class Nats(LoopbackServer):
     def __init__(self, log_dir: Path):
-        binary = os.environ.get("RIFFLE_NATS")
-        assert binary, "RIFFLE_NATS is not set: scripts/test.sh installs nats-server and sets it"
-        (self.port,) = free_ports(1)
-        self.log = log_dir / "nats.log"
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(log_dir / "js")],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )
-        wait_listening("nats-server", self.proc, self.port, self.log)
+        super().__init__(
+            "nats-server", "RIFFLE_NATS", log_dir,
+            lambda port: ["-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(log_dir / "js")],
+        )
         self.url = f"nats://127.0.0.1:{self.port}"
 
     def _requests(self, reqs: list[tuple[str, bytes]]) -> list[dict]:
@@ -78,22 +70,7 @@ class Nats:
         assert all("seq" in a for a in acks), acks[:3]
 
     def stream_configs(self, streams: str, extra: dict | None = None) -> dict:
-        c = {
-            "streamType": "nats",
-            "stream.nats.topic.name": streams,
-            "stream.nats.url": self.url,
-            "stream.nats.decoder.class.name": "org.apache.pinot.plugin.inputformat.json.JSONMessageDecoder",
-            "stream.nats.consumer.prop.auto.offset.reset": "smallest",
-            "realtime.segment.flush.threshold.time": "3600000",
-            "realtime.segment.flush.threshold.rows": "50000",
-        }
-        c.update(extra or {})
-        return c
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
+        return stream_configs("nats", {"stream.nats.topic.name": streams, "stream.nats.url": self.url}, extra)
 
 
 @pytest.fixture

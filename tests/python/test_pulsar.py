@@ -12,8 +12,6 @@ entries hold several messages).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Iterator
@@ -29,27 +27,21 @@ from riffle_harness import (
     add_table_with_admin,
     check_transcript_averages,
     event_rows,
-    free_ports,
+    LoopbackServer,
+    stream_configs,
     transcript_lines,
-    wait_listening,
 )
 
 
-class PulsarLite:
+class PulsarLite(LoopbackServer):
     def __init__(self, log_dir: Path):
-        binary = os.environ.get("RIFFLE_PULSAR_LITE")
-        assert binary, "RIFFLE_PULSAR_LITE is not set: scripts/test.sh installs pulsar-lite and sets it"
-        (self.port,) = free_ports(1)
         conf = log_dir / "pulsar-lite.toml"
         # Metrics off: otherwise it listens on 0.0.0.0:8080.
         conf.write_text(f'db_path = "{log_dir / "pulsar-data"}"\nlog_level = "warn"\n\n[metrics]\nenabled = false\n')
-        self.log = log_dir / "pulsar-lite.log"
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [binary, "--config", str(conf), "--addr", f"127.0.0.1:{self.port}"],
-                cwd=log_dir, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )
-        wait_listening("pulsar-lite", self.proc, self.port, self.log)
+        super().__init__(
+            "pulsar-lite", "RIFFLE_PULSAR_LITE", log_dir,
+            lambda port: ["--config", str(conf), "--addr", f"127.0.0.1:{port}"],
+        )
         self.url = f"pulsar://127.0.0.1:{self.port}"
 
     def produce(self, topic: str, values: list[bytes]) -> None:
@@ -64,23 +56,15 @@ class PulsarLite:
             client.close()
 
     def stream_configs(self, topic: str, extra: dict | None = None) -> dict:
-        c = {
-            "streamType": "pulsar",
-            "stream.pulsar.topic.name": topic,
-            "stream.pulsar.bootstrap.servers": self.url,
-            "stream.pulsar.consumer.factory.class.name": "org.apache.pinot.plugin.stream.pulsar.PulsarConsumerFactory",
-            "stream.pulsar.decoder.class.name": "org.apache.pinot.plugin.inputformat.json.JSONMessageDecoder",
-            "stream.pulsar.consumer.prop.auto.offset.reset": "smallest",
-            "realtime.segment.flush.threshold.time": "3600000",
-            "realtime.segment.flush.threshold.rows": "50000",
-        }
-        c.update(extra or {})
-        return c
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
+        return stream_configs(
+            "pulsar",
+            {
+                "stream.pulsar.topic.name": topic,
+                "stream.pulsar.bootstrap.servers": self.url,
+                "stream.pulsar.consumer.factory.class.name": "org.apache.pinot.plugin.stream.pulsar.PulsarConsumerFactory",
+            },
+            extra,
+        )
 
 
 @pytest.fixture

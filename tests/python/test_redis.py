@@ -10,9 +10,7 @@ on a loopback port, entries added with XADD, the riffle binary queried through p
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Iterator
@@ -27,25 +25,19 @@ from riffle_harness import (
     add_table_with_admin,
     check_transcript_averages,
     event_rows,
-    free_ports,
+    LoopbackServer,
+    stream_configs,
     transcript_lines,
-    wait_listening,
 )
 
 
-class Redis:
+class Redis(LoopbackServer):
     def __init__(self, log_dir: Path):
-        binary = os.environ.get("RIFFLE_REDIS")
-        assert binary, "RIFFLE_REDIS is not set: scripts/test.sh installs redis-server and sets it"
-        (self.port,) = free_ports(1)
-        self.log = log_dir / "redis.log"
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                 "--dir", str(log_dir)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )
-        wait_listening("redis-server", self.proc, self.port, self.log)
+        super().__init__(
+            "redis-server", "RIFFLE_REDIS", log_dir,
+            lambda port: ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                          "--dir", str(log_dir)],
+        )
         self.url = f"redis://127.0.0.1:{self.port}"
 
     def xadd(self, key: str, values: list[bytes]) -> None:
@@ -65,22 +57,7 @@ class Redis:
                 f.readline()
 
     def stream_configs(self, key: str, extra: dict | None = None) -> dict:
-        c = {
-            "streamType": "redis",
-            "stream.redis.topic.name": key,
-            "stream.redis.url": self.url,
-            "stream.redis.decoder.class.name": "org.apache.pinot.plugin.inputformat.json.JSONMessageDecoder",
-            "stream.redis.consumer.prop.auto.offset.reset": "smallest",
-            "realtime.segment.flush.threshold.time": "3600000",
-            "realtime.segment.flush.threshold.rows": "50000",
-        }
-        c.update(extra or {})
-        return c
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
+        return stream_configs("redis", {"stream.redis.topic.name": key, "stream.redis.url": self.url}, extra)
 
 
 @pytest.fixture

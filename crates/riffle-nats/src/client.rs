@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine;
 use riffle_stream::{StreamError, StreamErrorKind};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 /// The largest message accepted (NATS's default maximum payload is 1 MiB).
@@ -149,25 +149,7 @@ impl Connection {
     }
 
     async fn line(&mut self) -> Result<String, StreamError> {
-        let mut buf = Vec::new();
-        let n = (&mut self.stream)
-            .take(64 * 1024)
-            .read_until(b'\n', &mut buf)
-            .await
-            .map_err(|e| io_error("read", e))?;
-        if n == 0 {
-            return Err(StreamError::new(
-                StreamErrorKind::Transient,
-                "nats server closed the connection",
-            ));
-        }
-        if !buf.ends_with(b"\r\n") {
-            return Err(protocol(
-                "a line without CRLF (or longer than 64 KiB)".into(),
-            ));
-        }
-        buf.truncate(buf.len() - 2);
-        String::from_utf8(buf).map_err(|_| protocol("a line that is not UTF-8".into()))
+        riffle_stream::wire::read_line(&mut self.stream, "nats").await
     }
 
     /// Publishes `payload` to `subject` with the inbox as reply subject and returns the

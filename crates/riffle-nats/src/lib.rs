@@ -42,6 +42,8 @@ use riffle_stream::{
     StreamError, StreamErrorKind, StreamMessage, StreamOffset, StreamPlugin,
 };
 
+use riffle_stream::wire::{parse_service_url, topic_list};
+
 use crate::client::{Connection, StoredMessage};
 
 /// The parsed config.
@@ -81,40 +83,16 @@ impl NatsConfig {
         let url = get("url").ok_or_else(|| {
             StreamError::config("stream.nats.url is required: expected nats://host:4222")
         })?;
-        if url.starts_with("tls://") {
-            return Err(StreamError::new(
-                StreamErrorKind::Unsupported,
-                "stream.nats.url: tls:// is not supported; use nats://",
-            ));
-        }
-        let rest = url
-            .strip_prefix("nats://")
-            .ok_or_else(|| {
-                StreamError::config(format!("stream.nats.url '{url}' is not a nats:// URL"))
-            })?
-            .trim_end_matches('/');
-        let (userinfo, hostport) = match rest.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, rest),
-        };
-        let port_ok = hostport
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
-        if !port_ok {
-            return Err(StreamError::config(format!(
-                "stream.nats.url '{url}' needs a host and a port, e.g. nats://localhost:4222"
-            )));
-        }
-        let auth = userinfo.map(|u| match u.split_once(':') {
-            Some((user, pass)) => (Some(user.to_string()), pass.to_string()),
-            None => (None, u.to_string()),
-        });
-        let streams: Vec<String> = config
-            .topic
-            .split(',')
-            .map(|k| k.trim().to_string())
-            .filter(|k| !k.is_empty())
-            .collect();
+        let u = parse_service_url(
+            "stream.nats.url",
+            url.trim_end_matches('/'),
+            "nats",
+            "tls",
+            "nats://localhost:4222",
+        )?;
+        let hostport = u.host_port;
+        let auth = u.credentials();
+        let streams = topic_list(config);
         if let Some(bad) = streams.iter().find(|s| {
             !s.bytes()
                 .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use riffle_common::PartitionId;
+use riffle_stream::wire::{parse_service_url, topic_list};
 use riffle_stream::{StreamConfig, StreamError, StreamErrorKind};
 
 use crate::resp::Connection;
@@ -48,50 +49,22 @@ impl RedisConfig {
         let url = get("url").ok_or_else(|| {
             StreamError::config("stream.redis.url is required: expected redis://host:6379")
         })?;
-        if url.starts_with("rediss://") {
-            return Err(StreamError::new(
-                StreamErrorKind::Unsupported,
-                "stream.redis.url: rediss:// (TLS) is not supported; use redis://",
-            ));
-        }
-        let rest = url.strip_prefix("redis://").ok_or_else(|| {
-            StreamError::config(format!("stream.redis.url '{url}' is not a redis:// URL"))
-        })?;
-        let (userinfo, hostpart) = match rest.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, rest),
+        let u = parse_service_url(
+            "stream.redis.url",
+            url,
+            "redis",
+            "rediss",
+            "redis://localhost:6379",
+        )?;
+        let db = match u.path {
+            "" => 0,
+            d => d.parse::<u32>().map_err(|_| {
+                StreamError::config(format!("stream.redis.url: database '{d}' is not a number"))
+            })?,
         };
-        let (hostport, db) = match hostpart.split_once('/') {
-            Some((h, "")) => (h, 0),
-            Some((h, d)) => (
-                h,
-                d.parse::<u32>().map_err(|_| {
-                    StreamError::config(format!("stream.redis.url: database '{d}' is not a number"))
-                })?,
-            ),
-            None => (hostpart, 0),
-        };
-        let port_ok = hostport
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
-        if !port_ok {
-            return Err(StreamError::config(format!(
-                "stream.redis.url '{url}' needs a host and a port, e.g. redis://localhost:6379"
-            )));
-        }
-        let auth = userinfo.map(|u| match u.split_once(':') {
-            Some((user, pass)) => (
-                (!user.is_empty()).then(|| user.to_string()),
-                pass.to_string(),
-            ),
-            None => (None, u.to_string()),
-        });
-        let keys: Vec<String> = config
-            .topic
-            .split(',')
-            .map(|k| k.trim().to_string())
-            .filter(|k| !k.is_empty())
-            .collect();
+        let hostport = u.host_port;
+        let auth = u.credentials();
+        let keys = topic_list(config);
         if keys.is_empty() {
             return Err(StreamError::config(
                 "stream.redis.topic.name has no stream key",

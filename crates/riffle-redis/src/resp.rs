@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use riffle_stream::{StreamError, StreamErrorKind};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 /// The largest bulk string or array accepted from the server.
@@ -144,25 +144,7 @@ impl Connection {
     }
 
     async fn line(&mut self) -> Result<String, StreamError> {
-        let mut buf = Vec::new();
-        let n = (&mut self.stream)
-            .take(64 * 1024)
-            .read_until(b'\n', &mut buf)
-            .await
-            .map_err(|e| io_error("read", e))?;
-        if n == 0 {
-            return Err(StreamError::new(
-                StreamErrorKind::Transient,
-                "redis closed the connection",
-            ));
-        }
-        if !buf.ends_with(b"\r\n") {
-            return Err(protocol(
-                "a reply line without CRLF (or longer than 64 KiB)".into(),
-            ));
-        }
-        buf.truncate(buf.len() - 2);
-        String::from_utf8(buf).map_err(|_| protocol("a reply line that is not UTF-8".into()))
+        riffle_stream::wire::read_line(&mut self.stream, "redis").await
     }
 
     fn read_reply(

@@ -42,6 +42,7 @@ pub mod conformance;
 pub mod file;
 pub mod memory;
 pub mod stream_level;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
