@@ -99,6 +99,7 @@
 //! the node and of the benchmarks.
 
 pub mod client;
+pub mod client_keys;
 pub mod config;
 pub mod consumer;
 pub mod group;
