@@ -9,12 +9,14 @@ use parking_lot::Mutex;
 use rdkafka::consumer::Consumer as _;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
+
 use rdkafka::{Offset, TopicPartitionList};
 use riffle_stream::{
     DataLoss, MessageBatch, PartitionConsumer, StreamError, StreamErrorKind, StreamMessage,
     StreamOffset,
 };
 
+use crate::batch;
 use crate::client::{stream_error, Consumer, RiffleContext};
 use crate::config::KafkaConfig;
 use crate::{blocking, drop_off_runtime};
@@ -51,16 +53,18 @@ struct State {
 
 fn new_client(config: &KafkaConfig, partition: i32) -> Result<Consumer, StreamError> {
     let id = format!("riffle-{}-{partition}", config.topic);
-    config
-        .client_config(&id)
-        .create_with_context(RiffleContext::new(&id))
-        .map_err(|e| {
-            stream_error(
-                &format!("kafka topic '{}' partition {partition}", config.topic),
-                &e,
-                None,
-            )
-        })
+    let mut c = config.client_config(&id);
+    // No end-of-partition events: a fetch ends on its own once the queue is empty, and an
+    // event taken among messages by [`batch::drain`] would move librdkafka's position one
+    // past the end (it counts every message of a batch, errors included).
+    c.set("enable.partition.eof", "false");
+    c.create_with_context(RiffleContext::new(&id)).map_err(|e| {
+        stream_error(
+            &format!("kafka topic '{}' partition {partition}", config.topic),
+            &e,
+            None,
+        )
+    })
 }
 
 impl KafkaPartitionConsumer {
@@ -133,12 +137,119 @@ impl PartitionConsumer for KafkaPartitionConsumer {
     }
 }
 
+/// What [`copy_out`] reads of a message librdkafka returned, however it was taken.
+pub(crate) trait Fetched {
+    fn key_bytes(&self) -> Option<&[u8]>;
+    fn value_bytes(&self) -> Option<&[u8]>;
+    fn record_offset(&self) -> i64;
+    fn timestamp_ms(&self) -> Option<i64>;
+    fn header_list(&self) -> Vec<(String, Bytes)>;
+}
+
+impl Fetched for rdkafka::message::BorrowedMessage<'_> {
+    fn key_bytes(&self) -> Option<&[u8]> {
+        Message::key(self)
+    }
+
+    fn value_bytes(&self) -> Option<&[u8]> {
+        Message::payload(self)
+    }
+
+    fn record_offset(&self) -> i64 {
+        Message::offset(self)
+    }
+
+    fn timestamp_ms(&self) -> Option<i64> {
+        self.timestamp().to_millis()
+    }
+
+    fn header_list(&self) -> Vec<(String, Bytes)> {
+        Message::headers(self)
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            h.value.map(Bytes::copy_from_slice).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Where a fetch stands: the next offset, the records read (tombstones included), and the
+/// messages and bytes held, against the fetch's limits.
+struct Progress {
+    next: i64,
+    unfiltered: usize,
+    held: usize,
+    size: usize,
+    max_messages: usize,
+    max_bytes: usize,
+}
+
+impl Progress {
+    fn new(from: i64, max_messages: usize, max_bytes: usize) -> Progress {
+        Progress {
+            next: from,
+            unfiltered: 0,
+            held: 0,
+            size: 0,
+            max_messages,
+            max_bytes,
+        }
+    }
+
+    /// Counts the partition's record at `offset`; whether to hold it (not a repeat of an
+    /// earlier offset, not a tombstone: a null value is skipped, but the offset moves past
+    /// it).
+    fn admit(&mut self, offset: i64, value: Option<&[u8]>, key: Option<&[u8]>) -> bool {
+        if offset < self.next {
+            return false;
+        }
+        self.next = offset.saturating_add(1);
+        self.unfiltered += 1;
+        match value {
+            Some(v) => {
+                self.size += v.len() + key.map_or(0, <[u8]>::len);
+                self.held += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.held >= self.max_messages
+            || self.size >= self.max_bytes
+            || self.unfiltered >= self.max_messages.saturating_mul(4)
+    }
+
+    /// How many messages to take next: never more than the message limits allow (a message
+    /// taken cannot be given back), and about what the byte limit leaves at the average
+    /// size so far.
+    fn room(&self) -> usize {
+        let by_count = (self.max_messages.saturating_sub(self.held)).min(
+            self.max_messages
+                .saturating_mul(4)
+                .saturating_sub(self.unfiltered),
+        );
+        let average = (self.size / self.held.max(1)).max(1);
+        let by_bytes = self.max_bytes.saturating_sub(self.size) / average + 1;
+        by_count.min(by_bytes).min(batch::MAX_DRAIN)
+    }
+}
+
 /// The messages of a fetch with their keys and values copied into one buffer of `size`
 /// bytes (what they hold together).
-pub(crate) fn copy_out(
-    held: &[rdkafka::message::BorrowedMessage<'_>],
-    size: usize,
-) -> Vec<StreamMessage> {
+///
+/// Headers are read only when `headers` is set (the table populates metadata, the only
+/// reader of headers): librdkafka parses a record's headers on demand, allocating a
+/// buffer even for a record with none, which cost about a tenth of the consuming
+/// process's CPU on the ingest benchmark.
+pub(crate) fn copy_out(held: &[&dyn Fetched], size: usize, headers: bool) -> Vec<StreamMessage> {
     let mut buf = Vec::with_capacity(size);
     let mut ranges = Vec::with_capacity(held.len());
     for m in held {
@@ -147,35 +258,20 @@ pub(crate) fn copy_out(
             buf.extend_from_slice(b);
             start..buf.len()
         };
-        let key = m.key().map(&mut copy);
-        let value = copy(m.payload().unwrap_or_default());
+        let key = m.key_bytes().map(&mut copy);
+        let value = copy(m.value_bytes().unwrap_or_default());
         ranges.push((key, value));
     }
     let data = Bytes::from(buf);
     held.iter()
         .zip(ranges)
-        .map(|(m, (key, value))| {
-            let headers = m
-                .headers()
-                .map(|hs| {
-                    hs.iter()
-                        .map(|h| {
-                            (
-                                h.key.to_string(),
-                                h.value.map(Bytes::copy_from_slice).unwrap_or_default(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            StreamMessage {
-                key: key.map(|r| data.slice(r)),
-                value: data.slice(value),
-                headers,
-                offset: StreamOffset::Long(m.offset()),
-                next_offset: StreamOffset::Long(m.offset().saturating_add(1)),
-                timestamp_ms: m.timestamp().to_millis(),
-            }
+        .map(|(m, (key, value))| StreamMessage {
+            key: key.map(|r| data.slice(r)),
+            value: data.slice(value),
+            headers: if headers { m.header_list() } else { Vec::new() },
+            offset: StreamOffset::Long(m.record_offset()),
+            next_offset: StreamOffset::Long(m.record_offset().saturating_add(1)),
+            timestamp_ms: m.timestamp_ms(),
         })
         .collect()
 }
@@ -247,65 +343,34 @@ impl Inner {
 
         // Messages with a value are held as librdkafka returned them and copied at the end
         // into one buffer of the exact size: one allocation per fetch, not one or two per
-        // message.
-        let mut held = Vec::new();
-        let mut next = from;
-        let mut unfiltered = 0usize;
-        let mut size = 0usize;
-        loop {
-            // Once something arrived, take only what is already here: return promptly.
-            let wait = if unfiltered > 0 {
-                Duration::ZERO
-            } else {
-                deadline.saturating_duration_since(Instant::now())
-            };
+        // message. The first is waited for with a poll (which also serves the client's
+        // events); the rest already queued are taken in a few calls ([`batch::drain`]).
+        let mut first = Vec::new();
+        let mut rest = Vec::new();
+        let mut p = Progress::new(from, self.max_messages, self.max_bytes);
+        while p.unfiltered == 0 {
+            let wait = deadline.saturating_duration_since(Instant::now());
             let Some(item) = consumer.poll(wait) else {
                 break;
             };
             match item {
                 Ok(m) => {
-                    if m.partition() != self.partition || m.topic() != self.topic {
-                        continue;
-                    }
-                    let offset = m.offset();
-                    if offset < next {
-                        continue;
-                    }
-                    next = offset.saturating_add(1);
-                    unfiltered += 1;
-                    // A null value is a tombstone: skipped, but the offset moves past it.
-                    if let Some(value) = m.payload() {
-                        size += value.len() + m.key().map_or(0, |k| k.len());
-                        held.push(m);
-                    }
-                    if held.len() >= self.max_messages
-                        || size >= self.max_bytes
-                        || unfiltered >= self.max_messages.saturating_mul(4)
-                    {
-                        break;
+                    let keep = m.partition() == self.partition && m.topic() == self.topic;
+                    if keep && p.admit(m.offset(), m.payload(), m.key()) {
+                        first.push(m);
                     }
                 }
-                Err(KafkaError::PartitionEOF(_)) => {
-                    if unfiltered > 0 {
-                        break;
-                    }
-                }
+                Err(KafkaError::PartitionEOF(_)) => {}
                 Err(e) => {
                     let se = stream_error(&self.what(from), &e, Some(ctx));
                     match se.kind {
                         StreamErrorKind::Transient | StreamErrorKind::Timeout => {
                             *ctx.broker_trouble.lock() = Some(se.message.clone());
-                            if unfiltered > 0 {
-                                break;
-                            }
                             return Err(se);
                         }
                         kind => {
                             // Re-position next time: the error comes again if it lasts.
                             state.next = None;
-                            if unfiltered > 0 {
-                                break;
-                            }
                             if kind == StreamErrorKind::OffsetOutOfRange {
                                 return self.out_of_range(consumer, from, deadline, se);
                             }
@@ -315,6 +380,46 @@ impl Inner {
                 }
             }
         }
+        // Once something arrived, take only what is already here: return promptly. Every
+        // message taken is kept or passed over by offset, never dropped unread, so the
+        // client's position stays the batch's next offset.
+        let mut more = p.unfiltered > 0;
+        while more && !p.full() {
+            let want = p.room();
+            let taken = batch::drain(consumer, want);
+            more = taken.len() == want;
+            for item in taken {
+                match item {
+                    Ok(m) => {
+                        let keep = m.partition() == self.partition && m.topic_is(&self.topic);
+                        if keep && p.admit(m.offset(), m.value_bytes(), m.key_bytes()) {
+                            rest.push(m);
+                        }
+                    }
+                    Err(e) => {
+                        // Keep what was read, and re-position next time with a new client:
+                        // librdkafka moved its position one past the error's offset, so it
+                        // no longer says where reading stands. The error comes again if it
+                        // lasts.
+                        more = false;
+                        state.next = None;
+                        let se = stream_error(&self.what(from), &e, Some(ctx));
+                        if matches!(
+                            se.kind,
+                            StreamErrorKind::Transient | StreamErrorKind::Timeout
+                        ) {
+                            *ctx.broker_trouble.lock() = Some(se.message.clone());
+                        }
+                    }
+                }
+            }
+        }
+        let Progress {
+            mut next,
+            mut unfiltered,
+            size,
+            ..
+        } = p;
 
         // Records librdkafka passes over without returning them (transaction markers,
         // aborted records under read_committed) still move its position: follow it.
@@ -330,8 +435,15 @@ impl Inner {
                 }
             }
         }
-        let messages = copy_out(&held, size);
+        let held: Vec<&dyn Fetched> = first
+            .iter()
+            .map(|m| m as &dyn Fetched)
+            .chain(rest.iter().map(|m| m as &dyn Fetched))
+            .collect();
+        let messages = copy_out(&held, size, self.config.metadata_populate);
         drop(held);
+        drop(rest);
+        drop(first);
         if state.next.is_some() {
             state.next = Some(next);
         }

@@ -30,7 +30,7 @@ use tracing::info;
 
 use crate::client::{stream_error, RiffleContext};
 use crate::config::KafkaConfig;
-use crate::consumer::copy_out;
+use crate::consumer::{copy_out, Fetched};
 use crate::{blocking, drop_off_runtime};
 
 /// The most records one batch returns.
@@ -92,6 +92,8 @@ pub struct KafkaGroupConsumer {
     consumer: Option<Arc<BaseConsumer<GroupContext>>>,
     positions: Positions,
     topic: String,
+    /// Whether messages carry their headers (`metadata.populate`).
+    headers: bool,
 }
 
 impl KafkaGroupConsumer {
@@ -109,6 +111,7 @@ impl KafkaGroupConsumer {
         };
         let positions: Positions = Arc::new(Mutex::new(positions));
         let topic = k.topic.clone();
+        let headers = k.metadata_populate;
         let ctx = GroupContext {
             log: RiffleContext::new(&format!("riffle-hlc-{topic}")),
             positions: positions.clone(),
@@ -135,6 +138,7 @@ impl KafkaGroupConsumer {
             consumer: Some(Arc::new(consumer)),
             positions,
             topic,
+            headers,
         })
     }
 }
@@ -160,6 +164,7 @@ impl StreamLevelConsumer for KafkaGroupConsumer {
             .ok_or_else(|| StreamError::new(StreamErrorKind::Fatal, "consumer closed"))?;
         let positions = self.positions.clone();
         let topic = self.topic.clone();
+        let headers = self.headers;
         blocking(move || {
             let deadline = Instant::now() + timeout;
             let mut held = Vec::new();
@@ -202,7 +207,9 @@ impl StreamLevelConsumer for KafkaGroupConsumer {
                     break;
                 }
             }
-            let messages = copy_out(&held, size);
+            let refs: Vec<&dyn Fetched> = held.iter().map(|m| m as &dyn Fetched).collect();
+            let messages = copy_out(&refs, size, headers);
+            drop(refs);
             let mut pos = positions.lock();
             let mut out = Vec::with_capacity(messages.len());
             for (m, msg) in held.iter().zip(messages) {

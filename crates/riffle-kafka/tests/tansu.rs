@@ -123,6 +123,74 @@ async fn messages_carry_key_headers_and_timestamp_and_tombstones_are_skipped() {
     assert_eq!(msgs[1].offset, StreamOffset::Long(2));
     assert_eq!(msgs[1].key, None);
     assert!(msgs[1].timestamp_ms.is_some());
+
+    // Without metadata.populate nothing reads headers, so they are not parsed.
+    let plain = config(&t, "t", &[]);
+    let mut cons = consumer(&plain, 0).await;
+    let b = first_batch(cons.as_mut(), 0).await;
+    let m = &b.messages[0];
+    assert_eq!(m.value, Bytes::from_static(b"{\"a\":1}"));
+    assert_eq!(m.key, Some(Bytes::from_static(b"k1")));
+    assert!(
+        m.headers.is_empty(),
+        "headers read without populate: {:?}",
+        m.headers
+    );
+}
+
+/// Relies on: produce and fetch of many records. A fetch takes what is queued behind its
+/// first message in batches; whatever the limits, every record is read once, in order,
+/// and a fetch never holds more than `max.poll.records` messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_taken_batches_keep_every_record_once_within_the_limits() {
+    let t = tansu();
+    t.create_topic("bulk", 1).await.unwrap();
+    let p = t.producer().unwrap();
+    const N: i64 = 5_000;
+    let records = (0..N).map(|i| {
+        if i % 97 == 13 {
+            TestRecord::tombstone(0, format!("k{i}"))
+        } else {
+            // Values of varied sizes, numbered.
+            TestRecord::value(0, format!("{i}:{}", "x".repeat((i % 300) as usize)))
+        }
+    });
+    produce(&p, "bulk", records).await.unwrap();
+    let c = config(&t, "bulk", &[("max.poll.records", "37")]);
+    let mut cons = consumer(&c, 0).await;
+    let mut at = 0i64;
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    while at < N {
+        assert!(start.elapsed() < T * 4, "stuck at {at}");
+        let b = cons
+            .fetch(&StreamOffset::Long(at), Duration::from_millis(500))
+            .await
+            .unwrap();
+        assert!(b.messages.len() <= 37, "{} messages", b.messages.len());
+        assert!(
+            b.unfiltered_count <= 4 * 37,
+            "{} records",
+            b.unfiltered_count
+        );
+        for m in &b.messages {
+            let text = std::str::from_utf8(&m.value).unwrap();
+            let n: i64 = text.split(':').next().unwrap().parse().unwrap();
+            assert_eq!(
+                m.offset,
+                StreamOffset::Long(n),
+                "value {text:.20} at {}",
+                m.offset
+            );
+            seen.push(n);
+        }
+        let next = b.next_offset.as_i64().unwrap();
+        assert!(next >= at, "next offset went back: {at} -> {next}");
+        assert_eq!(next - at, b.unfiltered_count as i64, "records counted");
+        at = next;
+    }
+    let expected: Vec<i64> = (0..N).filter(|i| i % 97 != 13).collect();
+    assert_eq!(seen, expected, "every record with a value, once, in order");
 }
 
 /// Relies on: metadata answering "unknown topic" for a missing topic.

@@ -26,7 +26,12 @@
 //!    builds it; a clock starts, the table (`streamType: kafka`, Pinot's Kafka JSON decoder,
 //!    offset criteria smallest) is created (consumption starts with it), and the
 //!    published row count (what a query sees) is polled every millisecond until it is
-//!    exactly `N`; the partitions' read counters must also say `N`.
+//!    exactly `N`; the partitions' read counters must also say `N`. Twice (once with
+//!    `--table-prop`): first with thresholds no partition reaches (the Kafka path alone:
+//!    consume, decode, append to queryable rows; the CPU per row held to 1.3x the decoding
+//!    baseline, which does no segment work), then with the table's default thresholds
+//!    (size-based, first segment 100,000 rows: segments are sealed and committed during
+//!    the run, as in production).
 //! 4. **latency**: a second table consumes an empty topic; a producer thread produces at
 //!    half the maximum rate (the lower of the fill rate of phase 1 and Riffle's rate of
 //!    phase 3; or `--latency-rate`) in 5 ms ticks for `S` seconds (default 10); per tick it
@@ -149,6 +154,21 @@ fn parse_args() -> Res<Cfg> {
         return Err("rows must be at least partitions, partitions at least 1".into());
     }
     Ok(c)
+}
+
+/// The table keys of a run in which no segment reaches its end: one consuming segment per
+/// partition for the whole run.
+fn no_seal_props() -> Vec<(String, String)> {
+    vec![
+        (
+            "realtime.segment.flush.threshold.segment.size".into(),
+            String::new(),
+        ),
+        (
+            "realtime.segment.flush.threshold.rows".into(),
+            "1000000000".into(),
+        ),
+    ]
 }
 
 /// CPU seconds (user + system) of a process, from /proc/<pid>/stat (USER_HZ = 100).
@@ -289,6 +309,34 @@ async fn run(cfg: Cfg) -> Res<()> {
     }
     let dir = std::env::temp_dir().join(format!("riffle-kafka-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    // First without a seal in the run: the Kafka path alone (consume, decode, append to
+    // queryable rows), as the baseline below does no segment work; first, so that it and
+    // not the run with seals pays for the process's first use of memory. Skipped when the
+    // table keys were given.
+    let mut unsealed = None;
+    if cfg.table_props.is_empty() {
+        let mut c = cfg.clone();
+        c.table_props = no_seal_props();
+        let l = load();
+        let bcpu0 = cpu_of(broker_pid);
+        let r = riffle(&c, &dir.join("no-seal"), &bootstrap, topic, bytes).await;
+        let bcpu = bcpu0.zip(cpu_of(broker_pid)).map(|(a, b)| b - a);
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        row(
+            "riffle, no segment sealed in the run",
+            &r.rate,
+            &l,
+            r.cpu_secs,
+            bcpu,
+        );
+        unsealed = r.cpu_secs.map(|c| c / cfg.rows as f64);
+    }
     let l = load();
     let bcpu0 = cpu_of(broker_pid);
     let r = riffle(&cfg, &dir, &bootstrap, topic, bytes).await;
@@ -301,7 +349,7 @@ async fn run(cfg: Cfg) -> Res<()> {
         }
     };
     row(
-        "riffle: broker to queryable rows",
+        "riffle: broker to queryable rows, with seals",
         &r.rate,
         &l,
         r.cpu_secs,
@@ -339,15 +387,16 @@ async fn run(cfg: Cfg) -> Res<()> {
         r.cpu_secs.map_or(0.0, |c| c * 1e9 / cfg.rows as f64)
     );
     let riffle_cpu_per_row = r.cpu_secs.map(|c| c / cfg.rows as f64);
-    let cpu_ratio = riffle_cpu_per_row
-        .zip(decode_cpu_per_row)
-        .map(|(a, b)| a / b);
+    let ratio_of = |x: Option<f64>| x.zip(decode_cpu_per_row).map(|(a, b)| a / b);
+    let show = |x: Option<f64>| x.map_or_else(|| "n/a".into(), |x| format!("{x:.2}x"));
+    let cpu_ratio = ratio_of(unsealed.or(riffle_cpu_per_row));
     println!(
-        "   riffle CPU per row / (librdkafka + JSON decode) CPU per row: {}",
-        cpu_ratio.map_or_else(|| "n/a".into(), |x| format!("{x:.2}x"))
+        "   riffle CPU per row / (librdkafka + JSON decode) CPU per row: Kafka path {}, with the run's seals {}",
+        show(ratio_of(unsealed)),
+        show(ratio_of(riffle_cpu_per_row))
     );
     println!(
-        "   goals: CPU per row <= 1.3x librdkafka + JSON decode: {}; >= 1,000,000 rows/s: {}",
+        "   goals: Kafka path CPU per row <= 1.3x librdkafka + JSON decode: {}; >= 1,000,000 rows/s: {}",
         cpu_ratio.map_or("n/a", |x| if x <= 1.3 { "met" } else { "MISSED" }),
         if rr >= 1_000_000.0 { "met" } else { "MISSED" }
     );
