@@ -12,9 +12,12 @@
 //! which also serves the client's events (errors, logs) with their codes; only then does it
 //! take what else is already queued, without waiting ([`drain`]). Errors met among those
 //! messages come back in order as [`KafkaError`]s, as a poll would return them. One thing
-//! differs: a client-level event queued among the messages (a log line at warning level or
-//! above, an error not tied to the partition) is served by librdkafka's own callbacks rather
-//! than returned — it is logged, not lost — and the next poll sees the next one.
+//! differs: a client-level event queued among the messages is served by librdkafka's own
+//! callbacks rather than returned. A log line (warning level or above) is then printed by
+//! librdkafka to standard error instead of going to `tracing`; an error not tied to the
+//! partition becomes such a log line on the client's queue, which the next poll hands to
+//! the context ([`crate::client::RiffleContext`]) as usual. Nothing is lost; only the
+//! route differs, for events that arrive while messages are queued.
 //!
 //! Ownership: each [`RawMessage`] is one message returned by librdkafka, destroyed when
 //! dropped; it borrows the consumer, so it cannot outlive the client it came from.

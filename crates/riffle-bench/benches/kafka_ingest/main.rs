@@ -313,48 +313,33 @@ async fn run(cfg: Cfg) -> Res<()> {
     // queryable rows), as the baseline below does no segment work; first, so that it and
     // not the run with seals pays for the process's first use of memory. Skipped when the
     // table keys were given.
+    // One Riffle run: its result, the load before it and the broker's CPU over it.
+    let run_riffle = |c: Cfg, d: std::path::PathBuf| {
+        let bootstrap = bootstrap.clone();
+        async move {
+            let l = load();
+            let bcpu0 = cpu_of(broker_pid);
+            let r = riffle(&c, &d, &bootstrap, topic, bytes).await;
+            (r, l, bcpu0.zip(cpu_of(broker_pid)).map(|(a, b)| b - a))
+        }
+    };
+    let cleanup = |_: &String| {
+        let _ = std::fs::remove_dir_all(&dir);
+    };
     let mut unsealed = None;
     if cfg.table_props.is_empty() {
         let mut c = cfg.clone();
         c.table_props = no_seal_props();
-        let l = load();
-        let bcpu0 = cpu_of(broker_pid);
-        let r = riffle(&c, &dir.join("no-seal"), &bootstrap, topic, bytes).await;
-        let bcpu = bcpu0.zip(cpu_of(broker_pid)).map(|(a, b)| b - a);
-        let r = match r {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e);
-            }
-        };
-        row(
-            "riffle, no segment sealed in the run",
-            &r.rate,
-            &l,
-            r.cpu_secs,
-            bcpu,
-        );
+        let (r, l, bcpu) = run_riffle(c, dir.join("no-seal")).await;
+        let r = r.inspect_err(cleanup)?;
+        let name = "riffle, no segment sealed in the run";
+        row(name, &r.rate, &l, r.cpu_secs, bcpu);
         unsealed = r.cpu_secs.map(|c| c / cfg.rows as f64);
     }
-    let l = load();
-    let bcpu0 = cpu_of(broker_pid);
-    let r = riffle(&cfg, &dir, &bootstrap, topic, bytes).await;
-    let bcpu = bcpu0.zip(cpu_of(broker_pid)).map(|(a, b)| b - a);
-    let r = match r {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(e);
-        }
-    };
-    row(
-        "riffle: broker to queryable rows, with seals",
-        &r.rate,
-        &l,
-        r.cpu_secs,
-        bcpu,
-    );
+    let (r, l, bcpu) = run_riffle(cfg.clone(), dir.clone()).await;
+    let r = r.inspect_err(cleanup)?;
+    let name = "riffle: broker to queryable rows, with seals";
+    row(name, &r.rate, &l, r.cpu_secs, bcpu);
     // The CPU baseline: the same consumers decoding the same JSON into a typed struct.
     let mut decode_cpu_per_row = None;
     if cfg.plain {
