@@ -5,7 +5,8 @@
 # Needs only the Rust toolchain and Python 3.10+ with pip; installs the rest by itself and
 # is quick on re-runs:
 #   - Rust builds go to $CARGO_TARGET_DIR (default ~/.cache/riffle/target, outside the clone,
-#     so that every clone and CI job on the machine shares one build);
+#     so that every clone and CI job on the machine shares one build); stale test binaries
+#     of earlier builds are removed from it after the build (scripts/prune-target.py);
 #   - the Python clients go to a virtualenv at $RIFFLE_VENV (default ~/.cache/riffle/venv),
 #     installed from tests/python/requirements.txt only when that file changes.
 #
@@ -309,6 +310,11 @@ stage "test brokers" install_tansu
 stage "build" cargo build --workspace --tests --bins
 build_failed=0
 [[ " ${FAILED[*]} " == *" build "* ]] && build_failed=1
+# Test binaries of earlier builds (every change gives them new hashes) are never removed by
+# cargo and once filled the disk: remove those no current build names.
+if [[ $build_failed == 0 ]]; then
+  stage "prune build directory" python3 scripts/prune-target.py
+fi
 
 # 4. Rust tests.
 stage "rust tests" run_rust_tests
