@@ -243,7 +243,7 @@ impl KinesisClient {
         }
         let resp = req.send().await.map_err(|e| transport(op, e))?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| transport(op, e))?;
+        let bytes = read_capped(op, resp, MAX_RESPONSE_BYTES).await?;
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| {
                 StreamError::new(
@@ -463,6 +463,42 @@ impl KinesisClient {
     }
 }
 
+/// The largest answer read from the endpoint. A `GetRecords` answer holds at most 10 MiB
+/// of record data (about 13.4 MiB as base64 in JSON); an endpoint that sends more is not
+/// Kinesis, and is not read into memory.
+pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// The body of `resp`, refused once it passes `max` bytes (by its `Content-Length` before
+/// reading, or as it arrives).
+async fn read_capped(
+    op: &str,
+    mut resp: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, StreamError> {
+    let too_big = |what: String| {
+        StreamError::new(
+            StreamErrorKind::Fatal,
+            format!(
+                "kinesis {op}: the endpoint's answer {what}, over the limit of {max} bytes; \
+                 is the endpoint a Kinesis API?"
+            ),
+        )
+    };
+    if let Some(len) = resp.content_length() {
+        if len > max as u64 {
+            return Err(too_big(format!("declares {len} bytes")));
+        }
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| transport(op, e))? {
+        if out.len() + chunk.len() > max {
+            return Err(too_big(format!("passed {} bytes", out.len() + chunk.len())));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
 /// A transport failure (no answer) as a stream error, with its causes but not the URL (the
 /// configured endpoint, named elsewhere).
 fn transport(op: &str, e: reqwest::Error) -> StreamError {
@@ -542,6 +578,93 @@ pub fn is_exception(e: &StreamError, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A one-connection HTTP server on loopback that answers any request with `head` and then
+    /// `body_bytes` bytes of `x` (chunked when `head` says so).
+    fn answering(head: &'static str, body_bytes: usize, chunked: bool) -> String {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let Ok((mut c, _)) = l.accept() else { return };
+            let mut buf = [0u8; 65536];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(head.as_bytes());
+            let chunk = vec![b'x'; 1 << 20];
+            let mut left = body_bytes;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                let ok = if chunked {
+                    c.write_all(format!("{n:x}\r\n").as_bytes()).is_ok()
+                        && c.write_all(&chunk[..n]).is_ok()
+                        && c.write_all(b"\r\n").is_ok()
+                } else {
+                    c.write_all(&chunk[..n]).is_ok()
+                };
+                if !ok {
+                    return;
+                }
+                left -= n;
+            }
+            if chunked {
+                let _ = c.write_all(b"0\r\n\r\n");
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn client(endpoint: &str) -> KinesisClient {
+        let creds = Credentials {
+            access_key: "a".into(),
+            secret_key: "b".into(),
+            session_token: None,
+        };
+        KinesisClient::new("us-east-1", Some(endpoint), creds, Duration::from_secs(5)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn test_an_oversized_answer_is_refused_not_read() {
+        // Declared too big: refused before reading.
+        let url = answering(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000000000\r\n\r\n",
+            1 << 20,
+            false,
+        );
+        let e = client(&url)
+            .call::<Value>("GetRecords", &json!({}), Duration::from_secs(10))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, StreamErrorKind::Fatal);
+        assert!(
+            e.message.contains("declares 1000000000 bytes")
+                && e.message.contains(&MAX_RESPONSE_BYTES.to_string()),
+            "{}",
+            e.message
+        );
+        // No length, more than the limit as it arrives: refused once past it.
+        let url = answering(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+            MAX_RESPONSE_BYTES + (2 << 20),
+            true,
+        );
+        let e = client(&url)
+            .call::<Value>("GetRecords", &json!({}), Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, StreamErrorKind::Fatal);
+        assert!(e.message.contains("passed"), "{}", e.message);
+        // An answer within the limit is read whole.
+        let url = answering(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 13\r\n\r\n{\"Records\":1}",
+            0,
+            false,
+        );
+        let v: Value = client(&url)
+            .call("GetRecords", &json!({}), Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(v, json!({"Records": 1}));
+    }
 
     #[test]
     fn test_error_bodies_are_classified() {
