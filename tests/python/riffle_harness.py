@@ -384,6 +384,30 @@ def check_transcript_averages(r: "Riffle", lines: list[str]) -> None:
         assert abs(got[subject] - want) < 1e-6, f"{subject}: {got[subject]} != {want}"
 
 
+def transcript_walkthrough(riffle_factory, tmp_path: Path, stream_configs: dict, publish) -> "Riffle":
+    """The seed's transcript walkthrough on any stream. `publish(messages)` writes to the
+    stream's one topic: the example's lines first; then the example's table config, with only
+    its `streamConfigs` replaced, is added with `riffle AddTable`; the per-subject averages
+    match; nothing more arrives by itself; one line published later arrives. Returns the
+    running server for the stream's own checks."""
+    lines = transcript_lines()
+    publish([l.encode() for l in lines])
+    table = json.loads((TRANSCRIPT_DIR / "transcript_realtime_table_config.json").read_text(encoding="utf-8"))
+    table["tableIndexConfig"]["streamConfigs"] = stream_configs
+    table_file = tmp_path / "transcript_stream_table_config.json"
+    table_file.write_text(json.dumps(table, indent=2), encoding="utf-8")
+    r = riffle_factory()
+    r.start()
+    add_table_with_admin(r, TRANSCRIPT_SCHEMA, table_file)
+    r.wait_count("transcript", 12)
+    check_transcript_averages(r, lines)
+    time.sleep(1.0)
+    assert r.count("transcript") == 12
+    publish([json.dumps({**json.loads(lines[0]), "studentID": 999}).encode()])
+    r.wait_count("transcript", 13, timeout=10)
+    return r
+
+
 def add_events_table(r: "Riffle", stream_configs: dict) -> None:
     """Adds the table `events` (the transcript schema under that name) reading
     `stream_configs`; fails unless both are accepted."""

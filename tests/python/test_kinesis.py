@@ -13,7 +13,6 @@ share a private loopback; the ordinary run deselects them (pytest.ini).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Iterator
@@ -22,14 +21,10 @@ import pytest
 
 from kinesis_mock import KinesisMock
 from riffle_harness import (
-    TRANSCRIPT_DIR,
-    TRANSCRIPT_SCHEMA,
     Riffle,
     add_events_table,
-    add_table_with_admin,
-    check_transcript_averages,
     event_rows,
-    transcript_lines,
+    transcript_walkthrough,
     wait_until,
 )
 
@@ -47,27 +42,14 @@ def kinesis(tmp_path: Path, request) -> Iterator[KinesisMock]:
 
 
 def test_transcript_through_kinesis(kinesis: KinesisMock, riffle_factory, tmp_path: Path):
-    lines = transcript_lines()
     kinesis.create_stream("transcript-topic", 1)
-    kinesis.put("transcript-topic", 0, [l.encode() for l in lines])
-
-    table = json.loads((TRANSCRIPT_DIR / "transcript_realtime_table_config.json").read_text(encoding="utf-8"))
-    table["tableIndexConfig"]["streamConfigs"] = kinesis.stream_configs("transcript-topic")
-    table_file = tmp_path / "transcript_kinesis_table_config.json"
-    table_file.write_text(json.dumps(table, indent=2), encoding="utf-8")
-
-    r: Riffle = riffle_factory()
-    r.start()
-    add_table_with_admin(r, TRANSCRIPT_SCHEMA, table_file)
-    r.wait_count("transcript", 12)
-
-    check_transcript_averages(r, lines)
-    time.sleep(1.0)
-    assert r.count("transcript") == 12
-
-    # Written later: arrives within a few polls (5 GetRecords calls a second by default).
-    kinesis.put("transcript-topic", 0, [json.dumps({**json.loads(lines[0]), "studentID": 999}).encode()])
-    r.wait_count("transcript", 13, timeout=10)
+    # A line written later arrives within a few polls (5 GetRecords calls a second by default).
+    r = transcript_walkthrough(
+        riffle_factory,
+        tmp_path,
+        kinesis.stream_configs("transcript-topic"),
+        lambda m: kinesis.put("transcript-topic", 0, m),
+    )
     info = r.get_json("/tables/transcript/consumingSegmentsInfo")
     segs = info["_segmentToConsumingInfoMap"]
     assert len(segs) == 1, info

@@ -19,16 +19,12 @@ from typing import Iterator
 import pytest
 
 from riffle_harness import (
-    TRANSCRIPT_DIR,
-    TRANSCRIPT_SCHEMA,
+    LoopbackServer,
     Riffle,
     add_events_table,
-    add_table_with_admin,
-    check_transcript_averages,
     event_rows,
-    LoopbackServer,
     stream_configs,
-    transcript_lines,
+    transcript_walkthrough,
 )
 
 
@@ -84,22 +80,10 @@ def nats(tmp_path: Path, request) -> Iterator[Nats]:
 
 
 def test_transcript_through_nats_jetstream(nats: Nats, riffle_factory, tmp_path: Path):
-    lines = transcript_lines()
     nats.create_stream("transcript")
-    nats.publish("transcript", [l.encode() for l in lines])
-    table = json.loads((TRANSCRIPT_DIR / "transcript_realtime_table_config.json").read_text(encoding="utf-8"))
-    table["tableIndexConfig"]["streamConfigs"] = nats.stream_configs("transcript")
-    table_file = tmp_path / "transcript_nats_table_config.json"
-    table_file.write_text(json.dumps(table, indent=2), encoding="utf-8")
-    r: Riffle = riffle_factory()
-    r.start()
-    add_table_with_admin(r, TRANSCRIPT_SCHEMA, table_file)
-    r.wait_count("transcript", 12)
-    check_transcript_averages(r, lines)
-    time.sleep(1.0)
-    assert r.count("transcript") == 12
-    nats.publish("transcript", [json.dumps({**json.loads(lines[0]), "studentID": 999}).encode()])
-    r.wait_count("transcript", 13, timeout=10)
+    transcript_walkthrough(
+        riffle_factory, tmp_path, nats.stream_configs("transcript"), lambda m: nats.publish("transcript", m)
+    )
 
 
 def test_a_crash_while_messages_arrive_keeps_every_row_once(nats: Nats, riffle_factory):

@@ -11,7 +11,6 @@ entries hold several messages).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Iterator
@@ -20,16 +19,12 @@ import pulsar
 import pytest
 
 from riffle_harness import (
-    TRANSCRIPT_DIR,
-    TRANSCRIPT_SCHEMA,
+    LoopbackServer,
     Riffle,
     add_events_table,
-    add_table_with_admin,
-    check_transcript_averages,
     event_rows,
-    LoopbackServer,
     stream_configs,
-    transcript_lines,
+    transcript_walkthrough,
 )
 
 
@@ -78,23 +73,13 @@ def pulsar_lite(tmp_path: Path, request) -> Iterator[PulsarLite]:
 
 
 def test_transcript_through_pulsar(pulsar_lite: PulsarLite, riffle_factory, tmp_path: Path):
-    lines = transcript_lines()
-    pulsar_lite.produce("transcript-topic", [l.encode() for l in lines])
-    table = json.loads((TRANSCRIPT_DIR / "transcript_realtime_table_config.json").read_text(encoding="utf-8"))
-    table["tableIndexConfig"]["streamConfigs"] = pulsar_lite.stream_configs("transcript-topic")
-    table_file = tmp_path / "transcript_pulsar_table_config.json"
-    table_file.write_text(json.dumps(table, indent=2), encoding="utf-8")
-
-    r: Riffle = riffle_factory()
-    r.start()
-    add_table_with_admin(r, TRANSCRIPT_SCHEMA, table_file)
-    r.wait_count("transcript", 12)
-    check_transcript_averages(r, lines)
-    time.sleep(1.0)
-    assert r.count("transcript") == 12
-    # Written later: arrives at once.
-    pulsar_lite.produce("transcript-topic", [json.dumps({**json.loads(lines[0]), "studentID": 999}).encode()])
-    r.wait_count("transcript", 13, timeout=10)
+    # A line written later arrives at once.
+    transcript_walkthrough(
+        riffle_factory,
+        tmp_path,
+        pulsar_lite.stream_configs("transcript-topic"),
+        lambda m: pulsar_lite.produce("transcript-topic", m),
+    )
 
 
 def rows(ids: range) -> list[bytes]:

@@ -9,7 +9,6 @@ on a loopback port, entries added with XADD, the riffle binary queried through p
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 from pathlib import Path
@@ -18,16 +17,12 @@ from typing import Iterator
 import pytest
 
 from riffle_harness import (
-    TRANSCRIPT_DIR,
-    TRANSCRIPT_SCHEMA,
+    LoopbackServer,
     Riffle,
     add_events_table,
-    add_table_with_admin,
-    check_transcript_averages,
     event_rows,
-    LoopbackServer,
     stream_configs,
-    transcript_lines,
+    transcript_walkthrough,
 )
 
 
@@ -71,21 +66,12 @@ def redis(tmp_path: Path, request) -> Iterator[Redis]:
 
 
 def test_transcript_through_redis_streams(redis: Redis, riffle_factory, tmp_path: Path):
-    lines = transcript_lines()
-    redis.xadd("transcript-topic", [l.encode() for l in lines])
-    table = json.loads((TRANSCRIPT_DIR / "transcript_realtime_table_config.json").read_text(encoding="utf-8"))
-    table["tableIndexConfig"]["streamConfigs"] = redis.stream_configs("transcript-topic")
-    table_file = tmp_path / "transcript_redis_table_config.json"
-    table_file.write_text(json.dumps(table, indent=2), encoding="utf-8")
-    r: Riffle = riffle_factory()
-    r.start()
-    add_table_with_admin(r, TRANSCRIPT_SCHEMA, table_file)
-    r.wait_count("transcript", 12)
-    check_transcript_averages(r, lines)
-    time.sleep(1.0)
-    assert r.count("transcript") == 12
-    redis.xadd("transcript-topic", [json.dumps({**json.loads(lines[0]), "studentID": 999}).encode()])
-    r.wait_count("transcript", 13, timeout=10)
+    transcript_walkthrough(
+        riffle_factory,
+        tmp_path,
+        redis.stream_configs("transcript-topic"),
+        lambda m: redis.xadd("transcript-topic", m),
+    )
 
 
 def test_a_crash_while_entries_arrive_keeps_every_row_once(redis: Redis, riffle_factory):

@@ -808,6 +808,13 @@ impl StreamConfig {
             .map(|s| s.as_str())
     }
 
+    /// [`StreamConfig::plugin_key`], trimmed; `None` when blank.
+    pub fn plugin_value(&self, suffix: &str) -> Option<&str> {
+        self.plugin_key(suffix)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    }
+
     /// Whether Riffle can decode this stream's messages (see [`decoder_supported`]).
     pub fn decoder_supported(&self) -> bool {
         decoder_supported(&self.decoder_class)

@@ -101,14 +101,14 @@ impl KinesisConfig {
         config: &StreamConfig,
         sources: &Sources<'_>,
     ) -> Result<KinesisConfig, StreamError> {
+        // Pinot's Kinesis keys are bare keys of the map; `stream.kinesis.*` is accepted too.
         let get = |k: &str| {
             config
                 .raw
                 .get(k)
-                .map(|s| s.as_str())
-                .or_else(|| config.plugin_key(k))
-                .map(str::trim)
+                .map(|s| s.trim())
                 .filter(|v| !v.is_empty())
+                .or_else(|| config.plugin_value(k))
         };
         let region = get("region").ok_or_else(|| {
             StreamError::config("region is required: expected an AWS region such as \"us-east-1\"")
@@ -129,18 +129,12 @@ impl KinesisConfig {
                      AWS_SECRET_ACCESS_KEY for the server",
             ));
         }
-        let max_records = match get("maxRecordsToFetch") {
-            None => DEFAULT_MAX_RECORDS,
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=MAX_RECORDS_PER_CALL).contains(n))
-                .ok_or_else(|| {
-                    StreamError::config(format!(
-                        "maxRecordsToFetch '{v}' is not a number from 1 to {MAX_RECORDS_PER_CALL}"
-                    ))
-                })?,
-        };
+        let max_records = riffle_stream::wire::bounded_count(
+            "maxRecordsToFetch",
+            get("maxRecordsToFetch"),
+            DEFAULT_MAX_RECORDS,
+            1..=MAX_RECORDS_PER_CALL,
+        )?;
         let requests_per_second = match get("requests_per_second_limit") {
             None => DEFAULT_REQUESTS_PER_SECOND,
             Some(v) => v

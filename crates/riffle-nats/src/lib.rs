@@ -42,7 +42,7 @@ use riffle_stream::{
     StreamError, StreamErrorKind, StreamMessage, StreamOffset, StreamPlugin,
 };
 
-use riffle_stream::wire::{parse_service_url, topic_list};
+use riffle_stream::wire::{bounded_count, parse_service_url, topic_at, topic_list};
 
 use crate::client::{Connection, StoredMessage};
 
@@ -74,13 +74,7 @@ impl std::fmt::Debug for NatsConfig {
 impl NatsConfig {
     /// Parses a stream config; errors name the key.
     pub fn parse(config: &StreamConfig) -> Result<NatsConfig, StreamError> {
-        let get = |k: &str| {
-            config
-                .plugin_key(k)
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-        };
-        let url = get("url").ok_or_else(|| {
+        let url = config.plugin_value("url").ok_or_else(|| {
             StreamError::config("stream.nats.url is required: expected nats://host:4222")
         })?;
         let u = parse_service_url(
@@ -104,18 +98,12 @@ impl NatsConfig {
         if streams.is_empty() {
             return Err(StreamError::config("stream.nats.topic.name has no stream"));
         }
-        let max_messages = match get("max.messages") {
-            None => 1_000,
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=10_000).contains(n))
-                .ok_or_else(|| {
-                    StreamError::config(format!(
-                        "stream.nats.max.messages '{v}' is not a number from 1 to 10000"
-                    ))
-                })?,
-        };
+        let max_messages = bounded_count(
+            "stream.nats.max.messages",
+            config.plugin_value("max.messages"),
+            1_000,
+            1..=10_000,
+        )?;
         Ok(NatsConfig {
             address: hostport.to_string(),
             auth,
@@ -131,19 +119,7 @@ impl NatsConfig {
     }
 
     fn stream(&self, p: PartitionId) -> Result<&str, StreamError> {
-        self.streams
-            .get(p.0 as usize)
-            .map(|s| s.as_str())
-            .ok_or_else(|| {
-                StreamError::new(
-                    StreamErrorKind::NotFound,
-                    format!(
-                        "nats stream config has no partition {} (it lists {} streams)",
-                        p.0,
-                        self.streams.len()
-                    ),
-                )
-            })
+        topic_at(&self.streams, p, "nats", "streams")
     }
 }
 

@@ -62,12 +62,7 @@ pub fn full_topic(name: &str) -> Result<String, String> {
 impl PulsarConfig {
     /// Parses a stream config; errors name the key.
     pub fn parse(config: &StreamConfig) -> Result<PulsarConfig, StreamError> {
-        let get = |k: &str| {
-            config
-                .plugin_key(k)
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-        };
+        let get = |k: &str| config.plugin_value(k);
         let unsupported = |key: &str, why: &str| {
             StreamError::new(
                 StreamErrorKind::Unsupported,

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use riffle_common::PartitionId;
-use riffle_stream::wire::{parse_service_url, topic_list};
-use riffle_stream::{StreamConfig, StreamError, StreamErrorKind};
+use riffle_stream::wire::{bounded_count, parse_service_url, topic_at, topic_list};
+use riffle_stream::{StreamConfig, StreamError};
 
 use crate::resp::Connection;
 
@@ -40,13 +40,7 @@ impl std::fmt::Debug for RedisConfig {
 impl RedisConfig {
     /// Parses a stream config; errors name the key.
     pub fn parse(config: &StreamConfig) -> Result<RedisConfig, StreamError> {
-        let get = |k: &str| {
-            config
-                .plugin_key(k)
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-        };
-        let url = get("url").ok_or_else(|| {
+        let url = config.plugin_value("url").ok_or_else(|| {
             StreamError::config("stream.redis.url is required: expected redis://host:6379")
         })?;
         let u = parse_service_url(
@@ -70,24 +64,21 @@ impl RedisConfig {
                 "stream.redis.topic.name has no stream key",
             ));
         }
-        let max_entries = match get("max.entries") {
-            None => 10_000,
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=100_000).contains(n))
-                .ok_or_else(|| {
-                    StreamError::config(format!(
-                        "stream.redis.max.entries '{v}' is not a number from 1 to 100000"
-                    ))
-                })?,
-        };
+        let max_entries = bounded_count(
+            "stream.redis.max.entries",
+            config.plugin_value("max.entries"),
+            10_000,
+            1..=100_000,
+        )?;
         Ok(RedisConfig {
             address: hostport.to_string(),
             auth,
             db,
             keys,
-            value_field: get("value.field").unwrap_or("value").to_string(),
+            value_field: config
+                .plugin_value("value.field")
+                .unwrap_or("value")
+                .to_string(),
             max_entries,
             timeout: Duration::from_millis(config.connection_timeout_ms.clamp(100, 600_000)),
         })
@@ -99,19 +90,7 @@ impl RedisConfig {
     }
 
     pub(crate) fn key(&self, p: PartitionId) -> Result<&str, StreamError> {
-        self.keys
-            .get(p.0 as usize)
-            .map(|s| s.as_str())
-            .ok_or_else(|| {
-                StreamError::new(
-                    StreamErrorKind::NotFound,
-                    format!(
-                        "redis stream config has no partition {} (it lists {} keys)",
-                        p.0,
-                        self.keys.len()
-                    ),
-                )
-            })
+        topic_at(&self.keys, p, "redis", "keys")
     }
 }
 

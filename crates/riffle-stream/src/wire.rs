@@ -84,6 +84,49 @@ pub fn topic_list(config: &crate::StreamConfig) -> Vec<String> {
         .collect()
 }
 
+/// The topic of partition `p` in a list from [`topic_list`]; `NotFound` when the list is
+/// shorter. `stream_type` and `noun` name the stream and its topics in the error.
+pub fn topic_at<'a>(
+    topics: &'a [String],
+    p: crate::PartitionId,
+    stream_type: &str,
+    noun: &str,
+) -> Result<&'a str, StreamError> {
+    topics.get(p.0 as usize).map(|s| s.as_str()).ok_or_else(|| {
+        StreamError::new(
+            StreamErrorKind::NotFound,
+            format!(
+                "{stream_type} stream config has no partition {} (it lists {} {noun})",
+                p.0,
+                topics.len()
+            ),
+        )
+    })
+}
+
+/// A count read from the key `key` of a stream config: `default` when the key is absent,
+/// else a whole number within `range`, or an error naming the key, the value and the range.
+pub fn bounded_count(
+    key: &str,
+    value: Option<&str>,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, StreamError> {
+    let Some(v) = value else {
+        return Ok(default);
+    };
+    v.parse::<u32>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            StreamError::config(format!(
+                "{key} '{v}' is not a number from {} to {}",
+                range.start(),
+                range.end()
+            ))
+        })
+}
+
 /// Reads one CRLF-terminated line (at most [`MAX_LINE`] bytes) and returns it without the
 /// CRLF; `peer` names the server in errors. A closed connection, a line without CRLF and
 /// text that is not UTF-8 are transient errors (the caller reconnects).
@@ -119,6 +162,32 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_counts_and_topics() {
+        let n = |v: Option<&str>| bounded_count("stream.x.max.entries", v, 7, 1..=100);
+        assert_eq!(n(None).unwrap(), 7);
+        assert_eq!(n(Some("100")).unwrap(), 100);
+        for bad in ["0", "101", "-1", "ten", "1.5"] {
+            let e = n(Some(bad)).unwrap_err();
+            assert_eq!(e.kind, StreamErrorKind::InvalidConfig);
+            assert_eq!(
+                e.message,
+                format!("stream.x.max.entries '{bad}' is not a number from 1 to 100")
+            );
+        }
+        let topics = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(
+            topic_at(&topics, crate::PartitionId(1), "redis", "keys").unwrap(),
+            "b"
+        );
+        let e = topic_at(&topics, crate::PartitionId(2), "redis", "keys").unwrap_err();
+        assert_eq!(e.kind, StreamErrorKind::NotFound);
+        assert_eq!(
+            e.message,
+            "redis stream config has no partition 2 (it lists 2 keys)"
+        );
+    }
 
     #[test]
     fn test_service_urls() {
